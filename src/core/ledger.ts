@@ -1,0 +1,425 @@
+import { DeadlineQueue } from './deadline-queue.js';
+import {
+  ConnectionRecord,
+  ResponseRecord,
+  type ConnectionInit,
+  type ConnectionLeakReason,
+  type IdleState,
+  type ResponseLeakReason,
+  type ResponseOutcome,
+  type ResponseProbe,
+} from './records.js';
+
+export interface LedgerOptions {
+  responseThresholdMs: number;
+  connectionThresholdMs: number;
+  maxReportedLeaks: number;
+  log: (message: string) => void;
+  /** The response whose async context we are in, if any. */
+  currentResponse: () => ResponseRecord | undefined;
+  /** Milliseconds since the epoch. Tests pass a manual clock. */
+  clock?: () => number;
+  /** Arm one unref'd timer for the earliest deadline. Tests turn it off and call sweep(). */
+  timer?: boolean;
+}
+
+/** Called on each transition; observers must not throw (they are guarded anyway). */
+export interface LedgerObserver {
+  responseClosed?(response: ResponseRecord): void;
+  responseLeaked?(response: ResponseRecord): void;
+  connectionAcquired?(connection: ConnectionRecord): void;
+  connectionReleased?(connection: ConnectionRecord): void;
+  connectionLeaked?(connection: ConnectionRecord): void;
+  leakResolved?(item: ResponseRecord | ConnectionRecord): void;
+}
+
+export interface LedgerTotals {
+  responses: number;
+  aborted: number;
+  leakedResponses: number;
+  leakedConnections: number;
+  resolved: number;
+  /** Leaks counted but no longer kept in detail (over maxReportedLeaks). */
+  droppedLeaks: number;
+}
+
+/**
+ * Responses, the connections their requests acquire, and the leak rules of DESIGN.md.
+ *
+ * A response is scheduled at `start + responseThreshold`; when due it is re-scheduled if it made
+ * progress (wrote, or waits on a busy connection) and otherwise becomes leaked (`unclosed`).
+ * A connection is checked a connection threshold after its owner closed, or after it became idle
+ * for a pool checkout with no owner. Everything due is found by popping the head of a sorted
+ * queue: the cost of a sweep is what is due, never what is open.
+ */
+export class Ledger {
+  readonly totals: LedgerTotals = {
+    responses: 0,
+    aborted: 0,
+    leakedResponses: 0,
+    leakedConnections: 0,
+    resolved: 0,
+    droppedLeaks: 0,
+  };
+  /** Held connections, busy or idle. */
+  readonly held = new Set<ConnectionRecord>();
+  /** Open responses that are already leaked (the others are in the response queue). */
+  readonly leakedOpen = new Set<ResponseRecord>();
+  /** Leaks in the order found, resolved or not, at most maxReportedLeaks. */
+  readonly leaks: Array<ResponseRecord | ConnectionRecord> = [];
+  /** Set by the vitest integration: responses and connections opened now belong to it. */
+  scope: unknown = null;
+
+  private readonly responseQueue = new DeadlineQueue<ResponseRecord>();
+  private readonly connectionQueue = new DeadlineQueue<ConnectionRecord>();
+  private readonly observers: LedgerObserver[] = [];
+  private readonly clock: () => number;
+  private responseSeq = 0;
+  private connectionSeq = 0;
+  private timerHandle: NodeJS.Timeout | null = null;
+  private timerDueAt = Infinity;
+  private readonly useTimer: boolean;
+
+  constructor(private readonly options: LedgerOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.useTimer = options.timer ?? true;
+  }
+
+  get responseThresholdMs(): number {
+    return this.options.responseThresholdMs;
+  }
+
+  get connectionThresholdMs(): number {
+    return this.options.connectionThresholdMs;
+  }
+
+  now(): number {
+    return this.clock();
+  }
+
+  /** Number of open responses, leaked or not. */
+  get openResponses(): number {
+    return this.responseQueue.size + this.leakedOpen.size;
+  }
+
+  /** Every open response; for scrapes and reports, not the hot path. */
+  *eachOpenResponse(): IterableIterator<ResponseRecord> {
+    yield* this.responseQueue;
+    yield* this.leakedOpen;
+  }
+
+  observe(observer: LedgerObserver): () => void {
+    this.observers.push(observer);
+    return () => {
+      const i = this.observers.indexOf(observer);
+      if (i >= 0) this.observers.splice(i, 1);
+    };
+  }
+
+  // ---- responses ---------------------------------------------------------------------------
+
+  openResponse(target: object, probe: ResponseProbe): ResponseRecord {
+    const now = this.clock();
+    const response = new ResponseRecord(++this.responseSeq, target, probe, now, this.progressOf(probe, target), this.scope);
+    this.responseQueue.schedule(response, now + this.options.responseThresholdMs);
+    this.arm();
+    return response;
+  }
+
+  closeResponse(response: ResponseRecord, outcome: ResponseOutcome): void {
+    if (response.closedAt !== 0) return;
+    const now = this.clock();
+    response.closedAt = now;
+    response.outcome = outcome;
+    this.totals.responses++;
+    if (outcome === 'aborted') this.totals.aborted++;
+    this.responseQueue.remove(response);
+    if (response.leak !== null) {
+      this.leakedOpen.delete(response);
+      // An abort after a leak is no fix: the app never ended it. Finishing late is.
+      if (outcome === 'finished') this.resolve(response, now);
+    }
+    const owned = response.connections;
+    if (owned !== null) {
+      for (const connection of owned) {
+        if (connection.leak === null) this.connectionQueue.schedule(connection, now + this.options.connectionThresholdMs);
+      }
+      this.arm();
+    }
+    response.target = null;
+    this.notify('responseClosed', response);
+  }
+
+  /** An operation of the current response starts on a connection it does not own. */
+  beginOperation(response: ResponseRecord): void {
+    response.pendingOps++;
+  }
+
+  endOperation(response: ResponseRecord): void {
+    if (response.pendingOps > 0) response.pendingOps--;
+  }
+
+  // ---- connections -------------------------------------------------------------------------
+
+  /** Records a connection acquired now; its owner is the response of the current async context. */
+  acquireConnection(init: ConnectionInit): ConnectionRecord {
+    const now = this.clock();
+    const owner = this.options.currentResponse() ?? null;
+    const connection = new ConnectionRecord(++this.connectionSeq, init, owner, now, this.scope);
+    this.held.add(connection);
+    if (owner !== null) {
+      (owner.connections ??= new Set()).add(connection);
+      if (owner.closedAt !== 0) this.scheduleConnection(connection, now);
+      else if (owner.leak !== null && connection.busy === 0) this.connectionLeaked(connection, 'held-by-leaked-response', now);
+    } else if (init.pooled) {
+      this.scheduleConnection(connection, now);
+    }
+    this.notify('connectionAcquired', connection);
+    return connection;
+  }
+
+  /** The client sent something and waits for the server. */
+  connectionBusy(connection: ConnectionRecord): void {
+    connection.busy++;
+  }
+
+  /** The server answered; `state` says what kind of idle (transaction status, subscriber). */
+  connectionIdle(connection: ConnectionRecord, state?: IdleState): void {
+    if (connection.busy > 0) connection.busy--;
+    if (state !== undefined) connection.idleState = state;
+    if (connection.busy === 0) {
+      connection.idleSince = this.clock();
+      const owner = connection.owner;
+      if (owner !== null && owner.leak !== null && connection.leak === null && connection.releasedAt === 0) {
+        this.connectionLeaked(connection, 'held-by-leaked-response', connection.idleSince);
+      }
+    }
+  }
+
+  setIdleState(connection: ConnectionRecord, state: IdleState): void {
+    connection.idleState = state;
+  }
+
+  /** Released to its pool, ended, quit or lost; it stops being held. Calling twice is harmless. */
+  releaseConnection(connection: ConnectionRecord): void {
+    if (connection.releasedAt !== 0) return;
+    const now = this.clock();
+    connection.releasedAt = now;
+    connection.busy = 0;
+    this.held.delete(connection);
+    this.connectionQueue.remove(connection);
+    connection.owner?.connections?.delete(connection);
+    if (connection.leak !== null) this.resolve(connection, now);
+    connection.target = null;
+    this.notify('connectionReleased', connection);
+  }
+
+  // ---- deadlines ---------------------------------------------------------------------------
+
+  /** Applies the leak rules to everything due at `now`. Called by the timer; tests call it directly. */
+  sweep(now: number = this.clock()): void {
+    let response: ResponseRecord | null;
+    while ((response = this.responseQueue.popDue(now)) !== null) this.checkResponse(response, now);
+    let connection: ConnectionRecord | null;
+    while ((connection = this.connectionQueue.popDue(now)) !== null) this.checkConnection(connection, now);
+  }
+
+  /**
+   * The end of a process or of a test: thresholds no longer apply. Every open response in `scope`
+   * (all when undefined) becomes leaked (`open-at-exit`), and every connection its requests hold,
+   * busy or idle, becomes leaked too.
+   */
+  finalize(scope?: unknown): void {
+    const now = this.clock();
+    const inScope = (s: unknown): boolean => scope === undefined || s === scope;
+    for (const response of [...this.responseQueue]) {
+      if (inScope(response.scope)) {
+        this.responseQueue.remove(response);
+        this.responseLeaked(response, 'open-at-exit', now);
+      }
+    }
+    for (const connection of [...this.held]) {
+      const owner = connection.owner;
+      if (owner === null || connection.leak !== null || !inScope(owner.scope)) continue;
+      this.connectionLeaked(connection, owner.closedAt !== 0 ? 'held-after-response-closed' : 'held-by-leaked-response', now);
+    }
+  }
+
+  private checkResponse(response: ResponseRecord, now: number): void {
+    const mark = this.progressOf(response.probe, response.target);
+    if (mark !== response.progressMark || response.pendingOps > 0 || this.ownsBusyConnection(response)) {
+      response.progressMark = mark;
+      this.responseQueue.schedule(response, now + this.options.responseThresholdMs);
+      return;
+    }
+    this.responseLeaked(response, 'unclosed', now);
+  }
+
+  private checkConnection(connection: ConnectionRecord, now: number): void {
+    if (connection.releasedAt !== 0 || connection.leak !== null) return;
+    if (connection.busy > 0) {
+      this.connectionQueue.schedule(connection, now + this.options.connectionThresholdMs);
+      return;
+    }
+    const owner = connection.owner;
+    if (owner !== null) {
+      if (owner.closedAt === 0) return; // the owner's close schedules the next check
+      this.connectionLeaked(connection, 'held-after-response-closed', now);
+      return;
+    }
+    const idleFor = now - connection.idleSince;
+    if (idleFor >= this.options.connectionThresholdMs) this.connectionLeaked(connection, 'idle-past-threshold', now);
+    else this.connectionQueue.schedule(connection, connection.idleSince + this.options.connectionThresholdMs);
+  }
+
+  private scheduleConnection(connection: ConnectionRecord, now: number): void {
+    this.connectionQueue.schedule(connection, now + this.options.connectionThresholdMs);
+    this.arm();
+  }
+
+  private ownsBusyConnection(response: ResponseRecord): boolean {
+    if (response.connections === null) return false;
+    for (const connection of response.connections) if (connection.busy > 0) return true;
+    return false;
+  }
+
+  private responseLeaked(response: ResponseRecord, reason: ResponseLeakReason, now: number): void {
+    response.leak = { reason, detectedAt: now, resolvedAt: 0 };
+    response.detail = this.describe(response);
+    this.leakedOpen.add(response);
+    this.totals.leakedResponses++;
+    this.keep(response);
+    this.notify('responseLeaked', response);
+    if (response.connections !== null) {
+      for (const connection of response.connections) {
+        if (connection.leak === null && connection.busy === 0) this.connectionLeaked(connection, 'held-by-leaked-response', now);
+      }
+    }
+  }
+
+  private connectionLeaked(connection: ConnectionRecord, reason: ConnectionLeakReason, now: number): void {
+    connection.leak = { reason, detectedAt: now, resolvedAt: 0 };
+    this.connectionQueue.remove(connection);
+    this.totals.leakedConnections++;
+    this.keep(connection);
+    this.notify('connectionLeaked', connection);
+    this.confirm(connection);
+  }
+
+  private resolve(item: ResponseRecord | ConnectionRecord, now: number): void {
+    if (item.leak === null || item.leak.resolvedAt !== 0) return;
+    item.leak.resolvedAt = now;
+    if (item instanceof ResponseRecord) this.totals.leakedResponses--;
+    else this.totals.leakedConnections--;
+    this.totals.resolved++;
+    this.notify('leakResolved', item);
+  }
+
+  private keep(item: ResponseRecord | ConnectionRecord): void {
+    this.leaks.push(item);
+    if (this.leaks.length > this.options.maxReportedLeaks) {
+      this.leaks.shift();
+      this.totals.droppedLeaks++;
+    }
+  }
+
+  private confirm(connection: ConnectionRecord): void {
+    const probe = connection.probe;
+    const target = connection.target;
+    if (probe === null || target === null) return;
+    try {
+      const identity = probe.serverIdentity?.(target);
+      if (identity) connection.server = { ...identity, state: null, stateAgeMs: null };
+      probe.confirm?.(target).then(
+        (server) => {
+          if (server !== null) connection.server = server;
+        },
+        (error: unknown) => this.options.log(`could not confirm ${connection.id} with its server: ${String(error)}`),
+      );
+    } catch (error) {
+      this.options.log(`could not confirm ${connection.id} with its server: ${String(error)}`);
+    }
+  }
+
+  private describe(response: ResponseRecord) {
+    const { probe, target } = response;
+    if (target === null) return { method: 'UNKNOWN', path: '', route: response.route, endOverrides: [] };
+    try {
+      return {
+        method: probe.method(target),
+        path: probe.path(target),
+        route: this.routeOf(response),
+        endOverrides: probe.endOverrides(target),
+      };
+    } catch (error) {
+      this.options.log(`could not describe response ${response.id}: ${String(error)}`);
+      return { method: 'UNKNOWN', path: '', route: response.route, endOverrides: [] };
+    }
+  }
+
+  /** The route template, from framework capture or the probe; null when unknown. */
+  routeOf(response: ResponseRecord): string | null {
+    if (response.detail !== null) return response.detail.route;
+    try {
+      if (response.routeOf !== null) {
+        const route = response.routeOf();
+        if (route) return route;
+      }
+      if (response.route !== null) return response.route;
+      return response.target === null ? null : response.probe.route(response.target);
+    } catch {
+      return response.route;
+    }
+  }
+
+  private progressOf(probe: ResponseProbe, target: object | null): number {
+    if (target === null) return 0;
+    try {
+      return probe.progress(target);
+    } catch (error) {
+      this.options.log(`could not read response progress: ${String(error)}`);
+      return 0;
+    }
+  }
+
+  private notify(event: keyof LedgerObserver, item: ResponseRecord | ConnectionRecord): void {
+    const observers = this.observers;
+    for (let i = 0; i < observers.length; i++) {
+      const fn = observers[i][event] as ((item: ResponseRecord | ConnectionRecord) => void) | undefined;
+      if (fn === undefined) continue;
+      try {
+        fn.call(observers[i], item);
+      } catch (error) {
+        this.options.log(`observer ${event} failed: ${String(error)}`);
+      }
+    }
+  }
+
+  private arm(): void {
+    if (!this.useTimer) return;
+    const due = Math.min(this.responseQueue.nextDueAt, this.connectionQueue.nextDueAt);
+    if (due === Infinity || due >= this.timerDueAt) return;
+    if (this.timerHandle !== null) clearTimeout(this.timerHandle);
+    this.timerDueAt = due;
+    this.timerHandle = setTimeout(this.onTimer, Math.max(0, due - this.clock()) + 1);
+    this.timerHandle.unref();
+  }
+
+  private readonly onTimer = (): void => {
+    this.timerHandle = null;
+    this.timerDueAt = Infinity;
+    try {
+      this.sweep(this.clock());
+    } catch (error) {
+      this.options.log(`deadline sweep failed: ${String(error)}`);
+    }
+    this.arm();
+  };
+
+  /** Stops the timer; records stay. */
+  stop(): void {
+    if (this.timerHandle !== null) clearTimeout(this.timerHandle);
+    this.timerHandle = null;
+    this.timerDueAt = Infinity;
+  }
+}

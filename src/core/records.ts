@@ -1,0 +1,173 @@
+import type { DeadlineItem } from './deadline-queue.js';
+
+export type ResponseOutcome = 'finished' | 'aborted';
+export type ResponseLeakReason = 'unclosed' | 'open-at-exit';
+export type ConnectionLeakReason = 'held-by-leaked-response' | 'held-after-response-closed' | 'idle-past-threshold';
+export type LeakReason = ResponseLeakReason | ConnectionLeakReason;
+export type ConnectionKind = 'pg' | 'redis';
+/** What a connection waits for when it is not busy: the app's next move, in one of these modes. */
+export type IdleState = 'idle' | 'idle-in-transaction' | 'idle-in-transaction-aborted' | 'subscriber';
+export type ConnectionState = 'busy' | IdleState;
+
+/** One `res.end` replacement made during a request. */
+export interface EndOverride {
+  /** `file:line:column` of the code that assigned `res.end`. */
+  at: string;
+  /** The replacement was invoked. */
+  called: boolean;
+  /** The replacement invoked the `end` it replaced. */
+  calledThrough: boolean;
+}
+
+/**
+ * How the ledger reads a response it does not own. One shared probe per kind of response (node:http,
+ * fetch-style), so nothing is allocated per request for it.
+ */
+export interface ResponseProbe {
+  /** A number that changes whenever the response writes; compared between deadline checks. */
+  progress(target: object): number;
+  method(target: object): string;
+  /** URL path without the query string. */
+  path(target: object): string;
+  /** Route template if a framework made one known, else null. */
+  route(target: object): string | null;
+  endOverrides(target: object): EndOverride[];
+}
+
+/** What the database or cache server says about a connection. */
+export interface ServerState {
+  pid?: number;
+  clientId?: number;
+  state: string | null;
+  stateAgeMs: number | null;
+  /** Extra fields a server reports (Redis CLIENT LIST flags, cmd …), never argument values. */
+  [key: string]: unknown;
+}
+
+/** How the ledger asks a connection's server about it. Shared per kind, like ResponseProbe. */
+export interface ConnectionProbe {
+  /** Identity known without asking the server (pg backend pid, Redis client id). */
+  serverIdentity?(target: object): { pid?: number; clientId?: number } | null;
+  /** Asks the server; resolves null when it cannot. Must never reject. */
+  confirm?(target: object): Promise<ServerState | null>;
+}
+
+export interface Leak<R extends LeakReason = LeakReason> {
+  reason: R;
+  detectedAt: number;
+  /** When it stopped being a leak (the response finished, the connection was released); 0 if not. */
+  resolvedAt: number;
+}
+
+/** Values a leaked response keeps after its response object is gone. */
+export interface ResponseDetail {
+  method: string;
+  path: string;
+  route: string | null;
+  endOverrides: EndOverride[];
+}
+
+export class ResponseRecord implements DeadlineItem {
+  dueAt = 0;
+  prevDue: DeadlineItem | null = null;
+  nextDue: DeadlineItem | null = null;
+  queued = false;
+
+  /** Set by route capture (Fastify, Koa, Hono); otherwise read through the probe. */
+  route: string | null = null;
+  routeOf: (() => string | null) | null = null;
+  closedAt = 0;
+  outcome: ResponseOutcome | null = null;
+  leak: Leak<ResponseLeakReason> | null = null;
+  detail: ResponseDetail | null = null;
+  /** Connections this response acquired and has not released. */
+  connections: Set<ConnectionRecord> | null = null;
+  /** Operations this response has in flight on connections it does not own (a shared Redis client). */
+  pendingOps = 0;
+
+  constructor(
+    readonly seq: number,
+    public target: object | null,
+    readonly probe: ResponseProbe,
+    readonly startedAt: number,
+    public progressMark: number,
+    readonly scope: unknown,
+  ) {}
+
+  get id(): string {
+    return `${process.pid}:r${this.seq}`;
+  }
+
+  get isOpen(): boolean {
+    return this.closedAt === 0;
+  }
+}
+
+export interface ConnectionInit {
+  kind: ConnectionKind;
+  /** Pool name (or host:port/database for a bare client); never a password. */
+  pool: string;
+  /** A pool checkout, as opposed to a dedicated client or Redis connection. */
+  pooled: boolean;
+  /** The client object, for probes. */
+  target?: object;
+  probe?: ConnectionProbe;
+  /** Where it was acquired, as captured by the caller (see captureStack). */
+  stack?: StackCapture | null;
+  /** Start busy (connecting) rather than idle. */
+  busy?: boolean;
+}
+
+/** A captured stack whose text is formatted only when read. */
+export interface StackCapture {
+  readonly stack?: string;
+}
+
+export class ConnectionRecord implements DeadlineItem {
+  dueAt = 0;
+  prevDue: DeadlineItem | null = null;
+  nextDue: DeadlineItem | null = null;
+  queued = false;
+
+  busy = 0;
+  idleState: IdleState = 'idle';
+  idleSince: number;
+  releasedAt = 0;
+  leak: Leak<ConnectionLeakReason> | null = null;
+  server: ServerState | null = null;
+  readonly kind: ConnectionKind;
+  readonly pool: string;
+  readonly pooled: boolean;
+  target: object | null;
+  readonly probe: ConnectionProbe | null;
+  readonly stack: StackCapture | null;
+
+  constructor(
+    readonly seq: number,
+    init: ConnectionInit,
+    readonly owner: ResponseRecord | null,
+    readonly acquiredAt: number,
+    readonly scope: unknown,
+  ) {
+    this.kind = init.kind;
+    this.pool = init.pool;
+    this.pooled = init.pooled;
+    this.target = init.target ?? null;
+    this.probe = init.probe ?? null;
+    this.stack = init.stack ?? null;
+    this.idleSince = acquiredAt;
+    if (init.busy) this.busy = 1;
+  }
+
+  get id(): string {
+    return `${process.pid}:${this.kind}${this.seq}`;
+  }
+
+  get state(): ConnectionState {
+    return this.busy > 0 ? 'busy' : this.idleState;
+  }
+
+  get isHeld(): boolean {
+    return this.releasedAt === 0;
+  }
+}

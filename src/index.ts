@@ -1,0 +1,20 @@
+export { start, type Started } from './start.js';
+export { resolveConfig, parseDuration, ConfigError, DEFAULTS, ENV, type LeakwatchOptions, type Config } from './config.js';
+export { Ledger, type LedgerObserver, type LedgerTotals } from './core/ledger.js';
+export { ResponseRecord, ConnectionRecord } from './core/records.js';
+export type {
+  ConnectionInit,
+  ConnectionKind,
+  ConnectionProbe,
+  ConnectionState,
+  EndOverride,
+  IdleState,
+  LeakReason,
+  ResponseOutcome,
+  ServerState,
+} from './core/records.js';
+export { currentResponse, ensureRuntime, getRuntime, resetRuntime, responseContext, type Runtime } from './core/runtime.js';
+export { instrumentHttp, instrumentServer, wrapHandler, responseOf } from './http/node-http.js';
+export { instrumentEndAttribution } from './http/end-attribution.js';
+export { wrapFetchHandler } from './http/fetch.js';
+export { honoRoutes, instrumentExpressRoutes, instrumentFastifyRoutes, instrumentKoaRoutes } from './http/routes.js';

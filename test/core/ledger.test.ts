@@ -1,0 +1,251 @@
+import { describe, expect, it } from 'vitest';
+import { Ledger } from '../../src/core/ledger.js';
+import type { ResponseProbe, ResponseRecord } from '../../src/core/records.js';
+
+/** A response whose progress the test controls. */
+class FakeResponse {
+  written = 0;
+}
+
+const probe: ResponseProbe = {
+  progress: (t) => (t as FakeResponse).written,
+  method: () => 'GET',
+  path: () => '/p',
+  route: () => null,
+  endOverrides: () => [],
+};
+
+function makeLedger(options: { response?: number; connection?: number } = {}) {
+  let now = 1_000_000;
+  let current: ResponseRecord | undefined;
+  const logs: string[] = [];
+  const ledger = new Ledger({
+    responseThresholdMs: options.response ?? 100,
+    connectionThresholdMs: options.connection ?? 50,
+    maxReportedLeaks: 3,
+    log: (m) => logs.push(m),
+    currentResponse: () => current,
+    clock: () => now,
+    timer: false,
+  });
+  return {
+    ledger,
+    logs,
+    advance(ms: number) {
+      now += ms;
+      ledger.sweep(now);
+    },
+    within<T>(response: ResponseRecord | undefined, fn: () => T): T {
+      const before = current;
+      current = response;
+      try {
+        return fn();
+      } finally {
+        current = before;
+      }
+    },
+  };
+}
+
+describe('Ledger', () => {
+  describe('when a response does nothing for the response threshold', () => {
+    it('reports it unclosed, and resolved once it finishes', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      t.advance(99);
+      expect(r.leak).toBeNull();
+      t.advance(1);
+      expect(r.leak?.reason).toBe('unclosed');
+      expect(t.ledger.totals.leakedResponses).toBe(1);
+      t.ledger.closeResponse(r, 'finished');
+      expect(r.leak?.resolvedAt).toBeGreaterThan(0);
+      expect(t.ledger.totals).toMatchObject({ leakedResponses: 0, resolved: 1, responses: 1 });
+    });
+
+    it('keeps a leak that closes by abort unresolved', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      t.advance(100);
+      t.ledger.closeResponse(r, 'aborted');
+      expect(r.leak?.resolvedAt).toBe(0);
+      expect(t.ledger.totals).toMatchObject({ leakedResponses: 1, aborted: 1 });
+    });
+  });
+
+  describe('when a response keeps writing', () => {
+    it('is not stalled, and leaks one threshold after its last progress', () => {
+      const t = makeLedger();
+      const target = new FakeResponse();
+      const r = t.ledger.openResponse(target, probe);
+      for (let i = 0; i < 5; i++) {
+        target.written += 10;
+        t.advance(100);
+      }
+      expect(r.leak).toBeNull();
+      t.advance(100);
+      expect(r.leak?.reason).toBe('unclosed');
+    });
+  });
+
+  describe('when a response waits on a busy connection it owns', () => {
+    it('is not stalled; once the connection is idle the response and connection leak together', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      const c = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+      expect(c.owner).toBe(r);
+      t.ledger.connectionBusy(c);
+      t.advance(300);
+      expect(r.leak).toBeNull();
+      t.ledger.connectionIdle(c, 'idle-in-transaction');
+      t.advance(100);
+      expect(r.leak?.reason).toBe('unclosed');
+      expect(c.leak?.reason).toBe('held-by-leaked-response');
+      expect(c.state).toBe('idle-in-transaction');
+      t.ledger.releaseConnection(c);
+      expect(c.leak?.resolvedAt).toBeGreaterThan(0);
+      expect(r.connections?.size).toBe(0);
+    });
+
+    it('links a connection that goes idle after its owner leaked', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      t.advance(100);
+      expect(r.leak?.reason).toBe('unclosed');
+      // the stuck handler goes on and connects after the leak was found
+      const c = t.within(r, () => t.ledger.acquireConnection({ kind: 'redis', pool: 'r', pooled: false, busy: true }));
+      expect(c.leak).toBeNull();
+      t.ledger.connectionIdle(c);
+      expect(c.leak?.reason).toBe('held-by-leaked-response');
+    });
+
+    it('counts operations on shared connections as waiting, not stalled', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      t.ledger.beginOperation(r);
+      t.advance(500);
+      expect(r.leak).toBeNull();
+      t.ledger.endOperation(r);
+      t.advance(100);
+      expect(r.leak?.reason).toBe('unclosed');
+    });
+  });
+
+  describe('when a closed response leaves a connection held', () => {
+    it('reports held-after-response-closed a connection threshold after the close', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      const c = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+      t.advance(10);
+      t.ledger.closeResponse(r, 'aborted');
+      t.advance(49);
+      expect(c.leak).toBeNull();
+      t.advance(1);
+      expect(c.leak?.reason).toBe('held-after-response-closed');
+    });
+
+    it('waits while the connection is busy and reports once it has been idle', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      const c = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+      t.ledger.connectionBusy(c);
+      t.ledger.closeResponse(r, 'finished');
+      t.advance(200);
+      expect(c.leak).toBeNull();
+      t.ledger.connectionIdle(c);
+      t.advance(50);
+      expect(c.leak?.reason).toBe('held-after-response-closed');
+    });
+
+    it('reports nothing when the connection is released in time', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      const c = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+      t.ledger.closeResponse(r, 'finished');
+      t.advance(20);
+      t.ledger.releaseConnection(c);
+      t.advance(1000);
+      expect(c.leak).toBeNull();
+      expect(t.ledger.held.size).toBe(0);
+    });
+  });
+
+  describe('connections with no owner', () => {
+    it('reports a pool checkout idle past the threshold, counting from its last use', () => {
+      const t = makeLedger();
+      const c = t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true });
+      expect(c.owner).toBeNull();
+      t.advance(30);
+      t.ledger.connectionBusy(c);
+      t.ledger.connectionIdle(c);
+      t.advance(30);
+      expect(c.leak).toBeNull();
+      t.advance(20);
+      expect(c.leak?.reason).toBe('idle-past-threshold');
+    });
+
+    it('never reports a dedicated connection made outside a request', () => {
+      const t = makeLedger();
+      const c = t.ledger.acquireConnection({ kind: 'redis', pool: 'r', pooled: false });
+      t.ledger.setIdleState(c, 'subscriber');
+      t.advance(10_000);
+      t.ledger.finalize();
+      expect(c.leak).toBeNull();
+    });
+  });
+
+  describe('finalize()', () => {
+    it('reports open responses open-at-exit and the connections their requests hold, thresholds aside', () => {
+      const t = makeLedger();
+      const open = t.ledger.openResponse(new FakeResponse(), probe);
+      const closed = t.ledger.openResponse(new FakeResponse(), probe);
+      const a = t.within(open, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+      const b = t.within(closed, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+      t.ledger.connectionBusy(a);
+      t.ledger.closeResponse(closed, 'finished');
+      t.ledger.finalize();
+      expect(open.leak?.reason).toBe('open-at-exit');
+      expect(a.leak?.reason).toBe('held-by-leaked-response');
+      expect(b.leak?.reason).toBe('held-after-response-closed');
+    });
+
+    it('limits itself to one scope', () => {
+      const t = makeLedger();
+      t.ledger.scope = 'test-1';
+      const one = t.ledger.openResponse(new FakeResponse(), probe);
+      t.ledger.scope = 'test-2';
+      const two = t.ledger.openResponse(new FakeResponse(), probe);
+      t.ledger.finalize('test-2');
+      expect(one.leak).toBeNull();
+      expect(two.leak?.reason).toBe('open-at-exit');
+    });
+  });
+
+  it('keeps at most maxReportedLeaks in detail and counts the rest', () => {
+    const t = makeLedger();
+    for (let i = 0; i < 5; i++) t.ledger.openResponse(new FakeResponse(), probe);
+    t.advance(100);
+    expect(t.ledger.leaks).toHaveLength(3);
+    expect(t.ledger.totals).toMatchObject({ leakedResponses: 5, droppedLeaks: 2 });
+  });
+
+  it('sweeps at a cost that depends on what is due, not on what is open', () => {
+    const t = makeLedger();
+    const probeCalls = { n: 0 };
+    const counting: ResponseProbe = { ...probe, progress: () => (probeCalls.n++, 0) };
+    for (let i = 0; i < 10_000; i++) t.ledger.openResponse(new FakeResponse(), counting);
+    probeCalls.n = 0;
+    t.advance(50);
+    expect(probeCalls.n).toBe(0);
+    t.advance(50);
+    expect(probeCalls.n).toBe(10_000);
+  });
+
+  it('survives a probe that throws, and logs it', () => {
+    const t = makeLedger();
+    const broken: ResponseProbe = { ...probe, method: () => { throw new Error('boom'); } };
+    const r = t.ledger.openResponse(new FakeResponse(), broken);
+    t.advance(100);
+    expect(r.leak?.reason).toBe('unclosed');
+    expect(t.logs.join('\n')).toMatch(/boom/);
+  });
+});
