@@ -32,6 +32,10 @@ export interface LeakwatchOptions {
   acquireStackFrames?: number;
   /** Leaked items kept with full detail; later ones are still counted. @default 1000 */
   maxReportedLeaks?: number;
+  /** Serve Prometheus metrics on this port (0 picks a free one). @default off */
+  metricsPort?: number | string;
+  /** Address the metrics server binds. @default '127.0.0.1' */
+  metricsHost?: string;
   /** Where internal failures are logged. @default a function that writes one line to stderr */
   log?: (message: string) => void;
 }
@@ -42,6 +46,8 @@ export interface Config {
   endAttribution: boolean;
   acquireStackFrames: number;
   maxReportedLeaks: number;
+  metricsPort: number | null;
+  metricsHost: string;
   log: (message: string) => void;
 }
 
@@ -55,6 +61,7 @@ export const DEFAULTS = Object.freeze({
   endAttribution: true,
   acquireStackFrames: 10,
   maxReportedLeaks: 1000,
+  metricsHost: '127.0.0.1',
 });
 
 /** The environment variable behind each option, for messages and docs. */
@@ -64,6 +71,8 @@ export const ENV = Object.freeze({
   endAttribution: 'LEAKWATCH_END_ATTRIBUTION',
   acquireStackFrames: 'LEAKWATCH_ACQUIRE_STACK_FRAMES',
   maxReportedLeaks: 'LEAKWATCH_MAX_REPORTED_LEAKS',
+  metricsPort: 'LEAKWATCH_METRICS_PORT',
+  metricsHost: 'LEAKWATCH_METRICS_HOST',
 });
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -121,6 +130,11 @@ export function resolveConfig(options: LeakwatchOptions = {}, env: NodeJS.Proces
   const ea = pick('endAttribution');
   const sf = pick('acquireStackFrames');
   const ml = pick('maxReportedLeaks');
+  const mp = pick('metricsPort');
+  const mh = pick('metricsHost');
+  if (mh !== undefined && (typeof mh.value !== 'string' || mh.value.trim() === '')) {
+    throw new ConfigError(`${mh.what} is ${JSON.stringify(mh.value)}; use a host name or IP address such as 127.0.0.1 or 0.0.0.0.`);
+  }
   if (options.log !== undefined && typeof options.log !== 'function') {
     throw new ConfigError(`option log must be a function (message: string) => void, not ${typeof options.log}.`);
   }
@@ -130,6 +144,8 @@ export function resolveConfig(options: LeakwatchOptions = {}, env: NodeJS.Proces
     endAttribution: ea ? parseBoolean(ea.value, ea.what) : DEFAULTS.endAttribution,
     acquireStackFrames: sf ? parseCount(sf.value, sf.what, 0, 100) : DEFAULTS.acquireStackFrames,
     maxReportedLeaks: ml ? parseCount(ml.value, ml.what, 1, 1_000_000) : DEFAULTS.maxReportedLeaks,
+    metricsPort: mp ? parseCount(mp.value, mp.what, 0, 65535) : null,
+    metricsHost: mh ? (mh.value as string).trim() : DEFAULTS.metricsHost,
     log: options.log ?? defaultLog,
   };
 }

@@ -4,6 +4,8 @@ import { ensureRuntime, type Runtime } from './core/runtime.js';
 import { instrumentEndAttribution } from './http/end-attribution.js';
 import { instrumentHttp } from './http/node-http.js';
 import { instrumentExpressRoutes, instrumentFastifyRoutes, instrumentKoaRoutes } from './http/routes.js';
+import { pgModulePatches } from './pg/index.js';
+import { redisModulePatches } from './redis/index.js';
 
 export interface Started {
   readonly runtime: Runtime;
@@ -23,6 +25,8 @@ export function start(options?: LeakwatchOptions): Started {
     instrumentExpressRoutes(),
     instrumentFastifyRoutes(),
     onModuleLoad({ file: 'koa/lib/context.js', patch: (context) => instrumentKoaRoutes(context as object) }),
+    ...pgModulePatches.map(onModuleLoad),
+    ...redisModulePatches.map(onModuleLoad),
   ];
   if (runtime.config.endAttribution) undos.push(instrumentEndAttribution());
   return {

@@ -140,7 +140,9 @@ export class Ledger {
       if (outcome === 'finished') this.resolve(response, now);
     }
     const owned = response.connections;
-    if (owned !== null) {
+    if (owned !== null && owned.size > 0) {
+      // Its connections may still leak: keep what a report needs to name their owner.
+      response.detail ??= this.describe(response);
       for (const connection of owned) {
         if (connection.leak === null) this.connectionQueue.schedule(connection, now + this.options.connectionThresholdMs);
       }

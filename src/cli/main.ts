@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+import { ConfigError } from '../config.js';
+import { toolVersion } from '../report/json.js';
+import { parseRunArgs, run, RUN_USAGE, UsageError } from './run.js';
+
+const USAGE = `Usage: leakwatch <command> [options]
+
+Catches HTTP responses that never close and the pg and ioredis connections they strand.
+
+Commands:
+  run [options] -- COMMAND [ARGS...]   run COMMAND under leakwatch and report what leaked
+  demo                                 run a leaky app, drive traffic, and show the report
+
+Options:
+  -h, --help       show this help (leakwatch run --help for run's options)
+  -v, --version    print the version
+
+In an app of your own: node --import leakwatch/register app.js
+Docs: README.md; configuration by LEAKWATCH_* environment variables is listed there.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE + '\n');
+      return command === undefined ? 2 : 0;
+    case '-v':
+    case '--version':
+      process.stdout.write(toolVersion() + '\n');
+      return 0;
+    case 'run': {
+      const options = parseRunArgs(rest);
+      if (options === 'help') {
+        process.stdout.write(RUN_USAGE + '\n');
+        return 0;
+      }
+      return run(options);
+    }
+    case 'demo': {
+      const { demo } = await import('./demo.js');
+      return demo(rest);
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}; see leakwatch --help.`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (status) => {
+    process.exitCode = status;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      process.stderr.write(`leakwatch: ${error.message}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`leakwatch: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exitCode = 70;
+    }
+  },
+);

@@ -1,0 +1,37 @@
+/**
+ * `node --import leakwatch/register app.js` (or `--require`): follows every response of the process
+ * and instruments the app's own pg and ioredis as they load, configured by `LEAKWATCH_*`.
+ * `leakwatch run` puts this into NODE_OPTIONS of every Node process it starts.
+ */
+import { ConfigError } from './config.js';
+import { logFailure } from './core/guard.js';
+import { installExitReport } from './report/process-report.js';
+import { start } from './start.js';
+
+const REGISTERED = Symbol.for('leakwatch.register.v1');
+const holder = globalThis as unknown as { [REGISTERED]?: true };
+
+function register(): void {
+  if (holder[REGISTERED]) return;
+  holder[REGISTERED] = true;
+  let started;
+  try {
+    started = start();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`leakwatch: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const dir = process.env.LEAKWATCH_REPORT_DIR || undefined;
+  const file = process.env.LEAKWATCH_REPORT || undefined;
+  if (dir !== undefined || file !== undefined) installExitReport(started.runtime, { dir, file });
+  if (started.runtime.config.metricsPort !== null) {
+    import('./metrics/serve-from-config.js')
+      .then((m) => m.serveMetricsFromConfig(started.runtime))
+      .catch((error: unknown) => logFailure('starting the metrics server', error));
+  }
+}
+
+register();

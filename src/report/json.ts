@@ -1,0 +1,181 @@
+import type { Ledger } from '../core/ledger.js';
+import { ConnectionRecord, ResponseRecord, type EndOverride, type ServerState } from '../core/records.js';
+import { formatStack } from '../core/stack.js';
+
+/** The JSON report, `schemaVersion: 1`; schema/report.schema.json is its JSON Schema. */
+export interface Report {
+  schemaVersion: 1;
+  tool: { name: 'leakwatch'; version: string };
+  startedAt: string;
+  endedAt: string;
+  thresholds: { responseMs: number; connectionMs: number };
+  summary: {
+    responses: number;
+    aborted: number;
+    leakedResponses: number;
+    leakedConnections: number;
+    resolved: number;
+  };
+  leakedResponses: LeakedResponse[];
+  leakedConnections: LeakedConnection[];
+  /** Leaks that stopped being leaks before the report (finished late, released late). */
+  resolved: ResolvedLeak[];
+  /** Processes whose parts were merged into this report (pid and command line). */
+  processes: Array<{ pid: number; argv: string[] }>;
+}
+
+export interface LeakedResponse {
+  id: string;
+  method: string;
+  path: string;
+  route: string | null;
+  reason: 'unclosed' | 'open-at-exit';
+  startedAt: string;
+  ageMs: number;
+  endOverrides: EndOverride[];
+  connections: string[];
+}
+
+export interface LeakedConnection {
+  id: string;
+  kind: 'pg' | 'redis';
+  pool: string;
+  state: string;
+  reason: 'held-by-leaked-response' | 'held-after-response-closed' | 'idle-past-threshold';
+  heldMs: number;
+  idleMs: number;
+  owner: string | null;
+  ownerPath: string | null;
+  ownerRoute: string | null;
+  ownerState: 'open' | 'closed' | null;
+  acquiredAt: string | null;
+  server: ServerState | null;
+}
+
+export interface ResolvedLeak {
+  id: string;
+  kind: 'response' | 'pg' | 'redis';
+  reason: string;
+  /** Method and path for a response, pool for a connection. */
+  what: string;
+  detectedAt: string;
+  resolvedAt: string;
+}
+
+// Read at run time so the version in reports is the installed one.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const VERSION: string = (require('../../package.json') as { version: string }).version;
+
+export function toolVersion(): string {
+  return VERSION;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function describeResponse(ledger: Ledger, r: ResponseRecord, now: number): LeakedResponse {
+  const detail = r.detail;
+  const connections: string[] = [];
+  for (const item of ledger.leaks) if (item instanceof ConnectionRecord && item.owner === r) connections.push(item.id);
+  return {
+    id: r.id,
+    method: detail?.method ?? 'UNKNOWN',
+    path: detail?.path ?? '',
+    route: ledger.routeOf(r),
+    reason: r.leak!.reason,
+    startedAt: iso(r.startedAt),
+    ageMs: (r.closedAt || now) - r.startedAt,
+    endOverrides: detail?.endOverrides ?? [],
+    connections,
+  };
+}
+
+function describeConnection(ledger: Ledger, c: ConnectionRecord, now: number): LeakedConnection {
+  const owner = c.owner;
+  const until = c.releasedAt || now;
+  return {
+    id: c.id,
+    kind: c.kind,
+    pool: c.pool,
+    state: c.state,
+    reason: c.leak!.reason,
+    heldMs: until - c.acquiredAt,
+    idleMs: c.busy > 0 ? 0 : until - c.idleSince,
+    owner: owner?.id ?? null,
+    ownerPath: owner === null ? null : (owner.detail?.path ?? null),
+    ownerRoute: owner === null ? null : ledger.routeOf(owner),
+    ownerState: owner === null ? null : owner.closedAt === 0 ? 'open' : 'closed',
+    acquiredAt: formatStack(c.stack),
+    server: c.server,
+  };
+}
+
+/**
+ * The report of this process's ledger now. The owner of a connection is described even when the
+ * owner itself did not leak (a closed response), so `ownerPath` is filled from its detail or,
+ * for a response that never leaked, left null.
+ */
+export function buildReport(ledger: Ledger, startedAt: number, now = ledger.now()): Report {
+  const leakedResponses: LeakedResponse[] = [];
+  const leakedConnections: LeakedConnection[] = [];
+  const resolved: ResolvedLeak[] = [];
+  for (const item of ledger.leaks) {
+    const leak = item.leak!;
+    if (leak.resolvedAt !== 0) {
+      resolved.push({
+        id: item.id,
+        kind: item instanceof ResponseRecord ? 'response' : item.kind,
+        reason: leak.reason,
+        what: item instanceof ResponseRecord ? `${item.detail?.method ?? ''} ${item.detail?.path ?? ''}`.trim() : item.pool,
+        detectedAt: iso(leak.detectedAt),
+        resolvedAt: iso(leak.resolvedAt),
+      });
+    } else if (item instanceof ResponseRecord) {
+      leakedResponses.push(describeResponse(ledger, item, now));
+    } else {
+      leakedConnections.push(describeConnection(ledger, item, now));
+    }
+  }
+  const t = ledger.totals;
+  return {
+    schemaVersion: 1,
+    tool: { name: 'leakwatch', version: VERSION },
+    startedAt: iso(startedAt),
+    endedAt: iso(now),
+    thresholds: { responseMs: ledger.responseThresholdMs, connectionMs: ledger.connectionThresholdMs },
+    summary: {
+      responses: t.responses + ledger.openResponses,
+      aborted: t.aborted,
+      leakedResponses: t.leakedResponses,
+      leakedConnections: t.leakedConnections,
+      resolved: t.resolved,
+    },
+    leakedResponses,
+    leakedConnections,
+    resolved,
+    processes: [{ pid: process.pid, argv: process.argv.slice(1) }],
+  };
+}
+
+/** One report from the parts several processes wrote; thresholds come from the first. */
+export function mergeReports(parts: Report[], fallback: { startedAt: number; endedAt: number; responseMs: number; connectionMs: number }): Report {
+  const merged: Report = {
+    schemaVersion: 1,
+    tool: { name: 'leakwatch', version: VERSION },
+    startedAt: iso(fallback.startedAt),
+    endedAt: iso(fallback.endedAt),
+    thresholds: parts[0]?.thresholds ?? { responseMs: fallback.responseMs, connectionMs: fallback.connectionMs },
+    summary: { responses: 0, aborted: 0, leakedResponses: 0, leakedConnections: 0, resolved: 0 },
+    leakedResponses: [],
+    leakedConnections: [],
+    resolved: [],
+    processes: [],
+  };
+  for (const part of parts) {
+    for (const key of Object.keys(merged.summary) as Array<keyof Report['summary']>) merged.summary[key] += part.summary[key];
+    merged.leakedResponses.push(...part.leakedResponses);
+    merged.leakedConnections.push(...part.leakedConnections);
+    merged.resolved.push(...part.resolved);
+    merged.processes.push(...part.processes);
+  }
+  return merged;
+}

@@ -1,0 +1,73 @@
+import type { LeakedConnection, LeakedResponse, Report } from './json.js';
+
+/** Colour only for a terminal, and never when NO_COLOR is set (https://no-color.org). */
+export function useColour(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return true;
+  return stream.isTTY === true;
+}
+
+type Paint = (code: number, text: string) => string;
+
+function painter(colour: boolean): Paint {
+  return colour ? (code, text) => `\x1b[${code}m${text}\x1b[0m` : (_code, text) => text;
+}
+
+const seconds = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
+
+function indent(text: string, prefix: string): string {
+  return text
+    .split('\n')
+    .map((line) => prefix + line)
+    .join('\n');
+}
+
+export function describeLeakedResponse(r: LeakedResponse, paint: Paint = painter(false)): string {
+  const why = r.reason === 'unclosed' ? `never closed (stalled ${seconds(r.ageMs)})` : 'still open at exit';
+  const lines = [`${paint(1, `${r.method} ${r.path}`)}${r.route ? ` (route ${r.route})` : ''}: ${why} [${r.reason}]`];
+  for (const o of r.endOverrides) {
+    const verdict = !o.called
+      ? 'never called'
+      : o.calledThrough
+        ? 'called, and called through'
+        : paint(31, 'called, but did not call the end it replaced');
+    lines.push(`  res.end replaced at ${o.at}: ${verdict}`);
+  }
+  if (r.connections.length > 0) lines.push(`  holds ${r.connections.join(', ')}`);
+  return lines.join('\n');
+}
+
+export function describeLeakedConnection(c: LeakedConnection, paint: Paint = painter(false)): string {
+  const owner = c.owner === null ? 'acquired outside any request' : `owned by ${c.owner}${c.ownerPath ? ` (${c.ownerPath}, ${c.ownerState})` : ` (${c.ownerState})`}`;
+  const lines = [`${paint(1, `${c.kind} ${c.id}`)} on ${c.pool}: ${c.state} for ${seconds(c.idleMs)}, held ${seconds(c.heldMs)} [${c.reason}]`, `  ${owner}`];
+  if (c.server) {
+    const id = c.server.pid !== undefined ? `pid ${c.server.pid}` : c.server.clientId !== undefined ? `client id ${c.server.clientId}` : 'server';
+    lines.push(`  server says: ${id}${c.server.state ? `, ${c.server.state}` : ''}${c.server.stateAgeMs != null ? ` for ${seconds(c.server.stateAgeMs)}` : ''}`);
+  }
+  if (c.acquiredAt) lines.push('  acquired:', indent(c.acquiredAt, '    '));
+  return lines.join('\n');
+}
+
+/** The readable report: what leaked, why, and what it holds. */
+export function formatReport(report: Report, options: { colour?: boolean } = {}): string {
+  const paint = painter(options.colour ?? false);
+  const s = report.summary;
+  const head =
+    `leakwatch: ${s.responses} response${s.responses === 1 ? '' : 's'} (${s.aborted} aborted), ` +
+    `${s.leakedResponses} leaked response${s.leakedResponses === 1 ? '' : 's'}, ` +
+    `${s.leakedConnections} leaked connection${s.leakedConnections === 1 ? '' : 's'}` +
+    (s.resolved > 0 ? `, ${s.resolved} resolved` : '');
+  const ok = s.leakedResponses === 0 && s.leakedConnections === 0;
+  const lines = [ok ? paint(32, head) : paint(31, head)];
+  if (report.leakedResponses.length > 0) {
+    lines.push('', paint(1, 'Leaked responses'));
+    for (const r of report.leakedResponses) lines.push(indent(describeLeakedResponse(r, paint), '  '));
+  }
+  if (report.leakedConnections.length > 0) {
+    lines.push('', paint(1, 'Leaked connections'));
+    for (const c of report.leakedConnections) lines.push(indent(describeLeakedConnection(c, paint), '  '));
+  }
+  const hidden = s.leakedResponses + s.leakedConnections - report.leakedResponses.length - report.leakedConnections.length;
+  if (hidden > 0) lines.push('', `(${hidden} more leaks counted but not kept in detail; raise LEAKWATCH_MAX_REPORTED_LEAKS)`);
+  return lines.join('\n');
+}
