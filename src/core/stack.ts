@@ -29,22 +29,23 @@ export function formatStack(capture: StackCapture | null): string | null {
   return (app.length > 0 ? app : lines).join('\n');
 }
 
-/** `file:line:column` of the code that called `callee`; file URLs are shown as paths. */
+/**
+ * `file:line:column` of the code that called `callee`; file URLs are shown as paths. It reads the
+ * formatted stack, so source maps installed by the app or its test runner apply.
+ */
 export function callSite(callee: Function): string {
   const limit = Error.stackTraceLimit;
-  const prepare = Error.prepareStackTrace;
   try {
     Error.stackTraceLimit = 1;
-    Error.prepareStackTrace = (_error, callSites) => callSites;
-    const capture: { stack?: NodeJS.CallSite[] } = {};
+    const capture: { stack?: string } = {};
     Error.captureStackTrace(capture, callee);
-    const site = capture.stack?.[0];
-    if (site === undefined) return 'unknown';
-    let file = site.getFileName() ?? site.getScriptNameOrSourceURL?.() ?? '<anonymous>';
-    if (file.startsWith('file://')) file = decodeURIComponent(file.slice('file://'.length));
-    return `${file}:${site.getLineNumber() ?? 0}:${site.getColumnNumber() ?? 0}`;
+    const frame = capture.stack?.split('\n').find((line) => line.trimStart().startsWith('at '));
+    if (frame === undefined) return 'unknown';
+    const match = /\(?((?:file:\/\/)?[^()]*?:\d+:\d+)\)?\s*$/.exec(frame.trim());
+    let where = match ? match[1] : frame.trim().slice(3);
+    if (where.startsWith('file://')) where = decodeURIComponent(where.slice('file://'.length));
+    return where;
   } finally {
-    Error.prepareStackTrace = prepare;
     Error.stackTraceLimit = limit;
   }
 }

@@ -1,7 +1,10 @@
 import http from 'node:http';
+import { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { currentResponse, start, type Started } from '../../src/index.js';
+import { currentResponse, instrumentEndAttribution, instrumentHttp, instrumentServer, start, wrapHandler, type Started } from '../../src/index.js';
+import { createServer as createHealthyServer } from '../../fixtures/healthy.mjs';
 import { close, fireAndForget, listen, request, sleep, waitUntil } from '../support/http.js';
+import { reportOf } from '../support/leaks.js';
 
 let started: Started;
 beforeAll(() => {
@@ -10,10 +13,11 @@ beforeAll(() => {
 afterAll(() => started.stop());
 
 const ledger = () => started.runtime.ledger;
-const leakedPaths = () => ledger().leaks.filter((l) => 'probe' in l && l.leak?.resolvedAt === 0).map((l) => (l as { detail: { path: string } }).detail.path);
+const leakedPaths = () => reportOf(ledger()).leakedResponses.map((r) => r.path);
 
 describe('node:http responses found through diagnostics_channel', () => {
-  it('runs the handler in the response context and reports only the response that never closes, on a keep-alive connection', async () => {
+  it('runs each handler in its response context and reports only the response that never closes, on one keep-alive connection', async () => {
+    const before = ledger().totals.leakedResponses;
     const seen: Array<string | undefined> = [];
     const server = http.createServer((req, res) => {
       setImmediate(() => {
@@ -27,11 +31,104 @@ describe('node:http responses found through diagnostics_channel', () => {
     expect(await request(port, '/a?secret=1', { agent })).toMatchObject({ status: 200 });
     expect(await request(port, '/b', { agent })).toMatchObject({ status: 200 });
     fireAndForget(port, '/hang?token=hunter2', agent);
-    await waitUntil(() => ledger().totals.leakedResponses === 1, 3000, 'the hanging response to leak');
-    expect(leakedPaths()).toEqual(['/hang']);
+    await waitUntil(() => ledger().totals.leakedResponses === before + 1, 3000, 'the hanging response to leak');
+    expect(leakedPaths()).toContain('/hang');
+    expect(leakedPaths()).not.toContain('/a');
+    expect(JSON.stringify(reportOf(ledger()))).not.toContain('hunter2');
     expect(seen.every((id) => typeof id === 'string')).toBe(true);
     expect(new Set(seen).size).toBe(3);
     agent.destroy();
     await close(server);
+  });
+
+  it('counts a client abort mid-response as aborted, not as a leak', async () => {
+    const server = createHealthyServer();
+    const port = await listen(server);
+    const { aborted, responses } = ledger().totals;
+    const leaked = ledger().totals.leakedResponses;
+    expect(await request(port, '/trickle', { abortAfterMs: 150 })).toBe('aborted');
+    await waitUntil(() => ledger().totals.aborted === aborted + 1, 2000, 'the abort to be counted');
+    expect(ledger().totals.responses).toBe(responses + 1);
+    await sleep(400);
+    expect(ledger().totals.leakedResponses).toBe(leaked);
+    await close(server);
+  });
+
+  it('does not report server-sent events that write every 200 ms for longer than the threshold', async () => {
+    const server = createHealthyServer({ sseMs: 1200 });
+    const port = await listen(server);
+    const leaked = ledger().totals.leakedResponses;
+    const reply = await request(port, '/events');
+    expect(reply).toMatchObject({ status: 200 });
+    expect((reply as { body: string }).body.match(/data:/g)?.length).toBeGreaterThanOrEqual(5);
+    expect(ledger().totals.leakedResponses).toBe(leaked);
+  });
+
+  it('reports a response that wrote its headers and then stalled', async () => {
+    const server = http.createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('partial');
+    });
+    const port = await listen(server);
+    const leaked = ledger().totals.leakedResponses;
+    fireAndForget(port, '/partial');
+    await waitUntil(() => ledger().totals.leakedResponses === leaked + 1, 3000, 'the stalled response to leak');
+    await close(server);
+  });
+});
+
+describe('instrumentServer(server) and wrapHandler(handler)', () => {
+  it('run the handler in the response context, and a response is tracked once whichever way it is found', async () => {
+    const ids: Array<string | undefined> = [];
+    const handler = wrapHandler((req: http.IncomingMessage, res: http.ServerResponse) => {
+      ids.push(currentResponse()?.id);
+      res.end('ok');
+    });
+    const server = http.createServer(handler);
+    const undo = instrumentServer(server);
+    expect(instrumentServer(server)).toBeTypeOf('function'); // twice is harmless
+    const port = await listen(server);
+    const before = ledger().totals.responses;
+    await request(port, '/x');
+    await waitUntil(() => ledger().totals.responses >= before + 1, 2000, 'the response to close');
+    expect(ids).toHaveLength(1);
+    expect(ids[0]).toMatch(/^\d+:r\d+$/);
+    undo();
+    expect(Object.prototype.hasOwnProperty.call(server, 'emit')).toBe(false);
+    await close(server);
+  });
+});
+
+describe('patching', () => {
+  it('is harmless twice and undo restores the original', () => {
+    const descriptor = () => Object.getOwnPropertyDescriptor(ServerResponse.prototype, 'end');
+    expect(descriptor()?.get).toBeTypeOf('function'); // installed by start()
+    const again = instrumentEndAttribution();
+    expect(instrumentHttp()).toBe(instrumentHttp());
+    again();
+    expect(descriptor()).toBeUndefined();
+    expect(ServerResponse.prototype.end).toBe(http.OutgoingMessage.prototype.end);
+    instrumentEndAttribution(); // put back for the other tests
+    expect(descriptor()?.get).toBeTypeOf('function');
+  });
+
+  it('never lets an exception inside its own hooks reach the app', async () => {
+    const logs: string[] = [];
+    const original = started.runtime.config.log;
+    (started.runtime.config as { log: (m: string) => void }).log = (m) => logs.push(m);
+    const openResponse = ledger().openResponse;
+    ledger().openResponse = () => {
+      throw new Error('forced failure inside leakwatch');
+    };
+    try {
+      const server = http.createServer((req, res) => res.end('still served'));
+      const port = await listen(server);
+      expect(await request(port, '/x')).toEqual({ status: 200, body: 'still served' });
+      await close(server);
+    } finally {
+      ledger().openResponse = openResponse;
+      (started.runtime.config as { log: (m: string) => void }).log = original;
+    }
+    expect(logs.join('\n')).toMatch(/forced failure inside leakwatch/);
   });
 });
