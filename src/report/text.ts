@@ -23,7 +23,7 @@ function indent(text: string, prefix: string): string {
 }
 
 export function describeLeakedResponse(r: LeakedResponse, paint: Paint = painter(false)): string {
-  const why = r.reason === 'unclosed' ? `never closed (stalled ${seconds(r.ageMs)})` : 'still open at exit';
+  const why = r.reason === 'unclosed' ? `never closed (open ${seconds(r.ageMs)})` : 'still open at exit';
   const lines = [`${paint(1, `${r.method} ${r.path}`)}${r.route ? ` (route ${r.route})` : ''}: ${why} [${r.reason}]`];
   for (const o of r.endOverrides) {
     const verdict = !o.called

@@ -1,0 +1,33 @@
+// A server process for the HTTP benchmarks. Started by lib/http-bench.mjs with fork(); with or
+// without `--import dist/register.js` in its execArgv. BENCH_APP picks the endpoint.
+import http from 'node:http';
+
+const app = process.env.BENCH_APP ?? 'hello';
+const payload = { id: 42, name: 'widget', tags: ['a', 'b', 'c'], price: 19.99, stock: { warehouse: 'north', count: 1200 } };
+
+const handlers = {
+  hello: (req, res) => res.end('hello world'),
+  json: (req, res) => {
+    const body = JSON.stringify({ ...payload, path: req.url });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  },
+};
+
+const handler = handlers[app];
+if (!handler) throw new Error(`unknown BENCH_APP ${app}`);
+const server = http.createServer({ keepAliveTimeout: 60_000 }, handler);
+let cpuAtStart = null;
+process.on('message', (message) => {
+  if (message === 'start') {
+    cpuAtStart = process.cpuUsage();
+    process.send({ started: true });
+  } else if (message === 'stop') {
+    const used = process.cpuUsage(cpuAtStart);
+    process.send({ cpuUs: used.user + used.system, heapUsed: process.memoryUsage().heapUsed });
+  } else if (message === 'exit') {
+    server.closeAllConnections();
+    server.close(() => process.exit(0));
+  }
+});
+server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
