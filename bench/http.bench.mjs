@@ -8,24 +8,31 @@ export async function run({ log, rounds = 5, requests = 20_000, warmup = 3_000 }
   const modes = {
     bare: { execArgv: [], env: {} },
     leakwatch: { execArgv: ['--import', REGISTER], env: { LEAKWATCH_RESPONSE_THRESHOLD: '30s' } },
+    'leakwatch, no end attribution': { execArgv: ['--import', REGISTER], env: { LEAKWATCH_RESPONSE_THRESHOLD: '30s', LEAKWATCH_END_ATTRIBUTION: 'false' } },
   };
+  const names = { hello: 'hello world', json: 'JSON', 'replaced-end': 'hello world, res.end replaced per request' };
   const lines = [
     `### ${title}`,
     '',
     `Server CPU (user+system) per request, measured in the server process while a separate load process sends ${requests} keep-alive requests (16 in flight) after ${warmup} warm-up requests; ${rounds} alternating rounds, a fresh server each. Median (min–max).`,
     '',
-    '| endpoint | bare µs/req | leakwatch µs/req | CPU efficiency (bare/leakwatch) | bare req/s | leakwatch req/s | bare p99 ms | leakwatch p99 ms |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    'CPU efficiency is bare µs ÷ instrumented µs per request, computed per round (1.0 = free).',
+    '',
+    '| endpoint | mode | CPU µs/req | CPU efficiency | req/s | p99 ms |',
+    '| --- | --- | --- | --- | --- | --- |',
   ];
   const figures = {};
-  for (const app of ['hello', 'json']) {
+  for (const app of Object.keys(names)) {
     const r = await compare({ modes, app, rounds, requests, warmup, log });
-    const cpu = (name) => r[name].map((f) => f.cpuUsPerRequest);
-    const efficiency = r.bare.map((f, i) => f.cpuUsPerRequest / r.leakwatch[i].cpuUsPerRequest);
-    figures[app] = { bare: median(cpu('bare')), leakwatch: median(cpu('leakwatch')), efficiency: median(efficiency) };
-    lines.push(
-      `| ${app === 'hello' ? 'hello world' : 'JSON'} | ${summary(cpu('bare'))} | ${summary(cpu('leakwatch'))} | ${summary(efficiency, 3)} | ${summary(r.bare.map((f) => f.requestsPerSecond), 0)} | ${summary(r.leakwatch.map((f) => f.requestsPerSecond), 0)} | ${summary(r.bare.map((f) => f.p99Ms), 2)} | ${summary(r.leakwatch.map((f) => f.p99Ms), 2)} |`,
-    );
+    figures[app] = {};
+    for (const mode of Object.keys(modes)) {
+      const cpu = r[mode].map((f) => f.cpuUsPerRequest);
+      const efficiency = r.bare.map((f, i) => f.cpuUsPerRequest / r[mode][i].cpuUsPerRequest);
+      figures[app][mode] = { cpuUs: median(cpu), efficiency: median(efficiency) };
+      lines.push(
+        `| ${names[app]} | ${mode} | ${summary(cpu)} | ${mode === 'bare' ? '—' : summary(efficiency, 3)} | ${summary(r[mode].map((f) => f.requestsPerSecond), 0)} | ${summary(r[mode].map((f) => f.p99Ms), 2)} |`,
+      );
+    }
   }
   return { markdown: lines.join('\n'), figures };
 }

@@ -12,6 +12,15 @@ const handlers = {
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   },
+  // A middleware that replaces res.end on every request and calls through, as compression and
+  // express-session do: the case where res.end attribution does work.
+  'replaced-end': (req, res) => {
+    const end = res.end;
+    res.end = function (chunk, encoding, cb) {
+      return end.call(this, chunk, encoding, cb);
+    };
+    res.end('hello world');
+  },
 };
 
 const handler = handlers[app];

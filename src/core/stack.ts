@@ -30,22 +30,14 @@ export function formatStack(capture: StackCapture | null): string | null {
 }
 
 /**
- * `file:line:column` of the code that called `callee`; file URLs are shown as paths. It reads the
+ * `file:line:column` of the first frame of a capture; file URLs are shown as paths. It reads the
  * formatted stack, so source maps installed by the app or its test runner apply.
  */
-export function callSite(callee: Function): string {
-  const limit = Error.stackTraceLimit;
-  try {
-    Error.stackTraceLimit = 1;
-    const capture: { stack?: string } = {};
-    Error.captureStackTrace(capture, callee);
-    const frame = capture.stack?.split('\n').find((line) => line.trimStart().startsWith('at '));
-    if (frame === undefined) return 'unknown';
-    const match = /\(?((?:file:\/\/)?[^()]*?:\d+:\d+)\)?\s*$/.exec(frame.trim());
-    let where = match ? match[1] : frame.trim().slice(3);
-    if (where.startsWith('file://')) where = decodeURIComponent(where.slice('file://'.length));
-    return where;
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
+export function siteOf(capture: StackCapture | null): string {
+  const frame = capture?.stack?.split('\n').find((line) => line.trimStart().startsWith('at '));
+  if (frame === undefined) return 'unknown';
+  const match = /\(?((?:file:\/\/)?[^()]*?:\d+:\d+)\)?\s*$/.exec(frame.trim());
+  let where = match ? match[1] : frame.trim().slice(3);
+  if (where.startsWith('file://')) where = decodeURIComponent(where.slice('file://'.length));
+  return where;
 }

@@ -1,7 +1,8 @@
 import { ServerResponse } from 'node:http';
 import { logFailure } from '../core/guard.js';
 import type { EndOverride } from '../core/records.js';
-import { callSite } from '../core/stack.js';
+import type { StackCapture } from '../core/records.js';
+import { captureStack, siteOf } from '../core/stack.js';
 
 /**
  * Records every assignment to `res.end` on a server response: where it was made, whether the
@@ -12,8 +13,11 @@ import { callSite } from '../core/stack.js';
  * instead of as an own property. Until some code assigns `res.end` this costs one getter per
  * `end()` call and nothing per request.
  */
-interface EndLayer extends EndOverride {
-  fn: unknown;
+interface EndLayer {
+  /** Where the assignment was made; formatted only when a report asks. */
+  site: StackCapture | null;
+  called: boolean;
+  calledThrough: boolean;
   wrapper: (...args: unknown[]) => unknown;
 }
 
@@ -29,7 +33,7 @@ const holder = ServerResponse.prototype as unknown as { [INSTALLED]?: Installed 
 export function endOverridesOf(res: object): EndOverride[] {
   const layers = (res as Tracked)[kEndLayers];
   if (layers === undefined) return [];
-  return layers.map(({ at, called, calledThrough }) => ({ at, called, calledThrough }));
+  return layers.map(({ site, called, calledThrough }) => ({ at: siteOf(site), called, calledThrough }));
 }
 
 /** Installs the accessor; idempotent. The returned function restores the plain method. */
@@ -77,17 +81,16 @@ export function instrumentEndAttribution(): () => void {
     layers ??= res[kEndLayers] = [];
     const position = layers.length;
     const layerList = layers;
-    const wrapper = function (this: unknown) {
+    const wrapper = function end(this: unknown) {
       const layer = layerList[position];
       if (layer !== undefined) layer.called = true;
       const above = layerList[position + 1];
       if (above !== undefined) above.calledThrough = true;
       // eslint-disable-next-line prefer-rest-params
       return typeof fn === 'function' ? fn.apply(this, arguments) : undefined;
-    };
-    Object.defineProperty(wrapper, kLayerIndex, { value: position });
-    Object.defineProperty(wrapper, 'name', { value: typeof fn === 'function' ? fn.name : 'end' });
-    layers.push({ at: callSite(setter), called: false, calledThrough: false, fn, wrapper });
+    } as ((...args: unknown[]) => unknown) & { [kLayerIndex]?: number };
+    wrapper[kLayerIndex] = position;
+    layers.push({ site: captureStack(1, setter), called: false, calledThrough: false, wrapper });
   }
 
   Object.defineProperty(proto, 'end', { configurable: true, enumerable: false, get: getEnd, set: setEnd });

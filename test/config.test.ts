@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULTS, parseDuration, resolveConfig } from '../src/config.js';
+
+describe('parseDuration', () => {
+  it.each([
+    [1000, 1000],
+    ['1000', 1000],
+    ['500ms', 500],
+    ['2s', 2000],
+    ['1.5m', 90_000],
+    ['1h', 3_600_000],
+    [' 3s ', 3000],
+  ])('reads %j as %d ms', (input, ms) => {
+    expect(parseDuration(input, 'x')).toBe(ms);
+  });
+
+  it.each(['', 'soon', '-1s', '0', '5 minutes', '1e3', 'NaN', 0, -5, Infinity])('rejects %j with a sentence naming the option', (input) => {
+    expect(() => parseDuration(input, '--response-threshold')).toThrow(ConfigError);
+    expect(() => parseDuration(input, '--response-threshold')).toThrow(/--response-threshold .*(duration).*500ms, 2s, 1m/);
+  });
+});
+
+describe('resolveConfig', () => {
+  it('uses the defaults with nothing set', () => {
+    expect(resolveConfig({}, {})).toMatchObject({
+      responseThresholdMs: DEFAULTS.responseThresholdMs,
+      connectionThresholdMs: DEFAULTS.connectionThresholdMs,
+      endAttribution: true,
+      acquireStackFrames: DEFAULTS.acquireStackFrames,
+      metricsPort: null,
+      metricsHost: '127.0.0.1',
+    });
+  });
+
+  it('reads LEAKWATCH_* and lets explicit options win', () => {
+    const env = { LEAKWATCH_RESPONSE_THRESHOLD: '2s', LEAKWATCH_END_ATTRIBUTION: 'off', LEAKWATCH_METRICS_PORT: '9464', LEAKWATCH_CONNECTION_THRESHOLD: '1s' };
+    expect(resolveConfig({ connectionThreshold: 500 }, env)).toMatchObject({
+      responseThresholdMs: 2000,
+      connectionThresholdMs: 500,
+      endAttribution: false,
+      metricsPort: 9464,
+    });
+  });
+
+  it.each([
+    [{ LEAKWATCH_END_ATTRIBUTION: 'maybe' }, /LEAKWATCH_END_ATTRIBUTION is "maybe"; use true or false/],
+    [{ LEAKWATCH_ACQUIRE_STACK_FRAMES: '-1' }, /LEAKWATCH_ACQUIRE_STACK_FRAMES is "-1"; use a whole number from 0 to 100/],
+    [{ LEAKWATCH_METRICS_PORT: '70000' }, /LEAKWATCH_METRICS_PORT is "70000"; use a whole number from 0 to 65535/],
+    [{ LEAKWATCH_METRICS_HOST: '  ' }, /LEAKWATCH_METRICS_HOST is "  "; use a host name or IP address/],
+    [{ LEAKWATCH_RESPONSE_THRESHOLD: 'fast' }, /LEAKWATCH_RESPONSE_THRESHOLD is "fast", which is not a duration/],
+  ])('rejects %j with a sentence that names it', (env, message) => {
+    expect(() => resolveConfig({}, env)).toThrow(message);
+  });
+
+  it('rejects a log option that is not a function', () => {
+    expect(() => resolveConfig({ log: 'stderr' as never }, {})).toThrow(/option log must be a function/);
+  });
+});
