@@ -114,11 +114,17 @@ function describeConnection(ledger: Ledger, c: ConnectionRecord, now: number): L
  * owner itself did not leak (a closed response), so `ownerPath` is filled from its detail or,
  * for a response that never leaked, left null.
  */
-export function buildReport(ledger: Ledger, startedAt: number, now = ledger.now()): Report {
+export function buildReport(
+  ledger: Ledger,
+  startedAt: number,
+  now = ledger.now(),
+  include: (item: ResponseRecord | ConnectionRecord) => boolean = () => true,
+): Report {
   const leakedResponses: LeakedResponse[] = [];
   const leakedConnections: LeakedConnection[] = [];
   const resolved: ResolvedLeak[] = [];
   for (const item of ledger.leaks) {
+    if (!include(item)) continue;
     const leak = item.leak!;
     if (leak.resolvedAt !== 0) {
       resolved.push({

@@ -1,0 +1,143 @@
+/**
+ * `leakwatch/vitest`: list it in `test.setupFiles` and every test that leaves a leaked response or
+ * connection behind fails, with the report of what leaked. `findLeaks()` and `expectNoLeaks()` give
+ * the same check by hand.
+ *
+ * Responses are charged to the test during which their request started, connections to the test
+ * of the response that acquired them. When a test ends the thresholds do not apply: after a short
+ * settle (bounded retries with backoff, as goleak does), every response the test started must have
+ * closed and every connection its requests acquired must be released or closed.
+ *
+ * It cannot tell tests apart when they run concurrently in one file (`test.concurrent`): their
+ * requests are charged to whichever test started last.
+ */
+import { afterEach, beforeEach } from 'vitest';
+import { ConnectionRecord, ResponseRecord, start, type Runtime } from '../index.js';
+import { buildReport, type LeakedConnection, type LeakedResponse } from '../report/json.js';
+import { describeLeakedConnection, describeLeakedResponse } from '../report/text.js';
+
+export interface LeakCheckOptions {
+  /** Routes (templates or paths) whose responses, and the connections they hold, are not checked. */
+  ignoreRoutes?: Array<string | RegExp>;
+  /** Return true to ignore a leak. */
+  ignore?: (leak: Leak) => boolean;
+  /** How long, at most, to let in-flight work settle before deciding. @default 1000 */
+  settleMs?: number;
+}
+
+export type Leak = ({ type: 'response' } & LeakedResponse) | ({ type: 'connection' } & LeakedConnection);
+
+export class LeakError extends Error {
+  override name = 'LeakError';
+  constructor(readonly leaks: Leak[]) {
+    super(formatLeaks(leaks));
+    // The frames would point into leakwatch; the message already says where the leak was made.
+    this.stack = `${this.name}: ${this.message}`;
+  }
+}
+
+const defaults: Required<Omit<LeakCheckOptions, 'ignore'>> & Pick<LeakCheckOptions, 'ignore'> = {
+  ignoreRoutes: [],
+  ignore: undefined,
+  settleMs: 1000,
+};
+let auto = true;
+let runtime: Runtime;
+let testStartedAt = Date.now();
+/** Leaks a caller has already been given by findLeaks(): the after-test check skips them. */
+const acknowledged = new WeakSet<object>();
+
+/** Changes the defaults for this test file; `auto: false` turns the after-each check off. */
+export function configure(options: LeakCheckOptions & { auto?: boolean }): void {
+  if (options.auto !== undefined) auto = options.auto;
+  if (options.ignoreRoutes !== undefined) defaults.ignoreRoutes = options.ignoreRoutes;
+  if (options.ignore !== undefined) defaults.ignore = options.ignore;
+  if (options.settleMs !== undefined) defaults.settleMs = options.settleMs;
+}
+
+function formatLeaks(leaks: Leak[]): string {
+  const lines = [`leakwatch: this test left ${leaks.length} leak${leaks.length === 1 ? '' : 's'} behind`];
+  for (const leak of leaks) {
+    lines.push('', leak.type === 'response' ? describeLeakedResponse(leak) : describeLeakedConnection(leak));
+  }
+  return lines.join('\n');
+}
+
+function inScope(item: ResponseRecord | ConnectionRecord, scope: unknown): boolean {
+  if (item instanceof ResponseRecord) return item.scope === scope;
+  return item.owner !== null && item.owner.scope === scope;
+}
+
+function outstanding(scope: unknown): boolean {
+  const ledger = runtime.ledger;
+  for (const response of ledger.eachOpenResponse()) if (response.scope === scope && response.leak === null) return true;
+  for (const connection of ledger.held) if (connection.leak === null && inScope(connection, scope)) return true;
+  return false;
+}
+
+async function settle(scope: unknown, settleMs: number): Promise<void> {
+  const until = Date.now() + settleMs;
+  let delay = 1;
+  while (outstanding(scope) && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(delay, Math.max(0, until - Date.now()))));
+    delay = Math.min(delay * 2, 100);
+  }
+}
+
+function routeIgnored(route: string | null, path: string | null, patterns: Array<string | RegExp>): boolean {
+  return patterns.some((p) => (typeof p === 'string' ? p === route || p === path : (route !== null && p.test(route)) || (path !== null && p.test(path))));
+}
+
+/**
+ * What the current test (or, outside a test, the whole process) leaked so far, after letting
+ * in-flight work settle. Leaks returned here are not reported again when the test ends.
+ */
+export async function findLeaks(options: LeakCheckOptions = {}): Promise<Leak[]> {
+  const ignoreRoutes = options.ignoreRoutes ?? defaults.ignoreRoutes;
+  const ignore = options.ignore ?? defaults.ignore;
+  const scope = runtime.ledger.scope;
+  const all = scope === null;
+  await settle(scope, options.settleMs ?? defaults.settleMs);
+  runtime.ledger.finalize(all ? undefined : scope);
+  const items = new Map<string, ResponseRecord | ConnectionRecord>();
+  const report = buildReport(runtime.ledger, testStartedAt, undefined, (item) => {
+    if ((!all && !inScope(item, scope)) || acknowledged.has(item)) return false;
+    items.set(item.id, item);
+    return true;
+  });
+  const leaks: Leak[] = [
+    ...report.leakedResponses.map((r) => ({ type: 'response' as const, ...r })),
+    ...report.leakedConnections.map((c) => ({ type: 'connection' as const, ...c })),
+  ].filter((leak) => {
+    const route = leak.type === 'response' ? leak.route : leak.ownerRoute;
+    const path = leak.type === 'response' ? leak.path : leak.ownerPath;
+    return !routeIgnored(route, path, ignoreRoutes) && !(ignore?.(leak) ?? false);
+  });
+  for (const leak of leaks) {
+    const item = items.get(leak.id);
+    if (item !== undefined) acknowledged.add(item);
+  }
+  return leaks;
+}
+
+/** Throws a LeakError naming every leak of the current test (see findLeaks). */
+export async function expectNoLeaks(options: LeakCheckOptions = {}): Promise<void> {
+  const leaks = await findLeaks(options);
+  if (leaks.length > 0) throw new LeakError(leaks);
+}
+
+runtime = start().runtime;
+
+beforeEach((context) => {
+  runtime.ledger.scope = context.task;
+  testStartedAt = Date.now();
+});
+
+afterEach(async (context) => {
+  try {
+    if (!auto || runtime.ledger.scope !== context.task) return;
+    await expectNoLeaks();
+  } finally {
+    runtime.ledger.scope = null;
+  }
+});
