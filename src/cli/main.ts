@@ -2,6 +2,7 @@
 import { ConfigError } from '../config.js';
 import { toolVersion } from '../report/json.js';
 import { parseRunArgs, run, RUN_USAGE, UsageError } from './run.js';
+import { ServiceError } from './services.js';
 
 const USAGE = `Usage: leakwatch <command> [options]
 
@@ -9,7 +10,8 @@ Catches HTTP responses that never close and the pg and ioredis connections they 
 
 Commands:
   run [options] -- COMMAND [ARGS...]   run COMMAND under leakwatch and report what leaked
-  demo                                 run a leaky app, drive traffic, and show the report
+  demo [--serve]                       run a leaky app on PostgreSQL and Redis, drive traffic,
+                                       and show what leakwatch found (leakwatch demo --help)
 
 Options:
   -h, --help       show this help (leakwatch run --help for run's options)
@@ -53,7 +55,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = status;
   },
   (error: unknown) => {
-    if (error instanceof UsageError || error instanceof ConfigError) {
+    if (error instanceof UsageError || error instanceof ConfigError || error instanceof ServiceError) {
       process.stderr.write(`leakwatch: ${error.message}\n`);
       process.exitCode = 2;
     } else {

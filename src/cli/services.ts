@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -107,6 +107,8 @@ async function startEmbeddedPostgres(log: (line: string) => void): Promise<{ url
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'leakwatch-pg-'));
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  // As root, initdb runs as the `postgres` system user, which must be able to reach the data folder.
+  if (asRoot) chmodSync(dir, 0o755);
   const pg = new EmbeddedPostgres({
     databaseDir: path.join(dir, 'data'),
     port,

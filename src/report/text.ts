@@ -44,7 +44,13 @@ export function describeLeakedConnection(c: LeakedConnection, paint: Paint = pai
     const id = c.server.pid !== undefined ? `pid ${c.server.pid}` : c.server.clientId !== undefined ? `client id ${c.server.clientId}` : 'server';
     lines.push(`  server says: ${id}${c.server.state ? `, ${c.server.state}` : ''}${c.server.stateAgeMs != null ? ` for ${seconds(c.server.stateAgeMs)}` : ''}`);
   }
-  if (c.acquiredAt) lines.push('  acquired:', indent(c.acquiredAt, '    '));
+  if (c.acquiredAt) {
+    // The app's own frames say where; library frames (node_modules) are in the JSON report.
+    const frames = c.acquiredAt.split('\n');
+    const own = frames.filter((f) => !/[\\/]node_modules[\\/]/.test(f));
+    const shown = (own.length > 0 ? own : frames).slice(0, 3);
+    lines.push('  acquired:', indent(shown.join('\n'), '    '));
+  }
   return lines.join('\n');
 }
 
