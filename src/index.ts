@@ -18,3 +18,4 @@ export { instrumentHttp, instrumentServer, wrapHandler, responseOf } from './htt
 export { instrumentEndAttribution } from './http/end-attribution.js';
 export { wrapFetchHandler } from './http/fetch.js';
 export { honoRoutes, instrumentExpressRoutes, instrumentFastifyRoutes, instrumentKoaRoutes } from './http/routes.js';
+export { instrumentPg, watchPool, poolStats, pgModulePatches, type PgPoolStats, type WatchPoolOptions } from './pg/index.js';

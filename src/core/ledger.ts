@@ -1,10 +1,12 @@
 import { DeadlineQueue } from './deadline-queue.js';
 import {
   ConnectionRecord,
+  OperationList,
   ResponseRecord,
   type ConnectionInit,
   type ConnectionLeakReason,
   type IdleState,
+  type PendingOperation,
   type ResponseLeakReason,
   type ResponseOutcome,
   type ResponseProbe,
@@ -148,17 +150,23 @@ export class Ledger {
       }
       this.arm();
     }
+    response.method = this.methodOf(response);
     response.target = null;
     this.notify('responseClosed', response);
   }
 
-  /** An operation of the current response starts on a connection it does not own. */
-  beginOperation(response: ResponseRecord): void {
+  /**
+   * An operation of the current response starts on a connection it does not own. Given
+   * `operation`, the response lists it in `operations` until it ends.
+   */
+  beginOperation(response: ResponseRecord, operation?: PendingOperation): void {
     response.pendingOps++;
+    if (operation !== undefined) (response.operations ??= new OperationList()).add(operation);
   }
 
-  endOperation(response: ResponseRecord): void {
+  endOperation(response: ResponseRecord, operation?: PendingOperation): void {
     if (response.pendingOps > 0) response.pendingOps--;
+    if (operation !== undefined) response.operations?.delete(operation);
   }
 
   // ---- connections -------------------------------------------------------------------------
@@ -356,6 +364,18 @@ export class Ledger {
     } catch (error) {
       this.options.log(`could not describe response ${response.id}: ${String(error)}`);
       return { method: 'UNKNOWN', path: '', route: response.route, endOverrides: [] };
+    }
+  }
+
+  /** The request method: kept at close or in a leak's detail, else read through the probe. */
+  methodOf(response: ResponseRecord): string {
+    if (response.detail !== null) return response.detail.method;
+    if (response.method !== null) return response.method;
+    if (response.target === null) return 'UNKNOWN';
+    try {
+      return response.probe.method(response.target);
+    } catch {
+      return 'UNKNOWN';
     }
   }
 

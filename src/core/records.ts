@@ -52,6 +52,64 @@ export interface ConnectionProbe {
   confirm?(target: object): Promise<ServerState | null>;
 }
 
+/**
+ * A command a response has in flight on a connection it does not own (a shared Redis client). A
+ * leaked response lists these to show what it still waits for; command names only, never arguments.
+ */
+export interface PendingOperation {
+  readonly connection: ConnectionRecord;
+  /** The command name as the driver has it (`get`, `blpop`); never its arguments. */
+  readonly command: string;
+  readonly startedAt: number;
+}
+
+const kList = Symbol('leakwatch.operationList');
+const kPrev = Symbol('leakwatch.previousOperation');
+const kNext = Symbol('leakwatch.nextOperation');
+type Linked = PendingOperation & { [kList]?: OperationList | null; [kPrev]?: Linked | null; [kNext]?: Linked | null };
+
+/**
+ * The operations of one response, in the order they started. Adding and removing one allocates
+ * nothing (the links live on the operation, under Symbols that serialization skips): a request may
+ * pipeline a hundred commands on a shared client, and a Set's growth and shrinking would cost more
+ * than the rest of the instrumentation.
+ */
+export class OperationList implements Iterable<PendingOperation> {
+  size = 0;
+  private head: Linked | null = null;
+  private tail: Linked | null = null;
+
+  add(operation: PendingOperation): void {
+    const op = operation as Linked;
+    if (op[kList] === this) return;
+    op[kList] = this;
+    op[kPrev] = this.tail;
+    op[kNext] = null;
+    if (this.tail === null) this.head = op;
+    else this.tail[kNext] = op;
+    this.tail = op;
+    this.size++;
+  }
+
+  delete(operation: PendingOperation): boolean {
+    const op = operation as Linked;
+    if (op[kList] !== this) return false;
+    const prev = op[kPrev] ?? null;
+    const next = op[kNext] ?? null;
+    if (prev === null) this.head = next;
+    else prev[kNext] = next;
+    if (next === null) this.tail = prev;
+    else next[kPrev] = prev;
+    op[kList] = op[kPrev] = op[kNext] = null;
+    this.size--;
+    return true;
+  }
+
+  *[Symbol.iterator](): IterableIterator<PendingOperation> {
+    for (let op = this.head; op !== null; op = op[kNext] ?? null) yield op;
+  }
+}
+
 export interface Leak<R extends LeakReason = LeakReason> {
   reason: R;
   detectedAt: number;
@@ -76,6 +134,8 @@ export class ResponseRecord implements DeadlineItem {
   /** Set by route capture (Fastify, Koa, Hono); otherwise read through the probe. */
   route: string | null = null;
   routeOf: (() => string | null) | null = null;
+  /** The request method, kept when the response closes (its target is let go then); null before. */
+  method: string | null = null;
   closedAt = 0;
   outcome: ResponseOutcome | null = null;
   leak: Leak<ResponseLeakReason> | null = null;
@@ -84,6 +144,8 @@ export class ResponseRecord implements DeadlineItem {
   connections: Set<ConnectionRecord> | null = null;
   /** Operations this response has in flight on connections it does not own (a shared Redis client). */
   pendingOps = 0;
+  /** Those operations, where the instrumentation names them (Redis commands); null until one starts. */
+  operations: OperationList | null = null;
 
   constructor(
     readonly seq: number,
@@ -135,6 +197,12 @@ export class ConnectionRecord implements DeadlineItem {
   releasedAt = 0;
   leak: Leak<ConnectionLeakReason> | null = null;
   server: ServerState | null = null;
+  /** The driver's own connection status (ioredis: connecting, connect, ready, reconnecting …); null if it has none. */
+  status: string | null = null;
+  /** When a command was last sent or answered on it. */
+  lastActivityAt: number;
+  /** Name of the last command sent on it (`blpop`), never its arguments; null before the first. */
+  lastCommand: string | null = null;
   readonly kind: ConnectionKind;
   readonly pool: string;
   readonly pooled: boolean;
@@ -156,6 +224,7 @@ export class ConnectionRecord implements DeadlineItem {
     this.probe = init.probe ?? null;
     this.stack = init.stack ?? null;
     this.idleSince = acquiredAt;
+    this.lastActivityAt = acquiredAt;
     if (init.busy) this.busy = 1;
   }
 

@@ -1,0 +1,149 @@
+import { logFailure } from '../core/guard.js';
+import type { ConnectionRecord, ResponseRecord } from '../core/records.js';
+import { currentResponse, ensureRuntime } from '../core/runtime.js';
+import { captureStack } from '../core/stack.js';
+import { INTERNAL_CLIENT, type Fn, type PgClient } from './internal-types.js';
+import { clientEndpointName } from './naming.js';
+import { holderOf, instrumentOnce, patchMethod, type PatchSwitch } from './patch.js';
+import { trackClient, trackerOf } from './protocol.js';
+import { activate, pgState } from './state.js';
+
+/**
+ * pg `Client`: every client is followed on the wire from `connect()` (see protocol.ts). A bare
+ * client, one not made by a pool, is itself a held connection from `connect()` until `end()` or
+ * the loss of its socket, owned by the response in whose context `connect()` was called. Queries
+ * a response makes on a client it does not hold are operations of that response.
+ */
+
+function startClient(client: PgClient, below: Function): void {
+  if ((client as unknown as Record<symbol, unknown>)[INTERNAL_CLIENT] === true) return;
+  // Already followed, or already connected (pg answers that with an error of its own).
+  if (trackerOf(client) !== undefined || client._connecting === true || client._connected === true) return;
+  const tracker = trackClient(client, true);
+  if (pgState().poolClientDepth > 0) return; // a pool's client: its checkouts are the records
+  const runtime = ensureRuntime();
+  tracker.acquire(runtime.ledger, clientEndpointName(client.connectionParameters), false, captureStack(runtime.config.acquireStackFrames, below));
+}
+
+function wrapConnect(original: Fn, on: PatchSwitch): Fn {
+  const connect = function (this: PgClient, ...args: unknown[]) {
+    if (on.enabled) {
+      try {
+        startClient(this, connect);
+      } catch (error) {
+        logFailure('pg client.connect', error);
+      }
+    }
+    return original.apply(this, args);
+  };
+  return connect as unknown as Fn;
+}
+
+type Submittable = {
+  handleReadyForQuery?: (...args: unknown[]) => unknown;
+  handleError?: (...args: unknown[]) => unknown;
+  read?: unknown;
+};
+
+type QueueingClient = PgClient & {
+  _queryQueue?: Submittable[];
+  _sentQueryQueue?: Submittable[];
+  _activeQuery?: Submittable | null;
+};
+
+/** The submittable a `client.query()` call just queued or sent (pg makes it inside for text queries). */
+function submittedBy(client: QueueingClient, config: unknown, queuedBefore: number, activeBefore: unknown): Submittable | null {
+  if (config !== null && typeof config === 'object' && typeof (config as { submit?: unknown }).submit === 'function') return config as Submittable;
+  const queue = client._queryQueue;
+  if (queue !== undefined && queue.length > queuedBefore) return queue[queue.length - 1];
+  const sent = client._sentQueryQueue;
+  if (sent !== undefined && sent.length > 0 && (client as { pipeline?: boolean }).pipeline === true) return sent[sent.length - 1];
+  const active = client._activeQuery;
+  return active !== activeBefore && active !== undefined ? active : null;
+}
+
+/**
+ * A response that queries a client it does not hold (a client shared by all requests) waits on
+ * that query: the ledger counts it as an operation of the response until pg hands the query its
+ * end or its error, so a response waiting on a slow query there is not stalled. Cursors and
+ * streams are left out: a paused one is not waiting on the server.
+ */
+function wrapQuery(original: Fn, on: PatchSwitch): Fn {
+  return function query(this: QueueingClient, ...args: unknown[]) {
+    let response;
+    try {
+      response = on.enabled ? currentResponse() : undefined;
+      const record = response === undefined || response.closedAt !== 0 ? undefined : trackerOf(this)?.record;
+      if (record === undefined || record === null || record.owner === response) response = undefined;
+    } catch (error) {
+      logFailure('pg client.query', error);
+      response = undefined;
+    }
+    if (response === undefined) return original.apply(this, args);
+    const queuedBefore = this._queryQueue?.length ?? 0;
+    const activeBefore = this._activeQuery;
+    const result = original.apply(this, args);
+    try {
+      const submitted = submittedBy(this, args[0], queuedBefore, activeBefore);
+      if (submitted !== null && submitted.read === undefined) followOperation(submitted, response, trackerOf(this)!.record!);
+    } catch (error) {
+      logFailure('pg client.query', error);
+    }
+    return result;
+  };
+}
+
+function followOperation(submitted: Submittable, response: ResponseRecord, connection: ConnectionRecord): void {
+  const { handleReadyForQuery, handleError } = submitted;
+  if (typeof handleReadyForQuery !== 'function' || typeof handleError !== 'function') return;
+  const ledger = ensureRuntime().ledger;
+  const operation = { connection, command: 'query', startedAt: ledger.now() };
+  ledger.beginOperation(response, operation);
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    try {
+      ledger.endOperation(response, operation);
+    } catch (error) {
+      logFailure('pg query end', error);
+    }
+  };
+  // Own properties on this one query object, which lives only as long as the query.
+  submitted.handleReadyForQuery = function (this: unknown, ...args: unknown[]) {
+    end();
+    return handleReadyForQuery.apply(this, args);
+  };
+  submitted.handleError = function (this: unknown, ...args: unknown[]) {
+    end();
+    return handleError.apply(this, args);
+  };
+}
+
+function wrapEnd(original: Fn, on: PatchSwitch): Fn {
+  return function end(this: PgClient, ...args: unknown[]) {
+    if (on.enabled) {
+      try {
+        trackerOf(this)?.release();
+      } catch (error) {
+        logFailure('pg client.end', error);
+      }
+    }
+    return original.apply(this, args);
+  };
+}
+
+/** Instruments every client of a pg `Client` class: patches its prototype once. Returns the undo (the same one on every call). */
+export function instrumentClientClass(Client: unknown): () => void {
+  const proto = (Client as { prototype?: object } | null)?.prototype;
+  if (proto === undefined || proto === null || typeof (proto as PgClient).connect !== 'function') {
+    throw new TypeError('instrumentClientClass(Client) needs the Client class of pg.');
+  }
+  const holders = { connect: holderOf(proto, 'connect'), query: holderOf(proto, 'query'), end: holderOf(proto, 'end') };
+  return instrumentOnce(holders.connect ?? proto, () => [
+    activate(),
+    holders.connect === null ? null : patchMethod(holders.connect, 'connect', wrapConnect),
+    holders.query === null ? null : patchMethod(holders.query, 'query', wrapQuery),
+    holders.end === null ? null : patchMethod(holders.end, 'end', wrapEnd),
+  ]);
+}

@@ -1,0 +1,242 @@
+import { ConfigError } from '../config.js';
+import { logFailure } from '../core/guard.js';
+import type { ResponseRecord, StackCapture } from '../core/records.js';
+import { ensureRuntime, responseContext } from '../core/runtime.js';
+import { captureStack } from '../core/stack.js';
+import type { Fn, PgClient, PgPool } from './internal-types.js';
+import { endpointName } from './naming.js';
+import { holderOf, instrumentOnce, isPatched, patchMethod, undoAll, type PatchSwitch } from './patch.js';
+import { trackClient, trackerOf } from './protocol.js';
+import { activate, pgState } from './state.js';
+import type { PgPoolStats, WatchPoolOptions } from './types.js';
+
+/**
+ * pg-pool checkouts: `connect()` (promise and callback), `query()`, and the release of a client in
+ * every form (`release()`, `release(err)`, `release(true)`), seen through the pool's public
+ * 'release' event.
+ *
+ * The owner is taken where `connect()` is *called*. A checkout that waits in the queue is handed
+ * its client from inside another request's `release()` (that is also where pg-pool emits
+ * 'acquire'), so the record is made in the caller's async context, kept from the call.
+ */
+
+const WATCH = Symbol.for('leakwatch.pg.poolWatch.v1');
+
+type Watched = PgPool & { [WATCH]?: PoolWatch };
+
+export interface PoolWatch {
+  readonly pool: WeakRef<PgPool>;
+  name: string;
+  /** Watched through watchPool() (rather than found at its first checkout). */
+  explicit: boolean;
+  undo: (() => void) | null;
+  unwatch(): void;
+}
+
+function nameOption(pool: PgPool): string | undefined {
+  const name = pool.options?.leakwatchName;
+  return typeof name === 'string' && name.trim() !== '' ? name : undefined;
+}
+
+/** The pool's watch, made (with its 'release' listener) on first use. */
+function watchOf(pool: PgPool): PoolWatch {
+  const watched = pool as Watched;
+  const existing = watched[WATCH];
+  if (existing !== undefined) return existing;
+  const onRelease = (_error: unknown, client: unknown) => {
+    try {
+      if (client !== null && typeof client === 'object') trackerOf(client)?.release();
+    } catch (error) {
+      logFailure('pg pool release', error);
+    }
+  };
+  const watch: PoolWatch = {
+    pool: new WeakRef(pool),
+    name: nameOption(pool) ?? endpointName(pool.options),
+    explicit: false,
+    undo: null,
+    unwatch() {
+      pool.removeListener('release', onRelease);
+      if (watched[WATCH] === watch) delete watched[WATCH];
+      pgState().pools.delete(watch);
+    },
+  };
+  pool.on('release', onRelease);
+  Object.defineProperty(watched, WATCH, { value: watch, configurable: true, enumerable: false, writable: true });
+  pgState().pools.add(watch);
+  return watch;
+}
+
+/** One `connect()` call: who asked, from where, and for which pool. */
+class Checkout {
+  constructor(
+    readonly watch: PoolWatch,
+    readonly owner: ResponseRecord | undefined,
+    readonly stack: StackCapture | null,
+  ) {}
+
+  /** Records the delivered client as held by the caller of `connect()`, whatever context we are in. */
+  deliver(client: unknown): void {
+    try {
+      if (client === null || typeof client !== 'object') return;
+      const acquire = () => (trackerOf(client) ?? trackClient(client as PgClient, false)).acquire(ensureRuntime().ledger, this.watch.name, true, this.stack);
+      if (responseContext.getStore() === this.owner) acquire();
+      else responseContext.run(this.owner as ResponseRecord, acquire);
+    } catch (error) {
+      logFailure('pg pool checkout', error);
+    }
+  }
+
+  /** The app's callback, called in the caller's async context after the client is recorded. */
+  bind(callback: Fn): Fn {
+    const checkout = this;
+    return function (this: unknown, error: unknown, client: unknown, done: unknown) {
+      if (!error) checkout.deliver(client);
+      return responseContext.run(checkout.owner as ResponseRecord, () => callback.call(this, error, client, done));
+    };
+  }
+}
+
+// The stack of the app's pool.query() call, for the connect() it makes inside.
+let queryStack: StackCapture | null | undefined;
+
+function startCheckout(pool: PgPool, below: Function): Checkout {
+  const runtime = ensureRuntime();
+  const stack = queryStack !== undefined ? queryStack : captureStack(runtime.config.acquireStackFrames, below);
+  return new Checkout(watchOf(pool), runtime.context.getStore(), stack);
+}
+
+function wrapConnect(original: Fn, on: PatchSwitch): Fn {
+  const connect = function (this: PgPool, ...args: unknown[]) {
+    if (!on.enabled) return original.apply(this, args);
+    let checkout: Checkout | null = null;
+    try {
+      checkout = startCheckout(this, connect);
+    } catch (error) {
+      logFailure('pg pool.connect', error);
+    }
+    if (checkout === null) return original.apply(this, args);
+    if (typeof args[0] === 'function') return original.call(this, checkout.bind(args[0] as Fn), ...args.slice(1));
+    const result = original.apply(this, args) as PromiseLike<unknown> | undefined;
+    if (result === null || typeof result !== 'object' || typeof result.then !== 'function') return result;
+    const delivering = checkout;
+    // Rejections pass through untouched: only the fulfilment is observed.
+    return result.then((client) => {
+      delivering.deliver(client);
+      return client;
+    });
+  };
+  return connect as unknown as Fn;
+}
+
+function wrapQuery(original: Fn, on: PatchSwitch): Fn {
+  const query = function (this: PgPool, ...args: unknown[]) {
+    if (!on.enabled) return original.apply(this, args);
+    const previous = queryStack;
+    try {
+      queryStack = captureStack(ensureRuntime().config.acquireStackFrames, query);
+    } catch (error) {
+      logFailure('pg pool.query', error);
+      queryStack = null;
+    }
+    try {
+      return original.apply(this, args);
+    } finally {
+      queryStack = previous;
+    }
+  };
+  return query as unknown as Fn;
+}
+
+function wrapNewClient(original: Fn, on: PatchSwitch): Fn {
+  return function newClient(this: PgPool, ...args: unknown[]) {
+    if (!on.enabled) return original.apply(this, args);
+    const state = pgState();
+    state.poolClientDepth++;
+    try {
+      return original.apply(this, args);
+    } finally {
+      state.poolClientDepth--;
+    }
+  };
+}
+
+const POOL_METHODS: Array<[string, (original: Fn, on: PatchSwitch) => Fn]> = [
+  ['connect', wrapConnect],
+  ['query', wrapQuery],
+  ['newClient', wrapNewClient],
+];
+
+function isPool(value: unknown): value is PgPool {
+  const pool = value as PgPool | null;
+  return pool !== null && typeof pool === 'object' && typeof pool.connect === 'function' && typeof pool.on === 'function' && 'totalCount' in pool;
+}
+
+/**
+ * Instruments every pool of a pg-pool `Pool` class (pg's `Pool` inherits it): patches its
+ * prototype once, marked with a Symbol. Returns the undo (the same one on every call).
+ */
+export function instrumentPoolClass(Pool: unknown): () => void {
+  const proto = (Pool as { prototype?: object } | null)?.prototype;
+  if (proto === undefined || proto === null || typeof (proto as PgPool).connect !== 'function') {
+    throw new TypeError('instrumentPoolClass(Pool) needs the Pool class of pg or pg-pool.');
+  }
+  const connectHolder = holderOf(proto, 'connect') ?? proto;
+  return instrumentOnce(connectHolder, () => [
+    activate(),
+    ...POOL_METHODS.map(([name, wrap]) => {
+      const holder = holderOf(proto, name);
+      return holder === null ? null : patchMethod(holder, name, wrap);
+    }),
+  ]);
+}
+
+/**
+ * Follows one pool: its checkouts (when its class is not instrumented already, by patching this
+ * pool alone) and its gauges in {@link poolStats}. Calling it again for the same pool returns the
+ * same undo; the undo gives the pool back its own methods exactly.
+ */
+export function watchPool(pool: unknown, options: WatchPoolOptions = {}): () => void {
+  if (!isPool(pool)) throw new TypeError('watchPool(pool) needs a pg Pool (new pg.Pool(...)).');
+  if (options.name !== undefined && (typeof options.name !== 'string' || options.name.trim() === '')) {
+    throw new ConfigError(`watchPool option name is ${JSON.stringify(options.name)}; give a non-empty string, or leave it out to use host:port/database.`);
+  }
+  const watch = watchOf(pool);
+  if (options.name !== undefined) watch.name = options.name;
+  if (watch.undo !== null) return watch.undo;
+  watch.explicit = true;
+  const undos: Array<(() => void) | null> = [activate()];
+  if (!isPatched(pool.connect)) {
+    for (const [name, wrap] of POOL_METHODS) undos.push(patchMethod(pool, name, wrap));
+  }
+  undos.push(() => watch.unwatch());
+  const undo = undoAll(undos);
+  watch.undo = undo;
+  return undo;
+}
+
+/** Stops following pools found at their first checkout (not those given to watchPool). */
+export function unwatchFoundPools(): void {
+  for (const watch of [...pgState().pools]) if (!watch.explicit) watch.unwatch();
+}
+
+const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
+
+/**
+ * The gauges of every watched pool, read now: pools given to watchPool() and pools of an
+ * instrumented class from their first `connect()` or `query()` on. Ended and collected pools drop out.
+ */
+export function poolStats(): PgPoolStats[] {
+  const stats: PgPoolStats[] = [];
+  for (const watch of [...pgState().pools]) {
+    const pool = watch.pool.deref();
+    if (pool === undefined || pool.ended === true) {
+      watch.unwatch();
+      continue;
+    }
+    const total = count(pool.totalCount);
+    const idle = count(pool.idleCount);
+    stats.push({ name: watch.name, total, idle, used: Math.max(0, total - idle), pending: count(pool.waitingCount), max: count(pool.options?.max) });
+  }
+  return stats;
+}

@@ -1,0 +1,205 @@
+import { logFailure } from '../core/guard.js';
+import type { Ledger } from '../core/ledger.js';
+import type { ConnectionRecord, IdleState, StackCapture } from '../core/records.js';
+import { pgConnectionProbe } from './confirm.js';
+import type { Fn, PgClient, PgConnection } from './internal-types.js';
+import { pgState } from './state.js';
+
+/**
+ * Whose turn it is on one pg connection, read from the wire protocol.
+ *
+ * The client is *busy* from the moment it sends something the server must answer until the answer
+ * is complete, and *idle* otherwise. Counted per message: a simple Query or a Sync awaits
+ * ReadyForQuery, a Describe awaits RowDescription/NoData, an Execute awaits CommandComplete,
+ * PortalSuspended or EmptyQueryResponse; an ErrorResponse cancels everything up to the next Sync.
+ * So a cursor's read is busy until its rows arrive, and a paused cursor (Execute answered with
+ * PortalSuspended, no Sync sent) is idle although pg_stat_activity says `active`. Each
+ * ReadyForQuery carries the transaction status: `I`, `T` (in a transaction) or `E` (in a failed one).
+ *
+ * The counting is done by wrapping four send methods of the client's own Connection object and by
+ * listeners put *before* pg's own, so the state is right before pg runs the app's callbacks.
+ */
+
+const TRACKER = Symbol.for('leakwatch.pg.tracker.v1');
+
+type Tracked = PgClient & { [TRACKER]?: ClientTracker };
+
+export function idleStateOf(txStatus: string | null): IdleState {
+  return txStatus === 'T' ? 'idle-in-transaction' : txStatus === 'E' ? 'idle-in-transaction-aborted' : 'idle';
+}
+
+export function trackerOf(client: object): ClientTracker | undefined {
+  return (client as Tracked)[TRACKER];
+}
+
+/**
+ * Starts following `client` (once; later calls return the same tracker). `connecting` says the
+ * client is about to send its startup message, which is answered by a ReadyForQuery.
+ */
+export function trackClient(client: PgClient, connecting: boolean): ClientTracker {
+  const tracked = client as Tracked;
+  const existing = tracked[TRACKER];
+  if (existing !== undefined) return existing;
+  const tracker = new ClientTracker(client, connecting);
+  Object.defineProperty(tracked, TRACKER, { value: tracker, configurable: true, enumerable: false, writable: true });
+  pgState().trackers.add(tracker);
+  tracker.attach();
+  return tracker;
+}
+
+export class ClientTracker {
+  /** Simple Queries and Syncs sent and not yet answered by ReadyForQuery (and the startup). */
+  pendingSync = 0;
+  pendingDescribe = 0;
+  pendingExecute = 0;
+  busy = false;
+  /** Transaction status of the last ReadyForQuery: 'I', 'T', 'E', or null before the first. */
+  txStatus: string | null = null;
+  /** The checkout (pool) or the client itself (bare) as the ledger knows it; null when not held. */
+  record: ConnectionRecord | null = null;
+  private ledger: Ledger | null = null;
+  private readonly undos: Array<() => void> = [];
+
+  constructor(
+    readonly client: PgClient,
+    connecting: boolean,
+  ) {
+    if (connecting) {
+      this.pendingSync = 1;
+    } else {
+      // Followed only now: take pg's own view of whether something is in flight.
+      this.txStatus = client._txStatus ?? null;
+      if (client.readyForQuery === false && client._activeQuery) this.pendingSync = 1;
+    }
+    this.busy = this.pendingSync > 0;
+  }
+
+  attach(): void {
+    const connection = this.client.connection;
+    if (connection === undefined || typeof connection.prependListener !== 'function') return; // pg-native: no protocol
+    this.wrapSend(connection, 'query', () => this.pendingSync++);
+    this.wrapSend(connection, 'sync', () => this.pendingSync++);
+    this.wrapSend(connection, 'describe', () => this.pendingDescribe++);
+    this.wrapSend(connection, 'execute', () => this.pendingExecute++);
+    this.listen(connection, 'readyForQuery', (message) => {
+      const status = (message as { status?: unknown } | undefined)?.status;
+      if (typeof status === 'string') this.txStatus = status;
+      if (this.pendingSync > 0) this.pendingSync--;
+      if (this.pendingSync === 0) this.pendingDescribe = this.pendingExecute = 0;
+      this.update();
+    });
+    const described = () => {
+      if (this.pendingDescribe > 0) this.pendingDescribe--;
+      this.update();
+    };
+    const executed = () => {
+      if (this.pendingExecute > 0) this.pendingExecute--;
+      this.update();
+    };
+    this.listen(connection, 'rowDescription', described);
+    this.listen(connection, 'noData', described);
+    this.listen(connection, 'commandComplete', executed);
+    this.listen(connection, 'portalSuspended', executed);
+    this.listen(connection, 'emptyQuery', executed);
+    this.listen(connection, 'errorMessage', () => {
+      // The server skips everything up to the next Sync; only that Sync is still answered.
+      this.pendingDescribe = this.pendingExecute = 0;
+      this.update();
+    });
+    this.listen(connection, 'end', () => this.ended());
+  }
+
+  /** Stops following the client: its Connection gets its own methods back. Records stay. */
+  detach(): void {
+    for (let i = this.undos.length - 1; i >= 0; i--) this.undos[i]();
+    this.undos.length = 0;
+    pgState().trackers.delete(this);
+    const tracked = this.client as Tracked;
+    if (tracked[TRACKER] === this) delete tracked[TRACKER];
+  }
+
+  /** Records a checkout or a bare client as held by the owner of the current async context. */
+  acquire(ledger: Ledger, pool: string, pooled: boolean, stack: StackCapture | null): ConnectionRecord {
+    if (this.record !== null) this.release();
+    this.ledger = ledger;
+    const record = ledger.acquireConnection({
+      kind: 'pg',
+      pool,
+      pooled,
+      target: this.client,
+      probe: pgConnectionProbe,
+      stack,
+      busy: this.busy,
+    });
+    this.record = record;
+    if (!this.busy) ledger.setIdleState(record, idleStateOf(this.txStatus));
+    return record;
+  }
+
+  release(): void {
+    const record = this.record;
+    if (record === null) return;
+    this.record = null;
+    this.ledger?.releaseConnection(record);
+  }
+
+  private ended(): void {
+    this.pendingSync = this.pendingDescribe = this.pendingExecute = 0;
+    this.busy = false;
+    this.release();
+    this.detach();
+  }
+
+  private update(): void {
+    const busy = this.pendingSync > 0 || this.pendingDescribe > 0 || this.pendingExecute > 0;
+    const record = this.record;
+    const ledger = this.ledger;
+    if (busy === this.busy) {
+      if (!busy && record !== null && ledger !== null) {
+        const state = idleStateOf(this.txStatus);
+        if (record.idleState !== state) ledger.setIdleState(record, state);
+      }
+      return;
+    }
+    this.busy = busy;
+    if (record === null || ledger === null) return;
+    if (busy) ledger.connectionBusy(record);
+    else ledger.connectionIdle(record, idleStateOf(this.txStatus));
+  }
+
+  private wrapSend(connection: PgConnection, name: 'query' | 'sync' | 'describe' | 'execute', count: () => void): void {
+    const target = connection as unknown as Record<string, unknown>;
+    const original = target[name];
+    if (typeof original !== 'function') return;
+    const own = Object.getOwnPropertyDescriptor(connection, name);
+    const tracker = this;
+    // pg's send methods take at most two arguments; naming them spares an array per message.
+    const wrapper = function (this: unknown, a?: unknown, b?: unknown) {
+      try {
+        count();
+        if (!tracker.busy) tracker.update();
+      } catch (error) {
+        logFailure(`pg connection.${name}`, error);
+      }
+      return arguments.length <= 2 ? (original as Fn).call(this, a, b) : (original as Fn).apply(this, arguments as unknown as unknown[]);
+    };
+    Object.defineProperty(connection, name, { value: wrapper, writable: true, configurable: true, enumerable: false });
+    this.undos.push(() => {
+      if (target[name] !== wrapper) return;
+      if (own !== undefined) Object.defineProperty(connection, name, own);
+      else delete target[name];
+    });
+  }
+
+  private listen(connection: PgConnection, event: string, handle: (message?: unknown) => void): void {
+    const listener = (message?: unknown) => {
+      try {
+        handle(message);
+      } catch (error) {
+        logFailure(`pg ${event}`, error);
+      }
+    };
+    connection.prependListener(event, listener);
+    this.undos.push(() => connection.removeListener(event, listener));
+  }
+}
