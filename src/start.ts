@@ -1,4 +1,5 @@
 import type { LeakwatchOptions } from './config.js';
+import { logFailure } from './core/guard.js';
 import { onModuleLoad } from './core/module-hooks.js';
 import { ensureRuntime, type Runtime } from './core/runtime.js';
 import { instrumentEndAttribution } from './http/end-attribution.js';
@@ -29,6 +30,12 @@ export function start(options?: LeakwatchOptions): Started {
     ...redisModulePatches.map(onModuleLoad),
   ];
   if (runtime.config.endAttribution) undos.push(instrumentEndAttribution());
+  if (runtime.config.metricsPort !== null) {
+    // Loaded only when asked for: it is what needs prom-client. Failures are logged, never thrown.
+    const metrics = import('./metrics/serve-from-config.js');
+    metrics.then((m) => m.serveMetricsFromConfig(runtime)).catch((error: unknown) => logFailure('starting the metrics server', error));
+    undos.push(() => void metrics.then((m) => m.stopServingMetrics()).catch((error: unknown) => logFailure('stopping the metrics server', error)));
+  }
   return {
     runtime,
     stop() {

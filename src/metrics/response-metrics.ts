@@ -1,0 +1,96 @@
+import type { Gauge } from 'prom-client';
+import type { Ledger, LedgerObserver } from '../core/ledger.js';
+import type { ResponseRecord } from '../core/records.js';
+import type { MetricSet } from './definitions.js';
+import { LabelCap, methodLabel, routeLabel } from './labels.js';
+
+/**
+ * The HTTP server families: counters and the duration histogram fed as responses close or leak,
+ * and the open-response gauges read from the ledger when scraped.
+ */
+export class ResponseMetrics implements LedgerObserver {
+  private readonly closedRoutes: LabelCap;
+  private readonly leakedRoutes: LabelCap;
+  private readonly openRoutes: LabelCap;
+  /** Label pairs of the open-responses gauge seen so far: written as 0 when nothing is open for them. */
+  private readonly openSeen = new Map<string, { method: string; route: string }>();
+
+  constructor(
+    private readonly metrics: MetricSet,
+    private readonly ledger: () => Ledger | undefined,
+    maxRoutes: number,
+    private readonly exemplars: boolean,
+    /** Responses of leakwatch's own metrics server, which are not the app's. */
+    private readonly ignored: WeakSet<ResponseRecord>,
+  ) {
+    // The duration histogram shares the counter's cap: both are written at close, for the same routes.
+    this.closedRoutes = new LabelCap(maxRoutes);
+    this.leakedRoutes = new LabelCap(maxRoutes);
+    this.openRoutes = new LabelCap(maxRoutes);
+  }
+
+  responseClosed(response: ResponseRecord): void {
+    if (response.outcome === null || this.ignored.has(response)) return;
+    const ledger = this.ledger();
+    if (ledger === undefined) return;
+    const labels = {
+      method: methodLabel(ledger.methodOf(response)),
+      route: routeLabel(this.closedRoutes, ledger.routeOf(response)),
+      outcome: response.outcome,
+    };
+    this.metrics.responses.inc(labels);
+    this.metrics.responseDuration.observe(labels, Math.max(0, response.closedAt - response.startedAt) / 1000);
+  }
+
+  responseLeaked(response: ResponseRecord): void {
+    if (response.leak === null || this.ignored.has(response)) return;
+    const ledger = this.ledger();
+    if (ledger === undefined) return;
+    const labels = {
+      method: methodLabel(ledger.methodOf(response)),
+      route: routeLabel(this.leakedRoutes, ledger.routeOf(response)),
+      reason: response.leak.reason,
+    };
+    // The exemplar names the leak as the report does, so a spike leads to the report entry.
+    if (this.exemplars) this.metrics.leakedResponses.inc({ labels, value: 1, exemplarLabels: { response_id: response.id } as never });
+    else this.metrics.leakedResponses.inc(labels);
+  }
+
+  /** collect() of the open-responses gauge. */
+  readonly readOpenResponses = (gauge: Gauge<'method' | 'route'>): void => {
+    gauge.reset();
+    for (const labels of this.openSeen.values()) gauge.set(labels, 0);
+    const ledger = this.ledger();
+    if (ledger === undefined) return;
+    for (const response of ledger.eachOpenResponse()) {
+      if (this.ignored.has(response)) continue;
+      const method = methodLabel(ledger.methodOf(response));
+      const route = routeLabel(this.openRoutes, ledger.routeOf(response));
+      const key = `${method} ${route}`;
+      let labels = this.openSeen.get(key);
+      if (labels === undefined) this.openSeen.set(key, (labels = { method, route }));
+      gauge.inc(labels, 1);
+    }
+  };
+
+  /** collect() of the oldest-open-response gauge: no sample at all when nothing is open. */
+  readonly readOldestOpenResponseStart = (gauge: Gauge): void => {
+    let oldest = Infinity;
+    const ledger = this.ledger();
+    if (ledger !== undefined) {
+      for (const response of ledger.eachOpenResponse()) {
+        if (response.startedAt < oldest && !this.ignored.has(response)) oldest = response.startedAt;
+      }
+    }
+    if (oldest === Infinity) clearSamples(gauge);
+    else gauge.set(oldest / 1000);
+  };
+}
+
+/**
+ * Leaves a gauge without labels with no sample. prom-client has no call for it (reset() writes a 0,
+ * which would read as "open since 1970" and, in a cluster, win the min), so its value map is emptied.
+ */
+export function clearSamples(gauge: Gauge): void {
+  (gauge as unknown as { hashMap: Record<string, unknown> }).hashMap = {};
+}
