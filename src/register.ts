@@ -1,10 +1,10 @@
 /**
- * `node --import leakwatch/register app.js` (or `--require`): follows every response of the process
- * and instruments the app's own pg and ioredis as they load, configured by `LEAKWATCH_*`.
+ * `node --import leakwatch/register app.js` (or `--require`): follows every response of the process,
+ * instruments the app's own pg and ioredis as they load, and serves metrics when
+ * LEAKWATCH_METRICS_PORT is set, all configured by `LEAKWATCH_*`.
  * `leakwatch run` puts this into NODE_OPTIONS of every Node process it starts.
  */
 import { ConfigError } from './config.js';
-import { logFailure } from './core/guard.js';
 import { installExitReport } from './report/process-report.js';
 import { start } from './start.js';
 
@@ -27,11 +27,6 @@ function register(): void {
   const dir = process.env.LEAKWATCH_REPORT_DIR || undefined;
   const file = process.env.LEAKWATCH_REPORT || undefined;
   if (dir !== undefined || file !== undefined) installExitReport(started.runtime, { dir, file });
-  if (started.runtime.config.metricsPort !== null) {
-    import('./metrics/serve-from-config.js')
-      .then((m) => m.serveMetricsFromConfig(started.runtime))
-      .catch((error: unknown) => logFailure('starting the metrics server', error));
-  }
 }
 
 register();

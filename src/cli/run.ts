@@ -30,6 +30,7 @@ Options:
   --connection-threshold DURATION a connection held this long after its response closed,
                                   or a pool checkout idle this long, is leaked (default 10s)
   --metrics-port N                serve Prometheus metrics on 127.0.0.1:N from the first process
+                                  that answers an HTTP request
   --no-fail                       exit 0 even when leaks are found
   -h, --help                      show this help
 
@@ -130,7 +131,10 @@ export async function run(options: RunOptions, io = { stderr: process.stderr }):
   env.NODE_OPTIONS = `${env.NODE_OPTIONS ? env.NODE_OPTIONS + ' ' : ''}--import=${registerUrl()}`;
   env[ENV.responseThreshold] = String(config.responseThresholdMs);
   env[ENV.connectionThreshold] = String(config.connectionThresholdMs);
-  if (options.metricsPort !== undefined) env[ENV.metricsPort] = String(options.metricsPort);
+  if (options.metricsPort !== undefined) {
+    env[ENV.metricsPort] = String(options.metricsPort);
+    env.LEAKWATCH_METRICS_LAZY = '1'; // bound by the first process that serves HTTP, not by npm
+  }
   delete env.LEAKWATCH_REPORT;
 
   const [command, ...args] = options.command;

@@ -17,6 +17,7 @@ import { endOverridesOf } from './end-attribution.js';
 const kResponse = Symbol.for('leakwatch.response.v1');
 const HTTP_INSTALLED = Symbol.for('leakwatch.http.v1');
 const kServerEmit = Symbol('leakwatch.serverEmit');
+const kUntracked = Symbol.for('leakwatch.untrackedServer.v1');
 
 type Tracked = ServerResponse & { [kResponse]?: ResponseRecord };
 
@@ -74,10 +75,17 @@ export function trackResponse(res: ServerResponse): ResponseRecord | undefined {
   return response;
 }
 
+/** Leaves a server's responses out of the ledger (leakwatch's own metrics server). */
+export function untrackServer(server: Server): void {
+  (server as Server & { [kUntracked]?: true })[kUntracked] = true;
+}
+
 function onRequestStart(message: unknown): void {
   try {
-    const response = trackResponse((message as { response: ServerResponse }).response);
-    if (response !== undefined) responseContext.enterWith(response);
+    const { server, response } = message as { server?: Server & { [kUntracked]?: true }; response: ServerResponse };
+    if (server?.[kUntracked] === true) return;
+    const tracked = trackResponse(response);
+    if (tracked !== undefined) responseContext.enterWith(tracked);
   } catch (error) {
     logFailure('http.server.request.start', error);
   }

@@ -1,5 +1,7 @@
+import diagnostics_channel from 'node:diagnostics_channel';
 import { logFailure } from '../core/guard.js';
 import type { Runtime } from '../core/runtime.js';
+import { defaultMetrics } from './create-metrics.js';
 import { serveMetrics, type MetricsServer } from './server.js';
 
 const SERVING = Symbol.for('leakwatch.metrics.serving.v1');
@@ -18,7 +20,15 @@ export function serveMetricsFromConfig(runtime: Runtime): Promise<MetricsServer 
   const where = `${metricsHost}:${metricsPort}`;
   const serving = holder[SERVING];
   if (serving !== undefined && serving.where === where) return serving.server;
-  const server = serveMetrics({ port: metricsPort, host: metricsHost }).then(
+  // The metrics follow the ledger from now on, even when the port is bound later.
+  let metrics;
+  try {
+    metrics = defaultMetrics();
+  } catch (error) {
+    logFailure('serving metrics', error);
+    return Promise.resolve(null);
+  }
+  const server = whenToServe().then(() => serveMetrics({ port: metricsPort, host: metricsHost, metrics })).then(
     (server) => {
       // With port 0 the port is known only now; say where.
       if (metricsPort === 0 && server.url !== null) runtime.config.log(`metrics at ${server.url}`);
@@ -31,6 +41,23 @@ export function serveMetricsFromConfig(runtime: Runtime): Promise<MetricsServer 
   );
   holder[SERVING] = { where, server };
   return server;
+}
+
+/**
+ * Under `leakwatch run` (LEAKWATCH_METRICS_LAZY=1) every Node process of the command gets the port,
+ * and the first to start (`npm`, a shell wrapper) is rarely the app. There the port is bound by the
+ * first process that answers an HTTP request; elsewhere at once.
+ */
+function whenToServe(): Promise<void> {
+  if (process.env.LEAKWATCH_METRICS_LAZY !== '1') return Promise.resolve();
+  return new Promise((resolve) => {
+    const channel = 'http.server.request.start';
+    const onFirst = () => {
+      diagnostics_channel.unsubscribe(channel, onFirst);
+      resolve();
+    };
+    diagnostics_channel.subscribe(channel, onFirst);
+  });
 }
 
 /** Closes what serveMetricsFromConfig() serves, if anything. */

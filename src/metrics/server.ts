@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { answerPrimary, isClusterWorker } from './cluster.js';
+import { untrackServer } from '../http/node-http.js';
 import { metricsFor, metricsHandler, type MetricsHandlerOptions } from './handler.js';
 
 /** Options of {@link serveMetrics}. */
@@ -49,6 +50,7 @@ export async function serveMetrics(options: ServeMetricsOptions): Promise<Metric
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
     res.end(`leakwatch serves its metrics at ${path}\n`);
   });
+  untrackServer(server); // scrapes are not the app's responses
   // Scrapers keep their connection open between scrapes; neither it nor the server holds the app up.
   server.on('connection', (socket) => socket.unref());
   await new Promise<void>((resolve, reject) => {

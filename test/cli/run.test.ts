@@ -131,3 +131,34 @@ describe('leakwatch run', () => {
     expect((await leakwatch(['--help'])).stdout).toContain('leakwatch run');
   });
 });
+
+describe('leakwatch run --metrics-port', () => {
+  it('serves metrics from the process that answers HTTP, not from a wrapper started first, and leaves scrapes out of the report', async () => {
+    const { freePort } = await import('../../src/cli/services.js');
+    const metricsPort = await freePort();
+    const file = path.join(dir, 'metrics.json');
+    const wrapper = `const {spawn}=require('node:child_process');const c=spawn(process.execPath,[${JSON.stringify(fixture('never-answers.mjs'))}],{stdio:'inherit'});process.on('SIGTERM',()=>c.kill('SIGTERM'));c.on('exit',()=>process.exit(0));`;
+    let scraped = '';
+    const exit = await leakwatch(['run', '--report', file, '--metrics-port', String(metricsPort), '--', process.execPath, '-e', wrapper], {
+      env: { FIXTURE_SERVE: '1' },
+      onStdout(text, child) {
+        const match = /listening (\d+)/.exec(text);
+        if (!match || scraped !== '') return;
+        scraped = 'pending';
+        void (async () => {
+          await fetch(`http://127.0.0.1:${match[1]}/ok`).then((r) => r.text());
+          for (let i = 0; i < 50 && scraped === 'pending'; i++) {
+            scraped = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text(), () => 'pending');
+            if (scraped === 'pending') await new Promise((r) => setTimeout(r, 100));
+          }
+          await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+          child.kill('SIGTERM');
+        })();
+      },
+    });
+    expect(exit.status, exit.stderr).toBe(0);
+    expect(scraped, scraped).toMatch(/leakwatch_http_server_responses_total\{method="GET",route="unmatched",outcome="finished"\} 1/);
+    expect(exit.stderr).not.toMatch(/taken/);
+    expect(readReport(file).summary.responses).toBe(1);
+  });
+});
