@@ -10,6 +10,7 @@ export type {
   EndOverride,
   IdleState,
   LeakReason,
+  PendingOperation,
   ResponseOutcome,
   ServerState,
 } from './core/records.js';
@@ -18,6 +19,8 @@ export { instrumentHttp, instrumentServer, wrapHandler, responseOf } from './htt
 export { instrumentEndAttribution } from './http/end-attribution.js';
 export { wrapFetchHandler } from './http/fetch.js';
 export { honoRoutes, instrumentExpressRoutes, instrumentFastifyRoutes, instrumentKoaRoutes } from './http/routes.js';
+export { instrumentIoredis, redisModulePatches } from './redis/index.js';
+export { OperationList } from './core/records.js';
 export { instrumentPg, watchPool, poolStats, pgModulePatches, type PgPoolStats, type WatchPoolOptions } from './pg/index.js';
 export { createMetrics, defaultMetrics, DEFAULT_MAX_POOLS, DEFAULT_MAX_ROUTES, type Exposition, type LeakwatchMetrics, type MetricsOptions } from './metrics/create-metrics.js';
 export { metricsHandler, type MetricsHandlerOptions, type MetricsRequestHandler } from './metrics/handler.js';

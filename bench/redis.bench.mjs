@@ -1,0 +1,308 @@
+// The CPU cost of ioredis instrumentation per command, for ioredis 5 and 6, against the real
+// server: GET/SET one at a time and pipelined, bare against instrumented, in alternating rounds.
+// Also the figures behind two design choices: what subscribing to ioredis 6's tracing channel
+// costs by itself, and joining CLIENT LIST by socket address (paid per confirmation) against
+// reading each connection's CLIENT ID (paid per connection).
+import diagnostics_channel from 'node:diagnostics_channel';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import IORedis5 from 'ioredis';
+import IORedis6 from 'ioredis6';
+import { ensureRuntime, instrumentIoredis, responseContext } from '../dist/index.js';
+import { findByAddress, parseClientList } from '../dist/redis/index.js';
+import { median, summary } from './lib/stats.mjs';
+
+/** Median and the spread as 25th–75th percentile: batches on a shared machine have outliers. */
+const spread = (xs, digits = 2) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return `${median(xs).toFixed(digits)} (${at(0.25).toFixed(digits)}–${at(0.75).toFixed(digits)})`;
+};
+
+export const title = 'Redis (ioredis)';
+
+const redisUrl = () => process.env.LEAKWATCH_TEST_REDIS_URL || 'redis://127.0.0.1:6379';
+const require = createRequire(import.meta.url);
+const MODULES = {
+  [`ioredis ${require('ioredis/package.json').version}`]: { module: IORedis5, id: 'ioredis' },
+  [`ioredis ${require('ioredis6/package.json').version}`]: { module: IORedis6, id: 'ioredis6' },
+};
+const probe = { progress: () => 0, method: () => 'GET', path: () => '/bench', route: () => null, endOverrides: () => [] };
+const KEY = 'leakwatch-bench:key';
+
+const cpuUs = (before) => {
+  const used = process.cpuUsage(before);
+  return used.user + used.system;
+};
+
+async function oneAtATime(client, n) {
+  for (let i = 0; i < n; i += 2) {
+    await client.set(KEY, 'value');
+    await client.get(KEY);
+  }
+}
+
+async function pipelined(client, n, depth = 100) {
+  for (let i = 0; i < n; i += depth) {
+    const pipeline = client.pipeline();
+    for (let j = 0; j < depth; j += 2) pipeline.set(KEY, 'value').get(KEY);
+    await pipeline.exec();
+  }
+}
+
+/** Each workload with the commands per batch: pipelined batches are larger, so a GC pause spreads over more commands. */
+const WORKLOADS = {
+  'GET/SET one at a time': { workload: oneAtATime, scale: 1 },
+  'GET/SET pipelined by 100': { workload: pipelined, scale: 10 },
+};
+
+/**
+ * A second, never instrumented copy of an installed ioredis: its files are loaded again, so bare
+ * and instrumented clients live side by side and measurements can alternate batch by batch.
+ */
+function bareCopy(id) {
+  const folder = path.dirname(require.resolve(`${id}/package.json`)) + path.sep;
+  const cached = Object.keys(require.cache).filter((file) => file.startsWith(folder));
+  const saved = cached.map((file) => [file, require.cache[file]]);
+  for (const file of cached) delete require.cache[file];
+  try {
+    return require(id);
+  } finally {
+    for (const [file, module] of saved) require.cache[file] = module;
+  }
+}
+
+const MODES = ['bare', 'instrumented, shared client', 'instrumented, client owned by the request'];
+
+/**
+ * CPU µs per command in each mode, batches alternating: a bare client (from a bare copy of
+ * ioredis), an instrumented client made at start-up (each command is also an operation of the
+ * request that sends it), and an instrumented client made by the request (it owns the connection).
+ * Every batch is sent from inside a request's async context, as a handler would.
+ */
+async function measureModule(Redis, Bare, workload, { rounds, commands, warmup, log, label }) {
+  instrumentIoredis(Redis)();
+  ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} }, true);
+  instrumentIoredis(Redis);
+  const ledger = ensureRuntime().ledger;
+  const response = ledger.openResponse({}, probe);
+  const clients = {
+    bare: new Bare(redisUrl()),
+    'instrumented, shared client': new Redis(redisUrl()),
+    'instrumented, client owned by the request': responseContext.run(response, () => new Redis(redisUrl())),
+  };
+  const figures = Object.fromEntries(MODES.map((mode) => [mode, []]));
+  for (const mode of MODES) await responseContext.run(response, () => workload(clients[mode], warmup));
+  for (let round = 0; round < rounds; round++) {
+    // Rotate the order so drift in the machine's speed does not favour one mode.
+    for (let k = 0; k < MODES.length; k++) {
+      const mode = MODES[(round + k) % MODES.length];
+      const before = process.cpuUsage();
+      await responseContext.run(response, () => workload(clients[mode], commands));
+      figures[mode].push(cpuUs(before) / commands);
+    }
+  }
+  log?.(`  ${label}: ${MODES.map((mode) => `${mode} ${median(figures[mode]).toFixed(2)}`).join(', ')} µs CPU/command`);
+  await Promise.all(Object.values(clients).map((client) => client.quit()));
+  ledger.closeResponse(response, 'finished');
+  instrumentIoredis(Redis)();
+  return figures;
+}
+
+async function commandSection({ log, rounds, commands, warmup }) {
+  const rows = [];
+  for (const [moduleName, { module: Redis, id }] of Object.entries(MODULES)) {
+    const Bare = bareCopy(id);
+    for (const [workloadName, { workload, scale }] of Object.entries(WORKLOADS)) {
+      const figures = await measureModule(Redis, Bare, workload, { rounds, commands: commands * scale, warmup, log, label: `${moduleName} ${workloadName}` });
+      for (const mode of MODES) {
+        const added = figures[mode].map((us, i) => us - figures.bare[i]);
+        rows.push(`| ${moduleName} | ${workloadName} | ${mode} | ${spread(figures[mode])} | ${mode === 'bare' ? '—' : spread(added)} |`);
+      }
+    }
+  }
+  return [
+    `In-process CPU (user+system, \`process.cpuUsage()\`) per command against the real server, sent from inside a request's async context. Bare clients come from a second, uninstrumented copy of the same ioredis, so the modes alternate batch by batch: ${rounds} rounds of ${commands} commands (${commands * WORKLOADS['GET/SET pipelined by 100'].scale} pipelined) per mode, modes in rotating order, after ${warmup} warm-up commands each. Median (25th–75th percentile). Added is the median over rounds of (mode − bare) in the same round. The Redis server's own CPU is not counted.`,
+    '',
+    '| ioredis | workload | mode | CPU µs/command | added µs/command |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+  ];
+}
+
+/** What a no-op subscriber to `ioredis:command` costs ioredis 6 per command, before it does anything. */
+async function channelSection({ log, rounds, commands, warmup }) {
+  instrumentIoredis(IORedis6)();
+  const channel = diagnostics_channel.tracingChannel('ioredis:command');
+  const noop = { start() {}, end() {}, asyncStart() {}, asyncEnd() {}, error() {} };
+  const figures = { bare: [], subscribed: [] };
+  const client = new IORedis6(redisUrl());
+  await oneAtATime(client, warmup);
+  for (let round = 0; round < rounds; round++) {
+    for (const mode of round % 2 ? ['subscribed', 'bare'] : ['bare', 'subscribed']) {
+      if (mode === 'subscribed') channel.subscribe(noop);
+      const before = process.cpuUsage();
+      await oneAtATime(client, commands);
+      figures[mode].push(cpuUs(before) / commands);
+      if (mode === 'subscribed') channel.unsubscribe(noop);
+    }
+  }
+  await client.quit();
+  log?.(`  ioredis 6 tracing channel: bare ${median(figures.bare).toFixed(2)}, subscribed ${median(figures.subscribed).toFixed(2)} µs CPU/command`);
+  const added = figures.subscribed.map((us, i) => us - figures.bare[i]);
+  return [
+    `ioredis 6 publishes \`ioredis:command\`; its messages carry the server address, database, command name and (sanitised) arguments, but not the client, so they cannot tell which connection is busy, subscribed or ended. A subscriber that does nothing still makes ioredis build that message, stringify the arguments and wrap each command's promise. GET/SET one at a time on one client, ${rounds} rounds of ${commands} commands, the subscriber on and off in alternation. Median (25th–75th percentile).`,
+    '',
+    '| ioredis 6 | CPU µs/command | added µs/command |',
+    '| --- | --- | --- |',
+    `| no subscriber | ${spread(figures.bare)} | — |`,
+    `| a no-op subscriber on ioredis:command | ${spread(figures.subscribed)} | ${spread(added)} |`,
+  ];
+}
+
+/**
+ * A stand-in for ioredis's Redis class that answers every command from memory, so that the hook
+ * path (wrappers, ledger updates) is measured without the network's noise. Commands are ioredis's
+ * own Command objects.
+ */
+class MemoryRedis {
+  constructor() {
+    this.status = 'wait';
+    this.parseOptions({ host: '127.0.0.1', port: 6379, db: 0 });
+    this.sent = [];
+    this.setStatus('connecting');
+    this.setStatus('ready');
+  }
+  parseOptions(options) {
+    this.options = options;
+  }
+  setStatus(status) {
+    this.status = status;
+  }
+  sendCommand(command) {
+    this.sent.push(command);
+    return command.promise;
+  }
+  disconnect() {
+    this.setStatus('end');
+  }
+  /** Replies to everything sent, in order, as the DataHandler would. */
+  replyAll() {
+    for (const command of this.sent) command.resolve(Buffer.from('OK'));
+    this.sent.length = 0;
+  }
+}
+
+async function hookSection({ log, rounds, commands }) {
+  const { Command } = IORedis5;
+  const batch = async (client, n) => {
+    for (let i = 0; i < n; i += 100) {
+      const promises = [];
+      for (let j = 0; j < 100; j++) promises.push(client.sendCommand(new Command(j % 2 ? 'get' : 'set', ['leakwatch-bench:key'])));
+      client.replyAll();
+      await Promise.all(promises);
+    }
+  };
+  class Bare extends MemoryRedis {}
+  class Instrumented extends MemoryRedis {}
+  for (const name of ['parseOptions', 'setStatus', 'sendCommand', 'disconnect']) Instrumented.prototype[name] = MemoryRedis.prototype[name];
+  ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} }, true);
+  const undo = instrumentIoredis(Instrumented);
+  const ledger = ensureRuntime().ledger;
+  const response = ledger.openResponse({}, probe);
+  const clients = { bare: new Bare(), 'instrumented, shared client': new Instrumented(), 'instrumented, client owned by the request': responseContext.run(response, () => new Instrumented()) };
+  const modes = Object.keys(clients);
+  const figures = Object.fromEntries(modes.map((mode) => [mode, []]));
+  for (const mode of modes) await responseContext.run(response, () => batch(clients[mode], commands));
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < modes.length; k++) {
+      const mode = modes[(round + k) % modes.length];
+      const before = process.cpuUsage();
+      await responseContext.run(response, () => batch(clients[mode], commands));
+      figures[mode].push((cpuUs(before) / commands) * 1000);
+    }
+  }
+  undo();
+  ledger.closeResponse(response, 'finished');
+  log?.(`  hook path: ${modes.map((mode) => `${mode} ${median(figures[mode]).toFixed(0)}`).join(', ')} ns CPU/command`);
+  return [
+    `The same hooks on a stand-in Redis class that answers from memory (ioredis's own \`Command\` objects, replies in batches of 100), so the network's noise is out: what leakwatch adds to each command. ${rounds} rounds of ${commands} commands per mode, rotating order. Median (25th–75th percentile), nanoseconds.`,
+    '',
+    '| mode | CPU ns/command | added ns/command |',
+    '| --- | --- | --- |',
+    ...modes.map((mode) => `| ${mode} | ${spread(figures[mode], 0)} | ${mode === 'bare' ? '—' : spread(figures[mode].map((ns, i) => ns - figures.bare[i]), 0)} |`),
+  ];
+}
+
+/** Joining CLIENT LIST by address (per confirmation) against CLIENT ID read at connect (per connection). */
+async function joinSection({ log, rounds }) {
+  instrumentIoredis(IORedis5)();
+  const client = new IORedis5(redisUrl());
+  await client.ping();
+  const idCost = [];
+  for (let round = 0; round < rounds; round++) {
+    const n = 2000;
+    const before = process.cpuUsage();
+    for (let i = 0; i < n; i++) await client.client('ID');
+    idCost.push(cpuUs(before) / n);
+  }
+  log?.(`  CLIENT ID round trip: ${median(idCost).toFixed(2)} µs CPU`);
+  const rows = [`| read each connection's CLIENT ID at connect | per connection made (and per reconnect) | ${summary(idCost, 2)} |`];
+  const extra = [];
+  for (const total of [50, 500]) {
+    while (extra.length < total) extra.push(new IORedis5(redisUrl()));
+    await Promise.all(extra.map((c) => c.ping()));
+    const lookupCost = [];
+    const { localAddress, localPort } = client.stream;
+    for (let round = 0; round < rounds; round++) {
+      const n = 20;
+      const before = process.cpuUsage();
+      for (let i = 0; i < n; i++) {
+        const entry = findByAddress(parseClientList(String(await client.call('CLIENT', 'LIST'))), localAddress, localPort);
+        if (entry === null) throw new Error('the bench client is missing from CLIENT LIST');
+      }
+      lookupCost.push(cpuUs(before) / n);
+    }
+    log?.(`  CLIENT LIST join with ${total}+ clients: ${median(lookupCost).toFixed(1)} µs CPU`);
+    rows.push(`| join CLIENT LIST by socket address, ${total}+ clients on the server | per confirmation batch (suspected leaks only) | ${summary(lookupCost, 1)} |`);
+  }
+  await Promise.all([client, ...extra].map((c) => c.quit()));
+  return [
+    `Client-process CPU of each way to find a connection in \`CLIENT LIST\`. The address join costs nothing per connection (the socket's address is read only when a leak is confirmed) and leaks found together share one \`CLIENT LIST\`; the id join would add a round trip to every connection the app makes. ${rounds} rounds; median (min–max).`,
+    '',
+    '| join | paid | CPU µs |',
+    '| --- | --- | --- |',
+    ...rows,
+  ];
+}
+
+export async function run({ log, rounds = 30, commands = 1_000, warmup = 2_000 } = {}) {
+  const perCommand = await commandSection({ log, rounds, commands, warmup });
+  const hook = await hookSection({ log, rounds, commands: 20_000 });
+  const channel = await channelSection({ log, rounds, commands, warmup });
+  const join = await joinSection({ log, rounds: 5 });
+  return [
+    `### ${title}`,
+    '',
+    '#### Per command',
+    '',
+    ...perCommand,
+    '',
+    '#### Per command, the hooks alone',
+    '',
+    ...hook,
+    '',
+    '#### ioredis 6 tracing channels',
+    '',
+    ...channel,
+    '',
+    '#### CLIENT LIST join',
+    '',
+    ...join,
+  ].join('\n');
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  console.log(await run({ log: (line) => process.stderr.write(line + '\n') }));
+}

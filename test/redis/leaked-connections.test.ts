@@ -1,0 +1,169 @@
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+// @ts-expect-error plain JavaScript fixture
+import { createApp } from '../../fixtures/redis-leaky.mjs';
+import type { ResponseRecord } from '../../src/core/records.js';
+import { formatStack } from '../../src/core/stack.js';
+import { instrumentIoredis, responseOf, start, type Started } from '../../src/index.js';
+import { close, fireAndForget, listen, request, sleep, waitUntil } from '../support/http.js';
+import { IOREDIS_MODULES, REDIS_URL, heldFor, redisLeaksSince, responseLeaksSince, uniquePrefix, type RedisClient } from '../support/redis.js';
+
+let started: Started;
+beforeAll(() => {
+  started = start({ responseThreshold: 300, connectionThreshold: 300 });
+});
+afterAll(() => started.stop());
+
+const ledger = () => started.runtime.ledger;
+
+describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
+  let undo: () => void;
+  let app: { server: http.Server; shared: RedisClient; made: Set<RedisClient>; close(): Promise<void> };
+  let port: number;
+  let admin: RedisClient;
+  const prefix = uniquePrefix('leaky');
+  /** The response of each request, by URL, as the server saw it. */
+  const responses = new Map<string, ResponseRecord>();
+
+  beforeAll(async () => {
+    undo = instrumentIoredis(Redis);
+    admin = new Redis(REDIS_URL);
+    app = createApp({ Redis, redisUrl: REDIS_URL, prefix });
+    app.server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const response = responseOf(res);
+      if (response !== undefined) responses.set(req.url ?? '', response);
+    });
+    port = await listen(app.server);
+  });
+  afterAll(async () => {
+    await app.close();
+    await admin.quit();
+    undo();
+  });
+
+  describe('when a request subscribes on a duplicate() and never quits it', () => {
+    it('reports the connection leaked, owned by its response, in subscriber state, confirmed by CLIENT LIST', async () => {
+      const since = ledger().now();
+      const url = '/events?channel=room-1';
+      expect(await request(port, url, { abortAfterMs: 150 })).toBe('aborted');
+
+      await waitUntil(() => redisLeaksSince(ledger(), since).length > 0, 3000, 'the subscriber to leak');
+      const [leaked, ...others] = redisLeaksSince(ledger(), since);
+      expect(others).toEqual([]);
+      expect(leaked.leak?.reason).toBe('held-after-response-closed');
+      expect(leaked.owner).toBe(responses.get(url));
+      expect(leaked.owner?.outcome).toBe('aborted');
+      expect(leaked.state).toBe('subscriber');
+      expect(leaked.status).toBe('ready');
+      expect(formatStack(leaked.stack)).toMatch(/redis-leaky\.mjs/);
+
+      await waitUntil(() => leaked.server !== null, 3000, 'CLIENT LIST to confirm it');
+      expect(leaked.server).toMatchObject({ state: 'subscriber', cmd: 'subscribe' });
+      expect(leaked.server?.flags).toContain('P');
+      expect(leaked.server?.age).toBeTypeOf('number');
+      expect(leaked.server?.idle).toBeTypeOf('number');
+
+      // The client id found is this very connection: killing it closes the leaked client's socket, no other.
+      const client = leaked.target as RedisClient;
+      expect(app.made.has(client)).toBe(true);
+      const closed = new Promise((resolve) => client.once('close', resolve));
+      const sharedClosed = vi.fn();
+      app.shared.once('close', sharedClosed);
+      expect(await admin.client('KILL', 'ID', String(leaked.server?.clientId))).toBe(1);
+      await closed;
+      expect(sharedClosed).not.toHaveBeenCalled();
+
+      // ioredis reconnects and resubscribes under the same record.
+      await waitUntil(() => client.status === 'ready' && leaked.state === 'subscriber', 3000, 'the resubscribe');
+      expect(heldFor(ledger(), client)).toEqual([leaked]);
+
+      await client.quit();
+      expect(leaked.leak?.resolvedAt).toBeGreaterThan(0);
+      expect(heldFor(ledger(), client)).toEqual([]);
+    });
+  });
+
+  describe('when a request makes a new Redis() and never quits it', () => {
+    it('reports the connection leaked once the response has finished, and resolved once it is quit', async () => {
+      const since = ledger().now();
+      const url = '/counter?key=visits';
+      expect(await request(port, url)).toEqual({ status: 200, body: '1' });
+
+      await waitUntil(() => redisLeaksSince(ledger(), since).length > 0, 3000, 'the connection to leak');
+      const [leaked, ...others] = redisLeaksSince(ledger(), since);
+      expect(others).toEqual([]);
+      expect(leaked.leak?.reason).toBe('held-after-response-closed');
+      expect(leaked.owner).toBe(responses.get(url));
+      expect(leaked.owner?.outcome).toBe('finished');
+      expect(leaked.state).toBe('idle');
+      expect(leaked.lastCommand).toBe('incr');
+      expect(leaked.pool).toMatch(/^127\.0\.0\.1:\d+\/0$|^localhost:\d+\/0$/);
+      expect(formatStack(leaked.stack)).toMatch(/redis-leaky\.mjs/);
+      await waitUntil(() => leaked.server !== null, 3000, 'CLIENT LIST to confirm it');
+      expect(leaked.server).toMatchObject({ state: 'idle', cmd: 'incr' });
+      expect(responseLeaksSince(ledger(), since)).toEqual([]);
+
+      const client = leaked.target as RedisClient;
+      await client.quit();
+      expect(leaked.leak?.resolvedAt).toBeGreaterThan(0);
+    });
+  });
+
+  describe('when a request subscribes and never answers', () => {
+    it('reports the response unclosed and its subscriber held by it, linked both ways', async () => {
+      const since = ledger().now();
+      const url = '/events/silent?channel=room-2';
+      const req = fireAndForget(port, url);
+
+      await waitUntil(() => redisLeaksSince(ledger(), since).length > 0, 3000, 'the subscriber to leak');
+      const response = responses.get(url)!;
+      expect(response.leak?.reason).toBe('unclosed');
+      const [leaked] = redisLeaksSince(ledger(), since);
+      expect(leaked.leak?.reason).toBe('held-by-leaked-response');
+      expect(leaked.owner).toBe(response);
+      expect([...(response.connections ?? [])]).toEqual([leaked]);
+      expect(leaked.state).toBe('subscriber');
+
+      req.destroy();
+      await (leaked.target as RedisClient).quit();
+      expect(leaked.leak?.resolvedAt).toBeGreaterThan(0);
+    });
+  });
+
+  describe('when a response waits on a command on a shared connection', () => {
+    it('is not stalled while it waits, and once leaked it shows the pending command', async () => {
+      const key = `${prefix}:jobs`;
+      const worker = new Redis(REDIS_URL); // made outside any request: shared
+      const server = http.createServer(async (req, res) => {
+        responses.set(req.url ?? '', responseOf(res)!);
+        await worker.blpop(key, 0);
+        res.end('done');
+      });
+      const serverPort = await listen(server);
+      const since = ledger().now();
+      const done = request(serverPort, '/wait');
+      await waitUntil(() => (responses.get('/wait')?.operations?.size ?? 0) > 0, 3000, 'the BLPOP to start');
+      const response = responses.get('/wait')!;
+      const [workerRecord] = heldFor(ledger(), worker);
+      expect([...response.operations!].map((o) => [o.command, o.connection])).toEqual([['blpop', workerRecord]]);
+      expect(workerRecord.owner).toBeNull();
+      expect(workerRecord.state).toBe('busy');
+
+      await sleep(700); // over twice the response threshold, writing nothing
+      expect(response.leak).toBeNull();
+
+      ledger().finalize(); // as at exit
+      expect(response.leak?.reason).toBe('open-at-exit');
+      expect([...response.operations!].map((o) => o.command)).toEqual(['blpop']);
+      expect(redisLeaksSince(ledger(), since)).toEqual([]); // the shared connection is no leak
+
+      await admin.lpush(key, 'job');
+      expect(await done).toEqual({ status: 200, body: 'done' });
+      expect(response.operations?.size).toBe(0);
+      expect(response.leak?.resolvedAt).toBeGreaterThan(0);
+      expect(workerRecord.state).toBe('idle');
+      await worker.quit();
+      await close(server);
+    });
+  });
+});

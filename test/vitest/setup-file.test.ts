@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runCommand } from '../support/cli.js';
+import { packedProject } from '../support/pack.js';
+
+const APP_TEST = `
+import http from 'node:http';
+import pg from 'pg';
+import Redis from 'ioredis';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+
+const pool = new pg.Pool({ connectionString: process.env.LEAKWATCH_TEST_PG_URL, max: 4 });
+const subscribers = [];
+let server;
+let base;
+
+beforeAll(async () => {
+  server = http.createServer(async (req, res) => {
+    if (req.url === '/ok') return res.end('ok');
+    if (req.url === '/db-ok') {
+      const client = await pool.connect();
+      try {
+        await client.query('SELECT 1');
+      } finally {
+        client.release();
+      }
+      return res.end('ok');
+    }
+    if (req.url === '/forgets-release') {
+      const client = await pool.connect();
+      await client.query('SELECT $1::text AS secret', ['hunter2']);
+      return res.end('done'); // BUG: client.release() is never called
+    }
+    if (req.url === '/never') return; // BUG: never answers
+    if (req.url === '/subscribe') {
+      const subscriber = new Redis(process.env.LEAKWATCH_TEST_REDIS_URL);
+      subscribers.push(subscriber);
+      await subscriber.subscribe('news');
+      return res.end('subscribed'); // BUG: the subscriber is never quit
+    }
+    res.statusCode = 404;
+    res.end();
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = 'http://127.0.0.1:' + server.address().port;
+});
+
+afterAll(async () => {
+  server.closeAllConnections();
+  server.close();
+  for (const s of subscribers) s.disconnect();
+  await pool.end().catch(() => {});
+});
+
+test('clean: plain response', async () => {
+  expect(await (await fetch(base + '/ok')).text()).toBe('ok');
+});
+
+test('clean: pool checkout released in finally', async () => {
+  expect(await (await fetch(base + '/db-ok')).text()).toBe('ok');
+});
+
+test('leaky: forgets release()', async () => {
+  expect(await (await fetch(base + '/forgets-release')).text()).toBe('done');
+});
+
+test('leaky: request never answered before the test ends', async () => {
+  fetch(base + '/never').catch(() => {});
+  await new Promise((r) => setTimeout(r, 50));
+});
+
+test('leaky: keeps a per-request Redis subscriber', async () => {
+  expect(await (await fetch(base + '/subscribe')).text()).toBe('subscribed');
+});
+`;
+
+describe('leakwatch/vitest in setupFiles of a project that installed the packed package', () => {
+  let results: { testResults: Array<{ assertionResults: Array<{ title: string; status: string; failureMessages: string[] }> }> };
+  let output: string;
+
+  beforeAll(async () => {
+    const dir = packedProject(
+      {
+        'package.json': JSON.stringify({ name: 'app', type: 'module', private: true }),
+        'vitest.config.mjs': `export default { test: { setupFiles: ['leakwatch/vitest'], include: ['app.test.mjs'] } };`,
+        'app.test.mjs': APP_TEST,
+      },
+      ['vitest', 'pg', 'ioredis'],
+    );
+    const exit = await runCommand(process.execPath, [path.join(dir, 'node_modules/vitest/vitest.mjs'), 'run', '--reporter=json', '--outputFile=results.json'], {
+      cwd: dir,
+      timeoutMs: 90_000,
+    });
+    output = exit.stdout + exit.stderr;
+    expect(exit.status, output).toBe(1);
+    results = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8'));
+  }, 120_000);
+
+  const byTitle = (title: string) => results.testResults[0].assertionResults.find((t) => t.title === title)!;
+
+  it('passes the clean tests', () => {
+    expect(byTitle('clean: plain response').status).toBe('passed');
+    expect(byTitle('clean: pool checkout released in finally').status).toBe('passed');
+  });
+
+  it('fails the test that forgot release(), naming the pg connection and its request', () => {
+    const test = byTitle('leaky: forgets release()');
+    expect(test.status).toBe('failed');
+    const message = test.failureMessages.join('\n');
+    expect(message).toMatch(/pg .*held-after-response-closed/);
+    expect(message).toContain('/forgets-release');
+    expect(message).not.toContain('hunter2');
+  });
+
+  it('fails the test whose request never got an answer', () => {
+    const test = byTitle('leaky: request never answered before the test ends');
+    expect(test.status).toBe('failed');
+    expect(test.failureMessages.join('\n')).toMatch(/GET \/never.*open-at-exit/);
+  });
+
+  it('fails the test that kept a per-request Redis subscriber', () => {
+    const test = byTitle('leaky: keeps a per-request Redis subscriber');
+    expect(test.status).toBe('failed');
+    expect(test.failureMessages.join('\n')).toMatch(/redis .*subscriber/);
+  });
+
+  it('fails exactly those three', () => {
+    expect(results.testResults[0].assertionResults.filter((t) => t.status === 'failed')).toHaveLength(3);
+  });
+});
