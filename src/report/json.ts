@@ -34,6 +34,8 @@ export interface LeakedResponse {
   ageMs: number;
   endOverrides: EndOverride[];
   connections: string[];
+  /** Commands the response still waits for on connections it does not own (a shared Redis client). */
+  pendingCommands: Array<{ command: string; connection: string; ageMs: number }>;
 }
 
 export interface LeakedConnection {
@@ -86,6 +88,7 @@ function describeResponse(ledger: Ledger, r: ResponseRecord, now: number): Leake
     ageMs: (r.closedAt || now) - r.startedAt,
     endOverrides: detail?.endOverrides ?? [],
     connections,
+    pendingCommands: [...(r.operations ?? [])].map((op) => ({ command: op.command, connection: op.connection.id, ageMs: now - op.startedAt })),
   };
 }
 

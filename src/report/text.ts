@@ -34,6 +34,7 @@ export function describeLeakedResponse(r: LeakedResponse, paint: Paint = painter
     lines.push(`  res.end replaced at ${o.at}: ${verdict}`);
   }
   if (r.connections.length > 0) lines.push(`  holds ${r.connections.join(', ')}`);
+  for (const p of r.pendingCommands ?? []) lines.push(`  waits on ${p.command.toUpperCase()} sent ${seconds(p.ageMs)} ago on shared connection ${p.connection}`);
   return lines.join('\n');
 }
 

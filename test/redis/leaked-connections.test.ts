@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { buildReport } from '../../src/report/json.js';
 // @ts-expect-error plain JavaScript fixture
 import { createApp } from '../../fixtures/redis-leaky.mjs';
 import type { ResponseRecord } from '../../src/core/records.js';
@@ -155,6 +156,8 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
       ledger().finalize(); // as at exit
       expect(response.leak?.reason).toBe('open-at-exit');
       expect([...response.operations!].map((o) => o.command)).toEqual(['blpop']);
+      const shown = buildReport(ledger(), since).leakedResponses.find((r) => r.id === response.id);
+      expect(shown?.pendingCommands).toEqual([{ command: 'blpop', connection: workerRecord.id, ageMs: expect.any(Number) }]);
       expect(redisLeaksSince(ledger(), since)).toEqual([]); // the shared connection is no leak
 
       await admin.lpush(key, 'job');
