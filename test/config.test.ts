@@ -56,3 +56,20 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({ log: 'stderr' as never }, {})).toThrow(/option log must be a function/);
   });
 });
+
+describe('text report colour', () => {
+  it('is used only for a terminal, never with NO_COLOR, and FORCE_COLOR forces it', async () => {
+    const { useColour, formatReport } = await import('../src/report/text.js');
+    expect(useColour({ isTTY: true }, {})).toBe(true);
+    expect(useColour({ isTTY: false }, {})).toBe(false);
+    expect(useColour({ isTTY: true }, { NO_COLOR: '1' })).toBe(false);
+    expect(useColour({ isTTY: false }, { FORCE_COLOR: '1' })).toBe(true);
+    const report = {
+      summary: { responses: 1, aborted: 0, leakedResponses: 0, leakedConnections: 0, resolved: 0 },
+      leakedResponses: [],
+      leakedConnections: [],
+    } as never;
+    expect(formatReport(report, { colour: true })).toContain('\x1b[32m');
+    expect(formatReport(report, { colour: false })).not.toContain('\x1b[');
+  });
+});
