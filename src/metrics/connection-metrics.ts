@@ -1,18 +1,12 @@
 import type { Gauge } from 'prom-client';
 import type { Ledger, LedgerObserver } from '../core/ledger.js';
 import type { ConnectionKind, ConnectionRecord } from '../core/records.js';
+import type { PgPoolStats } from '../pg/types.js';
 import type { MetricSet } from './definitions.js';
 import { dbSystemLabel, LabelCap, poolName } from './labels.js';
 
 /** One watched pool's counts, as `poolStats()` of src/pg gives them. */
-export interface PoolReading {
-  name: string;
-  total: number;
-  idle: number;
-  used: number;
-  pending: number;
-  max: number;
-}
+export type PoolReading = PgPoolStats;
 
 /** Where pool readings come from: one function per kind of pool (pg today). */
 export type PoolReadings = () => Array<{ kind: ConnectionKind; pools: PoolReading[] }>;

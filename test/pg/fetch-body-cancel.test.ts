@@ -1,20 +1,10 @@
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { wrapFetchHandler } from '../../src/index.js';
 import { createApp } from '../../fixtures/hono-body-wrapper.mjs';
 import { sleep, waitUntil } from '../support/http.js';
-import { forceEnd, openLeaks, pgUrl, startLeakwatch } from './support.js';
+import { openLeaks, useLeakwatchAndPool } from './support.js';
 
-let leakwatch: ReturnType<typeof startLeakwatch>;
-let pool: pg.Pool;
-beforeAll(() => {
-  leakwatch = startLeakwatch({ responseThreshold: 300, connectionThreshold: 300 });
-  pool = new pg.Pool({ connectionString: pgUrl(), max: 4 });
-});
-afterAll(async () => {
-  await forceEnd(pool);
-  leakwatch.stop();
-});
+const setup = useLeakwatchAndPool({ responseThreshold: 300, connectionThreshold: 300 });
 
 async function readSomeThenCancel(fetch: (r: Request) => Promise<Response>, url: string): Promise<void> {
   const response = await fetch(new Request(url));
@@ -25,9 +15,9 @@ async function readSomeThenCancel(fetch: (r: Request) => Promise<Response>, url:
 
 describe('wrapFetchHandler(app.fetch) › when a middleware re-wraps the body without passing cancel() on', () => {
   it('closes the response as aborted and reports the cursor’s pg client held after it closed', async () => {
-    const app = createApp({ pool });
+    const app = createApp({ pool: setup.pool });
     const fetch = wrapFetchHandler(app.fetch) as (r: Request) => Promise<Response>;
-    const { ledger } = leakwatch;
+    const { ledger } = setup;
 
     await readSomeThenCancel(fetch, 'http://app/rows?safe'); // no wrapper: the cancel reaches the cursor
     await readSomeThenCancel(fetch, 'http://app/rows?token=x');
@@ -40,6 +30,6 @@ describe('wrapFetchHandler(app.fetch) › when a middleware re-wraps the body wi
     expect(connections[0].leak?.reason).toBe('held-after-response-closed');
     expect(connections[0].owner?.outcome).toBe('aborted');
     expect(connections[0].owner?.detail?.path).toBe('/rows');
-    expect(pool.totalCount - pool.idleCount).toBe(1);
+    expect(setup.pool.totalCount - setup.pool.idleCount).toBe(1);
   });
 });

@@ -1,26 +1,16 @@
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createServer } from '../../fixtures/pg-query-stream.mjs';
 import { close, listen, sleep, waitUntil } from '../support/http.js';
 import { reportOf } from '../support/leaks.js';
-import { forceEnd, getAndLeave, openLeaks, pgUrl, startLeakwatch } from './support.js';
+import { getAndLeave, openLeaks, useLeakwatchAndPool } from './support.js';
 
-let leakwatch: ReturnType<typeof startLeakwatch>;
-let pool: pg.Pool;
-beforeAll(() => {
-  leakwatch = startLeakwatch({ responseThreshold: 300, connectionThreshold: 300 });
-  pool = new pg.Pool({ connectionString: pgUrl(), max: 4 });
-});
-afterAll(async () => {
-  await forceEnd(pool);
-  leakwatch.stop();
-});
+const setup = useLeakwatchAndPool({ responseThreshold: 300, connectionThreshold: 300 });
 
 describe('instrumentPg(pg) › when a pg-query-stream is piped into the response and the client aborts', () => {
   it('reports the paused cursor’s client as idle and leaked, owned by the closed response', async () => {
-    const server = createServer({ pool });
+    const server = createServer({ pool: setup.pool });
     const port = await listen(server);
-    const { ledger } = leakwatch;
+    const { ledger } = setup;
 
     await getAndLeave(port, '/export-safe', 100); // stream.pipeline() destroys the stream: healthy
     await getAndLeave(port, '/export', 100);

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { afterAll, beforeAll } from 'vitest';
 import pg from 'pg';
 import type { Ledger } from '../../src/core/ledger.js';
 import type { ConnectionRecord, ResponseRecord } from '../../src/core/records.js';
@@ -66,4 +67,26 @@ export function getAndLeave(port: number, path: string, afterMs = 100): Promise<
     req.on('error', () => resolve());
     req.end();
   });
+}
+
+/** Starts leakwatch and a pool (max 4) before the file's tests and ends both after them. */
+export function useLeakwatchAndPool(options: LeakwatchOptions): { readonly ledger: Ledger; readonly pool: pg.Pool } {
+  let leakwatch: ReturnType<typeof startLeakwatch> | undefined;
+  let pool: pg.Pool | undefined;
+  beforeAll(() => {
+    leakwatch = startLeakwatch(options);
+    pool = new pg.Pool({ connectionString: pgUrl(), max: 4 });
+  });
+  afterAll(async () => {
+    if (pool) await forceEnd(pool);
+    leakwatch?.stop();
+  });
+  return {
+    get ledger() {
+      return leakwatch!.ledger;
+    },
+    get pool() {
+      return pool!;
+    },
+  };
 }

@@ -1,29 +1,20 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createServer } from '../../fixtures/pg-swallowed-end.mjs';
 import { close, fireAndForget, listen, request, waitUntil } from '../support/http.js';
 import { reportOf } from '../support/leaks.js';
-import { forceEnd, openLeaks, pgUrl, startLeakwatch } from './support.js';
+import { openLeaks, useLeakwatchAndPool } from './support.js';
 
-let leakwatch: ReturnType<typeof startLeakwatch>;
-let pool: pg.Pool;
-beforeAll(() => {
-  leakwatch = startLeakwatch({ responseThreshold: 300, connectionThreshold: 300 });
-  pool = new pg.Pool({ connectionString: pgUrl(), max: 4 });
-});
-afterAll(async () => {
-  await forceEnd(pool);
-  leakwatch.stop();
-});
+const setup = useLeakwatchAndPool({ responseThreshold: 300, connectionThreshold: 300 });
 
 describe('instrumentPg(pg) › when a middleware swallows res.end and the client is released on finish', () => {
   it('reports the leaked response and its idle client, linked both ways', async () => {
-    const server = createServer({ pool });
+    const server = createServer({ pool: setup.pool });
     const port = await listen(server);
     expect(await request(port, '/orders/7')).toMatchObject({ status: 200, body: '{"id":7}' });
     fireAndForget(port, '/orders/not-a-number?token=hunter2');
 
-    const { ledger } = leakwatch;
+    const { ledger } = setup;
     await waitUntil(() => openLeaks(ledger).connections.length === 1, 3000, 'the stranded client to leak');
     const { responses, connections } = openLeaks(ledger);
     expect(responses).toHaveLength(1);
