@@ -278,7 +278,9 @@ export class Ledger {
       return;
     }
     const idleFor = now - connection.idleSince;
-    if (idleFor >= this.options.connectionThresholdMs) this.connectionLeaked(connection, 'idle-past-threshold', now);
+    // A start-up LISTEN or subscriber checkout waits for the server by design: no leak by itself.
+    if (connection.idleState === 'subscriber') this.connectionQueue.schedule(connection, now + this.options.connectionThresholdMs);
+    else if (idleFor >= this.options.connectionThresholdMs) this.connectionLeaked(connection, 'idle-past-threshold', now);
     else this.connectionQueue.schedule(connection, connection.idleSince + this.options.connectionThresholdMs);
   }
 

@@ -24,9 +24,13 @@ const TRACKER = Symbol.for('leakwatch.pg.tracker.v1');
 
 type Tracked = PgClient & { [TRACKER]?: ClientTracker };
 
-export function idleStateOf(txStatus: string | null): IdleState {
-  return txStatus === 'T' ? 'idle-in-transaction' : txStatus === 'E' ? 'idle-in-transaction-aborted' : 'idle';
+export function idleStateOf(txStatus: string | null, listening = false): IdleState {
+  return txStatus === 'T' ? 'idle-in-transaction' : txStatus === 'E' ? 'idle-in-transaction-aborted' : listening ? 'subscriber' : 'idle';
 }
+
+// Only the statement's first word is looked at; the text itself is never kept.
+const LISTEN = /^\s*LISTEN\s/i;
+const UNLISTEN = /^\s*UNLISTEN\s/i;
 
 export function trackerOf(client: object): ClientTracker | undefined {
   return (client as Tracked)[TRACKER];
@@ -55,6 +59,8 @@ export class ClientTracker {
   busy = false;
   /** Transaction status of the last ReadyForQuery: 'I', 'T', 'E', or null before the first. */
   txStatus: string | null = null;
+  /** The client ran LISTEN (and no UNLISTEN since): it waits for notifications, like a subscriber. */
+  listening = false;
   /** The checkout (pool) or the client itself (bare) as the ledger knows it; null when not held. */
   record: ConnectionRecord | null = null;
   private ledger: Ledger | null = null;
@@ -77,7 +83,13 @@ export class ClientTracker {
   attach(): void {
     const connection = this.client.connection;
     if (connection === undefined || typeof connection.prependListener !== 'function') return; // pg-native: no protocol
-    this.wrapSend(connection, 'query', () => this.pendingSync++);
+    this.wrapSend(connection, 'query', (text) => {
+      this.pendingSync++;
+      if (typeof text === 'string') {
+        if (LISTEN.test(text)) this.listening = true;
+        else if (this.listening && UNLISTEN.test(text)) this.listening = false;
+      }
+    });
     this.wrapSend(connection, 'sync', () => this.pendingSync++);
     this.wrapSend(connection, 'describe', () => this.pendingDescribe++);
     this.wrapSend(connection, 'execute', () => this.pendingExecute++);
@@ -132,7 +144,7 @@ export class ClientTracker {
       busy: this.busy,
     });
     this.record = record;
-    if (!this.busy) ledger.setIdleState(record, idleStateOf(this.txStatus));
+    if (!this.busy) ledger.setIdleState(record, idleStateOf(this.txStatus, this.listening));
     return record;
   }
 
@@ -156,7 +168,7 @@ export class ClientTracker {
     const ledger = this.ledger;
     if (busy === this.busy) {
       if (!busy && record !== null && ledger !== null) {
-        const state = idleStateOf(this.txStatus);
+        const state = idleStateOf(this.txStatus, this.listening);
         if (record.idleState !== state) ledger.setIdleState(record, state);
       }
       return;
@@ -164,10 +176,10 @@ export class ClientTracker {
     this.busy = busy;
     if (record === null || ledger === null) return;
     if (busy) ledger.connectionBusy(record);
-    else ledger.connectionIdle(record, idleStateOf(this.txStatus));
+    else ledger.connectionIdle(record, idleStateOf(this.txStatus, this.listening));
   }
 
-  private wrapSend(connection: PgConnection, name: 'query' | 'sync' | 'describe' | 'execute', count: () => void): void {
+  private wrapSend(connection: PgConnection, name: 'query' | 'sync' | 'describe' | 'execute', count: (first?: unknown) => void): void {
     const target = connection as unknown as Record<string, unknown>;
     const original = target[name];
     if (typeof original !== 'function') return;
@@ -176,7 +188,7 @@ export class ClientTracker {
     // pg's send methods take at most two arguments; naming them spares an array per message.
     const wrapper = function (this: unknown, a?: unknown, b?: unknown) {
       try {
-        count();
+        count(a);
         if (!tracker.busy) tracker.update();
       } catch (error) {
         logFailure(`pg connection.${name}`, error);

@@ -249,3 +249,17 @@ describe('Ledger', () => {
     expect(t.logs.join('\n')).toMatch(/boom/);
   });
 });
+
+describe('Ledger › a pool checkout with no owner that waits for notifications (LISTEN)', () => {
+  it('is not idle-past-threshold while it listens, and is once it stops', () => {
+    const t = makeLedger();
+    const c = t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true });
+    t.ledger.setIdleState(c, 'subscriber');
+    t.advance(500);
+    expect(c.leak).toBeNull();
+    t.ledger.connectionBusy(c);
+    t.ledger.connectionIdle(c, 'idle'); // UNLISTEN
+    t.advance(50);
+    expect(c.leak?.reason).toBe('idle-past-threshold');
+  });
+});

@@ -12,7 +12,7 @@ beforeAll(() => {
 afterAll(() => leakwatch.stop());
 
 describe('instrumentPg(pg) › an app that uses pg correctly', () => {
-  it('reports nothing: pool.query, try/finally, transactions, a 2 s pg_sleep under a 1 s threshold (pooled and on a shared client), a piped-with-pipeline stream, a LISTEN client made at start-up', async () => {
+  it('reports nothing: pool.query, try/finally, transactions, a 2 s pg_sleep under a 1 s threshold (pooled and on a shared client), a piped-with-pipeline stream, LISTEN clients made at start-up (bare and a pool checkout)', async () => {
     const { ledger } = leakwatch;
     const app = await createApp({ connectionString: pgUrl(), sleepSeconds: 2 });
     const port = await listen(app.server);
@@ -39,12 +39,13 @@ describe('instrumentPg(pg) › an app that uses pg correctly', () => {
     expect(ledger.leaks).toEqual([]);
     expect(reportOf(ledger).summary).toMatchObject({ leakedResponses: 0, leakedConnections: 0, resolved: 0 });
     // Only the clients made at start-up are still held, and they have no owner: never a leak by themselves.
-    expect([...ledger.held].map((c) => ({ pooled: c.pooled, owner: c.owner }))).toEqual([
-      { pooled: false, owner: null },
-      { pooled: false, owner: null },
+    expect([...ledger.held].map((c) => ({ pooled: c.pooled, owner: c.owner, state: c.state }))).toEqual([
+      { pooled: false, owner: null, state: 'subscriber' },
+      { pooled: false, owner: null, state: 'idle' },
+      { pooled: true, owner: null, state: 'subscriber' }, // the pool checkout that LISTENs, idle far past the threshold
     ]);
     const [stats] = poolStats().filter((s) => s.name === '127.0.0.1:5432/test');
-    expect(stats).toMatchObject({ used: 0, pending: 0, max: 4 });
+    expect(stats).toMatchObject({ used: 1, pending: 0, max: 4 });
 
     await app.close();
     expect(poolStats()).toEqual([]);
