@@ -134,6 +134,13 @@ export class ResponseRecord implements DeadlineItem {
   /** Set by route capture (Fastify, Koa, Hono); otherwise read through the probe. */
   route: string | null = null;
   routeOf: (() => string | null) | null = null;
+  /**
+   * Per-request state of the http instrumentations (Express's route object, `res.end`
+   * replacements), kept here rather than added to the framework's request and response objects:
+   * adding a property to those after Express has re-prototyped them costs microseconds a request.
+   */
+  frameworkRoute: unknown = undefined;
+  endLayers: unknown[] | null = null;
   /** The request method, kept when the response closes (its target is let go then); null before. */
   method: string | null = null;
   closedAt = 0;

@@ -4,6 +4,7 @@ import { logFailure } from '../core/guard.js';
 import type { ResponseProbe, ResponseRecord } from '../core/records.js';
 import { ensureRuntime, getRuntime, responseContext } from '../core/runtime.js';
 import { endOverridesOf } from './end-attribution.js';
+import { kResponse, responseOf } from './response-of.js';
 
 /**
  * Follows every node:http server response from its start to its close.
@@ -14,17 +15,13 @@ import { endOverridesOf } from './end-attribution.js';
  * and `wrapHandler()` do the same explicitly with `AsyncLocalStorage.run`.
  */
 
-const kResponse = Symbol.for('leakwatch.response.v1');
 const HTTP_INSTALLED = Symbol.for('leakwatch.http.v1');
 const kServerEmit = Symbol('leakwatch.serverEmit');
 const kUntracked = Symbol.for('leakwatch.untrackedServer.v1');
 
 type Tracked = ServerResponse & { [kResponse]?: ResponseRecord };
 
-/** The response record of a node:http response (or anything tracked through it), if any. */
-export function responseOf(res: object): ResponseRecord | undefined {
-  return (res as Tracked)[kResponse];
-}
+export { responseOf };
 
 export function stripQuery(url: string): string {
   const q = url.indexOf('?');
@@ -57,7 +54,11 @@ export const nodeResponseProbe: ResponseProbe = {
 function onResponseClose(this: Tracked): void {
   try {
     const response = this[kResponse];
-    if (response !== undefined) getRuntime()?.ledger.closeResponse(response, this.writableFinished ? 'finished' : 'aborted');
+    if (response === undefined) return;
+    getRuntime()?.ledger.closeResponse(response, this.writableFinished ? 'finished' : 'aborted');
+    // A report needs the replacements only while the response is open; a record kept longer (a
+    // leak, an owner of held connections) must not keep them, nor the response they close over.
+    response.endLayers = null;
   } catch (error) {
     logFailure('response close', error);
   }

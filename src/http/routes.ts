@@ -1,8 +1,9 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import { IncomingMessage } from 'node:http';
 import { logFailure } from '../core/guard.js';
+import type { ResponseRecord } from '../core/records.js';
 import { currentResponse } from '../core/runtime.js';
-import { responseOf } from './node-http.js';
+import { responseOf } from './response-of.js';
 
 /**
  * Route templates per framework, captured when the framework routes the request (not when the
@@ -24,6 +25,17 @@ function routePathText(path: unknown): string | null {
   return null;
 }
 
+/** The record of the response paired with `req` (Express sets `req.res`), if it is followed. */
+function responseOfRequest(req: RequestLike): ResponseRecord | undefined {
+  try {
+    const res = req.res;
+    return typeof res === 'object' && res !== null ? responseOf(res) : undefined;
+  } catch (error) {
+    logFailure('express route capture', error);
+    return undefined;
+  }
+}
+
 /**
  * Express 4 and 5 assign `req.route` when a route dispatches; an accessor on
  * IncomingMessage.prototype notes `baseUrl + route.path` at that moment.
@@ -34,18 +46,27 @@ export function instrumentExpressRoutes(): () => void {
   if (existing !== undefined) return existing;
   const ownBefore = Object.getOwnPropertyDescriptor(IncomingMessage.prototype, 'route');
 
+  // The route object is kept on the response's record (a property added to Express's request
+  // would cost more than the rest of the capture); on the request only when it is not followed.
   Object.defineProperty(IncomingMessage.prototype, 'route', {
     configurable: true,
     enumerable: false,
     get(this: RequestLike) {
-      return this[kExpressRoute];
+      const response = responseOfRequest(this);
+      return response !== undefined && response.frameworkRoute !== undefined ? response.frameworkRoute : this[kExpressRoute];
     },
     set(this: RequestLike, route: unknown) {
-      this[kExpressRoute] = route;
+      const response = responseOfRequest(this);
+      if (response === undefined) {
+        this[kExpressRoute] = route;
+        return;
+      }
+      // The router sets the route it matched, then Route#dispatch sets the same one again.
+      if (response.frameworkRoute === route) return;
+      response.frameworkRoute = route;
       try {
         const path = routePathText((route as { path?: unknown } | null)?.path);
-        const response = this.res === undefined ? undefined : responseOf(this.res);
-        if (path !== null && response !== undefined) response.route = (this.baseUrl ?? '') + path;
+        if (path !== null) response.route = (this.baseUrl ?? '') + path;
       } catch (error) {
         logFailure('express route capture', error);
       }

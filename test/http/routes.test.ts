@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { serve } from '@hono/node-server';
+import express from 'express';
 import express4 from 'express4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { start, wrapFetchHandler, type Started } from '../../src/index.js';
@@ -84,6 +85,26 @@ describe('route templates', () => {
     const leak = reportOf(ledger()).leakedResponses.find((r) => r.route === '/reports/:id' && r.reason === 'open-at-exit');
     expect(leak).toMatchObject({ method: 'GET', path: '/reports/stuck' });
     await stuck.body?.cancel();
+  });
+
+  it("Express: the app still reads its own req.route, in the handler and in an error handler", async () => {
+    const app = express();
+    const seen: string[] = [];
+    app.get('/things/:id', (req, res, next) => {
+      seen.push(req.route.path);
+      if (req.params.id === 'bad') return next(new Error('bad thing'));
+      res.send('ok');
+    });
+    app.use((err: Error, req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      seen.push(`error handler: ${req.route?.path}`);
+      res.status(500).send(err.message);
+    });
+    const server = http.createServer(app);
+    const port = await listen(server);
+    expect(await request(port, '/things/1')).toMatchObject({ status: 200, body: 'ok' });
+    expect(await request(port, '/things/bad')).toMatchObject({ status: 500 });
+    expect(seen).toEqual(['/things/:id', '/things/:id', 'error handler: /things/:id']);
+    await close(server);
   });
 
   it('plain node:http has no route: null in reports', async () => {
