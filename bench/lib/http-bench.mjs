@@ -1,50 +1,138 @@
 // CPU microseconds of the server process per request, bare against instrumented, in alternating
 // rounds: each round starts a fresh server per mode, warms it, then measures a fixed load.
 import { execFile, fork } from 'node:child_process';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const server = fileURLToPath(new URL('./servers.mjs', import.meta.url));
-const load = fileURLToPath(new URL('./load.mjs', import.meta.url));
+/** node:http's own client: heavier, as a typical client is. */
+export const LOAD = fileURLToPath(new URL('./load.mjs', import.meta.url));
+/** Raw keep-alive sockets: a few µs per request, for long runs and busy machines. */
+export const FAST_LOAD = fileURLToPath(new URL('./fast-load.mjs', import.meta.url));
 export const REGISTER = fileURLToPath(new URL('../../dist/register.js', import.meta.url));
 
-function request(child, message, key) {
-  return new Promise((resolve) => {
+export function request(child, message, key) {
+  return new Promise((resolve, reject) => {
     const onMessage = (m) => {
-      if (key in m) {
+      if (m !== null && typeof m === 'object' && key in m) {
         child.off('message', onMessage);
+        child.off('exit', onExit);
         resolve(m);
       }
     };
+    const onExit = (code) => reject(new Error(`the server exited (${code}) before answering ${key}`));
     child.on('message', onMessage);
+    child.once('exit', onExit);
     if (message !== null) child.send(message);
   });
 }
 
-/** One measurement: a server in `mode` ({execArgv, env}), `warmup` then `requests` requests. */
-export async function measure({ mode, app, script = server, path = '/items/42?x=1', requests, warmup, concurrency = 16 }) {
-  const child = fork(script, [], { execArgv: mode.execArgv, env: { ...process.env, ...mode.env, BENCH_APP: app }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+/** A port free now on 127.0.0.1 (for servers that cannot listen on port 0). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** This environment without what would preload or configure leakwatch in every mode alike. */
+function cleanEnv() {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  for (const name of Object.keys(env)) if (name.startsWith('LEAKWATCH_')) delete env[name];
+  return env;
+}
+
+/** Starts a server in `mode` ({execArgv, env}); resolves {child, port} once it listens. */
+export async function startServer({ mode, app, script = server }) {
+  const child = fork(script, [], { execArgv: mode.execArgv, env: { ...cleanEnv(), ...mode.env, BENCH_APP: app }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const { port } = await request(child, null, 'port');
-  await run(process.execPath, [load, port, path, warmup, concurrency]);
-  await request(child, 'start', 'started');
-  const { stdout } = await run(process.execPath, [load, port, path, requests, concurrency]);
-  const { cpuUs } = await request(child, 'stop', 'cpuUs');
+  return { child, port };
+}
+
+export async function stopServer(child) {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
   child.send('exit');
-  await new Promise((resolve) => child.once('exit', resolve));
-  const { durationMs, p99Ms } = JSON.parse(stdout);
+  await exited;
+}
+
+/** Sends `requests` requests to `port` from a separate process; resolves its {durationMs, p50Ms, p99Ms}. */
+export async function sendLoad({ port, path, requests, concurrency = 16, loader = LOAD, env }) {
+  const { stdout } = await run(process.execPath, [loader, port, path, requests, concurrency], { env: env === undefined ? process.env : { ...process.env, ...env }, maxBuffer: 1 << 20 });
+  return JSON.parse(stdout);
+}
+
+/** One measurement: a server in `mode` ({execArgv, env}), `warmup` then `requests` requests. */
+export async function measure({ mode, app, script = server, path = '/items/42?x=1', requests, warmup, concurrency = 16, loader = LOAD }) {
+  const { child, port } = await startServer({ mode, app, script });
+  await sendLoad({ port, path, requests: warmup, concurrency, loader });
+  await request(child, 'start', 'started');
+  const { durationMs, p99Ms } = await sendLoad({ port, path, requests, concurrency, loader });
+  const { cpuUs } = await request(child, 'stop', 'cpuUs');
+  await stopServer(child);
   return { cpuUsPerRequest: cpuUs / requests, requestsPerSecond: (requests / durationMs) * 1000, p99Ms };
 }
 
-/** Alternates the modes for `rounds` rounds and returns every figure per mode. */
-export async function compare({ modes, app, rounds, requests, warmup, script, path, log }) {
-  const results = Object.fromEntries(Object.keys(modes).map((name) => [name, []]));
+/**
+ * Alternates the modes for `rounds` rounds and returns every figure per mode. With `rotate`, the
+ * order of the modes shifts by one each round, so a drift in the machine's speed favours none.
+ */
+export async function compare({ modes, app, rounds, requests, warmup, script, path, log, concurrency, loader, rotate = false }) {
+  const names = Object.keys(modes);
+  const results = Object.fromEntries(names.map((name) => [name, []]));
   for (let round = 0; round < rounds; round++) {
-    for (const [name, mode] of Object.entries(modes)) {
-      const figure = await measure({ mode, app, script, path, requests, warmup });
+    for (let k = 0; k < names.length; k++) {
+      const name = names[rotate ? (round + k) % names.length : k];
+      const mode = typeof modes[name] === 'function' ? await modes[name]() : modes[name];
+      const figure = await measure({ mode, app, script, path, requests, warmup, concurrency, loader });
       results[name].push(figure);
       log?.(`  ${app} round ${round + 1}/${rounds} ${name}: ${figure.cpuUsPerRequest.toFixed(1)} µs CPU/request, ${figure.requestsPerSecond.toFixed(0)} req/s`);
     }
   }
   return results;
+}
+
+/**
+ * Like compare(), but every mode's server runs for the whole comparison and the load goes to them
+ * in short bursts, in rotating order: round after round each mode gets one burst, so every mode
+ * sees the same machine, minute by minute, and a drift in the machine's speed (other work on a
+ * shared box) lands on all of them. CPU is read around each burst; an idle server uses next to
+ * none. (A gc() before each burst would make things worse: a forced full collection shrinks the
+ * young generation, and the burst after it pays for many more scavenges.) Returns every figure
+ * per mode, one per round.
+ */
+export async function compareInterleaved({ modes, app, script, path, rounds, burst, warmup, log, concurrency = 16, loader = FAST_LOAD }) {
+  const names = Object.keys(modes);
+  const servers = {};
+  try {
+    for (const name of names) {
+      const mode = typeof modes[name] === 'function' ? await modes[name]() : modes[name];
+      servers[name] = await startServer({ mode, app, script });
+    }
+    for (const name of names) await sendLoad({ port: servers[name].port, path, requests: warmup, concurrency, loader });
+    const results = Object.fromEntries(names.map((name) => [name, []]));
+    for (let round = 0; round < rounds; round++) {
+      const line = [];
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(round + k) % names.length];
+        const { child, port } = servers[name];
+        await request(child, 'start', 'started');
+        const { durationMs, p99Ms } = await sendLoad({ port, path, requests: burst, concurrency, loader });
+        const { cpuUs } = await request(child, 'stop', 'cpuUs');
+        const figure = { cpuUsPerRequest: cpuUs / burst, requestsPerSecond: (burst / durationMs) * 1000, p99Ms };
+        results[name].push(figure);
+        line.push(`${name} ${figure.cpuUsPerRequest.toFixed(1)}`);
+      }
+      log?.(`  ${app} round ${round + 1}/${rounds}: ${line.join(', ')} µs CPU/request`);
+    }
+    return results;
+  } finally {
+    for (const { child } of Object.values(servers)) await stopServer(child);
+  }
 }

@@ -1,0 +1,63 @@
+// Memory after 1,000,000 requests: leakwatch's state must be O(in flight), so the heap after a
+// million requests must be where it was after warm-up. One server with leakwatch (defaults),
+// `--expose-gc`, full collections before each reading.
+import { fileURLToPath } from 'node:url';
+import { FAST_LOAD, REGISTER, request, sendLoad, startServer, stopServer } from './lib/http-bench.mjs';
+
+export const title = 'Memory after 1,000,000 requests';
+
+const script = fileURLToPath(new URL('./lib/realistic-server.cjs', import.meta.url));
+const MB = 1024 * 1024;
+
+export async function run({ log, total = 1_000_000, chunks = 10, warmup = 50_000, everyNthToDatabase = 20, concurrency = 32 } = {}) {
+  const env = {
+    BENCH_PG_URL: process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test',
+    BENCH_REDIS_URL: process.env.LEAKWATCH_TEST_REDIS_URL || 'redis://127.0.0.1:6379',
+  };
+  const paths = Array.from({ length: everyNthToDatabase }, (_, i) => (i === 0 ? '/items/42?x=1' : `/hello?n=${i}`));
+  const loadEnv = { LOAD_PATHS: paths.join(',') };
+  const { child, port } = await startServer({ mode: { execArgv: ['--expose-gc', '--import', REGISTER], env }, app: 'mixed', script });
+  const started = performance.now();
+  await sendLoad({ port, path: '/', requests: warmup, concurrency, loader: FAST_LOAD, env: loadEnv });
+  const baseline = await request(child, 'heap', 'heapUsed');
+  log?.(`  memory: baseline after ${warmup} warm-up requests: ${(baseline.heapUsed / MB).toFixed(2)} MB`);
+  const readings = [];
+  const perChunk = Math.ceil(total / chunks);
+  let sent = 0;
+  let busyMs = 0;
+  while (sent < total) {
+    const n = Math.min(perChunk, total - sent);
+    const t0 = performance.now();
+    await sendLoad({ port, path: '/', requests: n, concurrency, loader: FAST_LOAD, env: loadEnv });
+    busyMs += performance.now() - t0;
+    sent += n;
+    const reading = await request(child, 'heap', 'heapUsed');
+    readings.push({ sent, ...reading });
+    log?.(`  memory: after ${sent} requests: ${(reading.heapUsed / MB).toFixed(2)} MB heap, ${reading.ledger.openResponses} open, ${reading.ledger.heldConnections} held`);
+  }
+  await stopServer(child);
+  const last = readings.at(-1);
+  const growth = (last.heapUsed - baseline.heapUsed) / MB;
+  const maxGrowth = Math.max(...readings.map((r) => r.heapUsed - baseline.heapUsed)) / MB;
+  const followed = last.ledger.totals.responses - baseline.ledger.totals.responses;
+  const row = (label, r) => `| ${label} | ${(r.heapUsed / MB).toFixed(2)} | ${((r.heapUsed - baseline.heapUsed) / MB).toFixed(2)} | ${(r.rss / MB).toFixed(0)} | ${r.ledger.totals.responses} | ${r.ledger.openResponses} | ${r.ledger.heldConnections} | ${r.ledger.keptLeaks} |`;
+  const shown = readings.filter((_, i) => i % Math.max(1, Math.floor(readings.length / 4)) === Math.max(1, Math.floor(readings.length / 4)) - 1 || i === readings.length - 1);
+  const lines = [
+    `### ${title}`,
+    '',
+    `One server (\`--expose-gc --import leakwatch/register\`, defaults) on node:http: every ${everyNthToDatabase}th request runs one pg query and one Redis GET (as the realistic endpoint does), the others answer hello world; every request replaces res.end and calls through. ${warmup} warm-up requests, then ${total.toLocaleString('en')} requests from lib/fast-load.mjs (${concurrency} keep-alive sockets) in ${chunks} chunks; heap read after three full collections (\`gc()\`). ${followed.toLocaleString('en')} responses were followed by the ledger in between (${((total / busyMs) * 1000).toFixed(0)} req/s).`,
+    '',
+    '| reading | heap MB | against baseline MB | RSS MB | responses followed | open | connections held | leaks kept |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    row('baseline, after warm-up', baseline),
+    ...shown.map((r) => row(`after ${r.sent.toLocaleString('en')}`, r)),
+    '',
+    `Heap after ${total.toLocaleString('en')} requests: ${growth >= 0 ? '+' : ''}${growth.toFixed(2)} MB against the warm baseline (largest reading along the way: ${maxGrowth >= 0 ? '+' : ''}${maxGrowth.toFixed(2)} MB); target within 5 MB: ${Math.abs(growth) <= 5 && maxGrowth <= 5 ? 'met' : 'missed'}. Run time ${((performance.now() - started) / 1000).toFixed(0)} s.`,
+  ];
+  return { markdown: lines.join('\n'), figures: { baselineMb: baseline.heapUsed / MB, growthMb: growth, maxGrowthMb: maxGrowth } };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { markdown } = await run({ log: (line) => process.stderr.write(line + '\n') });
+  console.log(markdown);
+}

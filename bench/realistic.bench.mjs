@@ -1,0 +1,112 @@
+// CPU per request on a realistic endpoint (Express 5, one pg query and one Redis command) and on
+// a hello-world endpoint, bare against leakwatch and against OpenTelemetry, modes alternated in
+// one run. Servers: lib/realistic-server.cjs; OpenTelemetry set-up: lib/otel.cjs.
+import { fileURLToPath } from 'node:url';
+import { compareInterleaved, FAST_LOAD, freePort, REGISTER } from './lib/http-bench.mjs';
+import { median, summary } from './lib/stats.mjs';
+
+export const title = 'Overhead against the bare app and against OpenTelemetry';
+
+const script = fileURLToPath(new URL('./lib/realistic-server.cjs', import.meta.url));
+const OTEL = fileURLToPath(new URL('./lib/otel.cjs', import.meta.url));
+const ALS_ONLY = fileURLToPath(new URL('./lib/als-only.mjs', import.meta.url));
+const pgUrl = () => process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
+const redisUrl = () => process.env.LEAKWATCH_TEST_REDIS_URL || 'redis://127.0.0.1:6379';
+
+export const MODE_NOTES = {
+  bare: 'no instrumentation',
+  'AsyncLocalStorage alone': 'reference: one AsyncLocalStorage store entered per request, nothing else (lib/als-only.mjs)',
+  'leakwatch, stacks and attribution off': '`--import leakwatch/register` with `LEAKWATCH_ACQUIRE_STACK_FRAMES=0 LEAKWATCH_END_ATTRIBUTION=false`',
+  'leakwatch default': '`--import leakwatch/register`, defaults: a 10-frame acquisition stack per pg checkout, res.end attribution on (one 1-frame site capture per res.end replacement)',
+  'leakwatch default + metrics': 'as the default, plus `LEAKWATCH_METRICS_PORT` (prom-client metrics fed per response; nothing scrapes)',
+  OpenTelemetry: '`--require lib/otel.cjs`: http + pg + ioredis instrumentations, BatchSpanProcessor into a dropping exporter, MeterProvider with PrometheusExporter',
+};
+
+function modesFor(names) {
+  const env = { BENCH_PG_URL: pgUrl(), BENCH_REDIS_URL: redisUrl() };
+  const all = {
+    bare: { execArgv: [], env },
+    'AsyncLocalStorage alone': { execArgv: ['--import', ALS_ONLY], env },
+    'leakwatch, stacks and attribution off': { execArgv: ['--import', REGISTER], env: { ...env, LEAKWATCH_ACQUIRE_STACK_FRAMES: '0', LEAKWATCH_END_ATTRIBUTION: 'false' } },
+    'leakwatch default': { execArgv: ['--import', REGISTER], env },
+    'leakwatch default + metrics': async () => ({ execArgv: ['--import', REGISTER], env: { ...env, LEAKWATCH_METRICS_PORT: String(await freePort()) } }),
+    OpenTelemetry: async () => ({ execArgv: ['--require', OTEL], env: { ...env, OTEL_BENCH_PROMETHEUS_PORT: String(await freePort()) } }),
+  };
+  return Object.fromEntries(names.map((name) => [name, all[name]]));
+}
+
+const ENDPOINTS = {
+  realistic: {
+    name: 'Express 5 + pg + Redis',
+    app: 'realistic',
+    path: '/items/42?color=red',
+    modes: ['bare', 'AsyncLocalStorage alone', 'leakwatch, stacks and attribution off', 'leakwatch default', 'leakwatch default + metrics', 'OpenTelemetry'],
+  },
+  hello: {
+    name: 'hello world (node:http)',
+    app: 'hello',
+    path: '/hello?x=1',
+    modes: ['bare', 'AsyncLocalStorage alone', 'leakwatch, stacks and attribution off', 'leakwatch default', 'OpenTelemetry'],
+  },
+};
+
+async function endpointSection(endpoint, { log, rounds, burst, warmup }) {
+  const modes = modesFor(endpoint.modes);
+  const results = await compareInterleaved({ modes, app: endpoint.app, script, path: endpoint.path, rounds, burst, warmup, log, loader: FAST_LOAD, concurrency: 16 });
+  const bare = results.bare.map((f) => f.cpuUsPerRequest);
+  const figures = {};
+  const rows = [];
+  for (const name of endpoint.modes) {
+    const cpu = results[name].map((f) => f.cpuUsPerRequest);
+    const efficiency = cpu.map((us, i) => bare[i] / us);
+    const added = cpu.map((us, i) => us - bare[i]);
+    figures[name] = { cpuUs: median(cpu), efficiency: median(efficiency), addedUs: median(added) };
+    rows.push(
+      `| ${name} | ${summary(cpu)} | ${name === 'bare' ? '—' : summary(added)} | ${name === 'bare' ? '—' : summary(efficiency, 3)} | ${summary(results[name].map((f) => f.requestsPerSecond), 0)} | ${summary(results[name].map((f) => f.p99Ms), 1)} |`,
+    );
+  }
+  return { rows, figures };
+}
+
+export async function run({ log, realistic = { rounds: 20, burst: 1_000, warmup: 4_000 }, hello = { rounds: 16, burst: 5_000, warmup: 20_000 } } = {}) {
+  const r = await endpointSection(ENDPOINTS.realistic, { log, ...realistic });
+  const h = await endpointSection(ENDPOINTS.hello, { log, ...hello });
+  const head = ['| mode | CPU µs/req | added µs/req | CPU efficiency | req/s | p99 ms |', '| --- | --- | --- | --- | --- | --- |'];
+  const lw = r.figures['leakwatch default'];
+  const otel = r.figures.OpenTelemetry;
+  const als = r.figures['AsyncLocalStorage alone'];
+  const lean = r.figures['leakwatch, stacks and attribution off'];
+  const ratio = lw.addedUs / otel.addedUs;
+  const lines = [
+    `### ${title}`,
+    '',
+    `Server CPU (user+system, \`process.cpuUsage()\` in the server process) per request. One server per mode runs for the whole comparison; after a warm-up of each, a separate load process (lib/fast-load.mjs: raw keep-alive sockets, 16 in flight) sends a burst of requests to one server at a time, the modes in rotating order, round after round (${realistic.rounds} rounds of ${realistic.burst} requests per mode on the realistic endpoint, ${hello.rounds} of ${hello.burst} on hello world), so that the drift of a shared machine falls on every mode alike. Long-lived, warmed servers measure the steady state: a fresh server per measurement also counts its JIT compilation (on V8's background threads, which \`process.cpuUsage()\` includes), more of it the more code is instrumented. CPU a server spends between its bursts (a timer's export, a collection finishing) is not counted. Median (min–max) over rounds. *Added* and *CPU efficiency* (bare µs ÷ mode µs) are computed per round against the bare server's burst of the same round. req/s and p99 are for reference only: the load process, PostgreSQL and Redis share the same 2 cores.`,
+    '',
+    'Every endpoint replaces `res.end` on each request and calls through (as compression and express-session do) in every mode, so where res.end attribution is on it does its work on every request.',
+    '',
+    'Modes:',
+    ...Object.entries(MODE_NOTES).map(([name, note]) => `- **${name}**: ${note}.`),
+    '',
+    `#### ${ENDPOINTS.realistic.name}`,
+    '',
+    `\`GET /items/:id\`: \`pool.query()\` (pg pool of 10) and \`redis.get()\` on a shared ioredis client, then \`res.json()\`; ${realistic.warmup} warm-up requests per server.`,
+    '',
+    ...head,
+    ...r.rows,
+    '',
+    `leakwatch default adds ${lw.addedUs.toFixed(1)} µs per request, ${(ratio * 100).toFixed(0)}% of what OpenTelemetry adds (${otel.addedUs.toFixed(1)} µs); CPU efficiency ${lw.efficiency.toFixed(3)} against OpenTelemetry's ${otel.efficiency.toFixed(3)} (medians of per-round figures). Of that, the AsyncLocalStorage floor is ${als.addedUs.toFixed(1)} µs (efficiency ${als.efficiency.toFixed(3)}): on Node 20 carrying a context through awaits turns on async_hooks promise hooks for every promise in the process, whoever does it. Acquisition stacks and res.end attribution (default against off) account for ${(lw.addedUs - lean.addedUs).toFixed(1)} µs: one 10-frame stack capture per checkout and one 1-frame site capture per res.end replacement, each several µs in V8.`,
+    '',
+    `#### ${ENDPOINTS.hello.name}`,
+    '',
+    `\`res.end('hello world')\` after the per-request res.end replacement; ${hello.warmup} warm-up requests per server.`,
+    '',
+    ...head,
+    ...h.rows,
+  ];
+  return { markdown: lines.join('\n'), figures: { realistic: r.figures, hello: h.figures } };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { markdown } = await run({ log: (line) => process.stderr.write(line + '\n') });
+  console.log(markdown);
+}
