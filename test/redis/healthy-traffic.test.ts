@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error plain JavaScript fixture
 import { createApp } from '../../fixtures/redis-healthy.mjs';
 import type { ResponseRecord } from '../../src/core/records.js';
-import { instrumentIoredis, responseOf, start, type Started } from '../../src/index.js';
-import { listen, request, sleep, waitUntil } from '../support/http.js';
+import { instrumentIoredis, start, type Started } from '../../src/index.js';
+import { listen, recordResponsesByUrl, request, sleep, waitUntil } from '../support/http.js';
 import { IOREDIS_MODULES, REDIS_URL, addressOf, heldFor, redisLeaksSince, responseLeaksSince, uniquePrefix, type RedisClient } from '../support/redis.js';
 
 const THRESHOLD_MS = 300;
@@ -38,10 +38,7 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
     undo = instrumentIoredis(Redis);
     admin = new Redis(REDIS_URL);
     app = createApp({ Redis, redisUrl: REDIS_URL, prefix });
-    app.server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      const response = responseOf(res);
-      if (response !== undefined) responses.set(req.url ?? '', response);
-    });
+    recordResponsesByUrl(app.server, responses);
     port = await listen(app.server);
     await app.ready;
   });

@@ -6,7 +6,7 @@ import { createApp } from '../../fixtures/redis-leaky.mjs';
 import type { ResponseRecord } from '../../src/core/records.js';
 import { formatStack } from '../../src/core/stack.js';
 import { instrumentIoredis, responseOf, start, type Started } from '../../src/index.js';
-import { close, fireAndForget, listen, request, sleep, waitUntil } from '../support/http.js';
+import { close, fireAndForget, listen, recordResponsesByUrl, request, sleep, waitUntil } from '../support/http.js';
 import { IOREDIS_MODULES, REDIS_URL, heldFor, redisLeaksSince, responseLeaksSince, uniquePrefix, type RedisClient } from '../support/redis.js';
 
 let started: Started;
@@ -30,10 +30,7 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
     undo = instrumentIoredis(Redis);
     admin = new Redis(REDIS_URL);
     app = createApp({ Redis, redisUrl: REDIS_URL, prefix });
-    app.server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      const response = responseOf(res);
-      if (response !== undefined) responses.set(req.url ?? '', response);
-    });
+    recordResponsesByUrl(app.server, responses);
     port = await listen(app.server);
   });
   afterAll(async () => {

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { responseOf } from '../../src/http/response-of.js';
 
 export async function listen(server: http.Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -58,3 +59,11 @@ export async function waitUntil(predicate: () => boolean, timeoutMs = 5000, what
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Keeps, by URL, the leakwatch record of each response `server` sees (listener runs first). */
+export function recordResponsesByUrl(server: http.Server, into: Map<string, import('../../src/core/records.js').ResponseRecord>): void {
+  server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const response = responseOf(res);
+    if (response !== undefined) into.set(req.url ?? '', response);
+  });
+}
