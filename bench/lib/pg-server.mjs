@@ -2,6 +2,7 @@
 // with or without `--import dist/register.js`. Each request checks a client out of a pool, runs
 // one parameterised query and releases the client in `finally`, as a typical handler does.
 import http from 'node:http';
+import { answerBench } from './bench-ipc.cjs';
 import pg from 'pg';
 
 const pool = new pg.Pool({ connectionString: process.env.BENCH_PG_URL, max: 10 });
@@ -17,17 +18,5 @@ const server = http.createServer({ keepAliveTimeout: 60_000 }, async (req, res) 
   }
 });
 
-let cpuAtStart = null;
-process.on('message', (message) => {
-  if (message === 'start') {
-    cpuAtStart = process.cpuUsage();
-    process.send({ started: true });
-  } else if (message === 'stop') {
-    const used = process.cpuUsage(cpuAtStart);
-    process.send({ cpuUs: used.user + used.system, heapUsed: process.memoryUsage().heapUsed });
-  } else if (message === 'exit') {
-    server.closeAllConnections();
-    server.close(() => pool.end().then(() => process.exit(0)));
-  }
-});
+answerBench(server, { close: () => pool.end() });
 server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));

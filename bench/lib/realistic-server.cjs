@@ -16,6 +16,7 @@
 // with --expose-gc, and leakwatch's ledger totals), 'exit'.
 'use strict';
 const http = require('node:http');
+const { answerBench } = require('./bench-ipc.cjs');
 
 const app = process.env.BENCH_APP || 'realistic';
 
@@ -117,25 +118,17 @@ function ledgerFigures() {
 }
 
 const server = http.createServer({ keepAliveTimeout: 60_000 }, handler);
-let cpuAtStart = null;
-process.on('message', (message) => {
-  if (message === 'start') {
-    cpuAtStart = process.cpuUsage();
-    process.send({ started: true });
-  } else if (message === 'stop') {
-    const used = process.cpuUsage(cpuAtStart);
-    process.send({ cpuUs: used.user + used.system, heapUsed: process.memoryUsage().heapUsed });
-  } else if (message === 'heap') {
-    // With --expose-gc: full collections first, so only what is reachable is counted.
-    if (typeof global.gc === 'function') for (let i = 0; i < 3; i++) global.gc();
-    const { heapUsed, rss } = process.memoryUsage();
-    process.send({ heapUsed, rss, ledger: ledgerFigures() });
-  } else if (message === 'leaks') {
-    process.send({ leaks: leakDetections });
-  } else if (message === 'exit') {
-    server.closeAllConnections();
-    server.close(() => close().then(() => process.exit(0)));
-  }
+answerBench(server, {
+  close,
+  extra: {
+    heap() {
+      // With --expose-gc: full collections first, so only what is reachable is counted.
+      if (typeof global.gc === 'function') for (let i = 0; i < 3; i++) global.gc();
+      const { heapUsed, rss } = process.memoryUsage();
+      return { heapUsed, rss, ledger: ledgerFigures() };
+    },
+    leaks: () => ({ leaks: leakDetections }),
+  },
 });
 Promise.resolve(ready).then(
   () => server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port })),

@@ -1,6 +1,7 @@
 // A server process for the HTTP benchmarks. Started by lib/http-bench.mjs with fork(); with or
 // without `--import dist/register.js` in its execArgv. BENCH_APP picks the endpoint.
 import http from 'node:http';
+import { answerBench } from './bench-ipc.cjs';
 
 const app = process.env.BENCH_APP ?? 'hello';
 const payload = { id: 42, name: 'widget', tags: ['a', 'b', 'c'], price: 19.99, stock: { warehouse: 'north', count: 1200 } };
@@ -26,17 +27,5 @@ const handlers = {
 const handler = handlers[app];
 if (!handler) throw new Error(`unknown BENCH_APP ${app}`);
 const server = http.createServer({ keepAliveTimeout: 60_000 }, handler);
-let cpuAtStart = null;
-process.on('message', (message) => {
-  if (message === 'start') {
-    cpuAtStart = process.cpuUsage();
-    process.send({ started: true });
-  } else if (message === 'stop') {
-    const used = process.cpuUsage(cpuAtStart);
-    process.send({ cpuUs: used.user + used.system, heapUsed: process.memoryUsage().heapUsed });
-  } else if (message === 'exit') {
-    server.closeAllConnections();
-    server.close(() => process.exit(0));
-  }
-});
+answerBench(server);
 server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));

@@ -1,0 +1,20 @@
+// The server side of lib/http-bench.mjs's protocol over fork() IPC: 'start' and 'stop' measure the
+// CPU the server process spends in between, 'exit' closes the server (then `close()`) and exits,
+// and any other message is answered by `extra[message]()`. CommonJS, so .cjs servers can require it.
+exports.answerBench = function answerBench(server, { close = async () => {}, extra = {} } = {}) {
+  let cpuAtStart = null;
+  process.on('message', (message) => {
+    if (message === 'start') {
+      cpuAtStart = process.cpuUsage();
+      process.send({ started: true });
+    } else if (message === 'stop') {
+      const used = process.cpuUsage(cpuAtStart);
+      process.send({ cpuUs: used.user + used.system, heapUsed: process.memoryUsage().heapUsed });
+    } else if (message === 'exit') {
+      server.closeAllConnections();
+      server.close(() => Promise.resolve(close()).then(() => process.exit(0)));
+    } else if (typeof extra[message] === 'function') {
+      process.send(extra[message]());
+    }
+  });
+};
