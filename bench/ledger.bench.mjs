@@ -8,7 +8,7 @@ export const title = 'Ledger microbenchmarks';
 const probe = { progress: () => 0, method: () => 'GET', path: () => '/', route: () => null, endOverrides: () => [] };
 
 function newLedger() {
-  return new Ledger({ responseThresholdMs: 30_000, connectionThresholdMs: 10_000, maxReportedLeaks: 1000, log: () => {}, currentResponse: () => undefined, timer: false });
+  return new Ledger({ responseThresholdMs: 30_000, connectionThresholdMs: 10_000, maxReportedLeaks: 1000, onFailure: () => {}, currentResponse: () => undefined, timer: false });
 }
 
 function time(fn, n) {

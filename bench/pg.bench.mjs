@@ -3,7 +3,8 @@
 // node:http endpoint, bare against leakwatch preloaded, with load from a separate process.
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { ensureRuntime, instrumentPg, responseContext } from '../dist/index.js';
+import { instrumentPg } from '../dist/index.js';
+import { ensureRuntime, resetRuntime, responseContext } from '../dist/core/runtime.js';
 import { compare, REGISTER } from './lib/http-bench.mjs';
 import { median, summary } from './lib/stats.mjs';
 
@@ -12,12 +13,16 @@ export const title = 'PostgreSQL (pg)';
 const pgUrl = () => process.env.LEAKWATCH_TEST_PG_URL || process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const probe = { progress: () => 0, method: () => 'GET', path: () => '/bench', route: () => null, endOverrides: () => [] };
 
+let undoPg = null;
+
 /** Puts pg in one mode: bare, or instrumented with `frames` acquisition stack frames. */
 function setMode(mode) {
-  instrumentPg(pg)(); // whatever was there is undone first
+  undoPg?.(); // whatever was there is undone first
+  undoPg = null;
   if (mode.frames === null) return;
-  ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', acquireStackFrames: mode.frames, log: () => {} }, true);
-  instrumentPg(pg);
+  resetRuntime();
+  ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} });
+  undoPg = instrumentPg(pg, { acquireStackFrames: mode.frames });
 }
 
 async function checkouts(pool, n) {

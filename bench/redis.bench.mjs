@@ -9,7 +9,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import IORedis5 from 'ioredis';
 import IORedis6 from 'ioredis6';
-import { ensureRuntime, instrumentIoredis, responseContext } from '../dist/index.js';
+import { instrumentIoredis } from '../dist/index.js';
+import { ensureRuntime, resetRuntime, responseContext } from '../dist/core/runtime.js';
 import { findByAddress, parseClientList } from '../dist/redis/index.js';
 import { median, summary } from './lib/stats.mjs';
 
@@ -82,9 +83,9 @@ const MODES = ['bare', 'instrumented, shared client', 'instrumented, client owne
  * Every batch is sent from inside a request's async context, as a handler would.
  */
 async function measureModule(Redis, Bare, workload, { rounds, commands, warmup, log, label }) {
-  instrumentIoredis(Redis)();
-  ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} }, true);
-  instrumentIoredis(Redis);
+  resetRuntime();
+  ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} });
+  const undo = instrumentIoredis(Redis);
   const ledger = ensureRuntime().ledger;
   const response = ledger.openResponse({}, probe);
   const clients = {
@@ -106,6 +107,7 @@ async function measureModule(Redis, Bare, workload, { rounds, commands, warmup, 
   log?.(`  ${label}: ${MODES.map((mode) => `${mode} ${median(figures[mode]).toFixed(2)}`).join(', ')} µs CPU/command`);
   await Promise.all(Object.values(clients).map((client) => client.quit()));
   ledger.closeResponse(response, 'finished');
+  undo();
   instrumentIoredis(Redis)();
   return figures;
 }

@@ -41,6 +41,8 @@ export interface LeakwatchOptions {
 }
 
 export interface Config {
+  /** The explicit options this was resolved from (the environment fills in the rest). */
+  readonly options: Readonly<LeakwatchOptions>;
   responseThresholdMs: number;
   connectionThresholdMs: number;
   endAttribution: boolean;
@@ -139,6 +141,7 @@ export function resolveConfig(options: LeakwatchOptions = {}, env: NodeJS.Proces
     throw new ConfigError(`option log must be a function (message: string) => void, not ${typeof options.log}.`);
   }
   return {
+    options: { ...options },
     responseThresholdMs: rt ? parseDuration(rt.value, rt.what) : DEFAULTS.responseThresholdMs,
     connectionThresholdMs: ct ? parseDuration(ct.value, ct.what) : DEFAULTS.connectionThresholdMs,
     endAttribution: ea ? parseBoolean(ea.value, ea.what) : DEFAULTS.endAttribution,

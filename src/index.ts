@@ -1,31 +1,44 @@
+/**
+ * leakwatch's public API. Everything a user calls or types is exported here and nothing else;
+ * etc/leakwatch.api.md records it, and CI fails when it changes without that report changing too.
+ */
+
+// Start-up and configuration
 export { start, type Started } from './start.js';
-export { resolveConfig, parseDuration, ConfigError, DEFAULTS, ENV, type LeakwatchOptions, type Config } from './config.js';
-export { Ledger, type LedgerObserver, type LedgerTotals } from './core/ledger.js';
-export { ResponseRecord, ConnectionRecord } from './core/records.js';
-export type {
-  ConnectionInit,
-  ConnectionKind,
-  ConnectionProbe,
-  ConnectionState,
-  EndOverride,
-  IdleState,
-  LeakReason,
-  PendingOperation,
-  ResponseOutcome,
-  ServerState,
-} from './core/records.js';
-export { currentResponse, ensureRuntime, getRuntime, resetRuntime, responseContext, type Runtime } from './core/runtime.js';
-export { instrumentHttp, instrumentServer, wrapHandler, responseOf } from './http/node-http.js';
-export { instrumentEndAttribution } from './http/end-attribution.js';
+export { ConfigError, type LeakwatchOptions } from './config.js';
+
+// HTTP: every node:http server is followed by start(); these do it explicitly
+export { instrumentHttp, instrumentServer, wrapHandler } from './http/node-http.js';
 export { wrapFetchHandler } from './http/fetch.js';
 export { honoRoutes, instrumentExpressRoutes, instrumentFastifyRoutes, instrumentKoaRoutes } from './http/routes.js';
-export { instrumentIoredis, redisModulePatches } from './redis/index.js';
-export { OperationList } from './core/records.js';
-export { instrumentPg, watchPool, poolStats, pgModulePatches, type PgPoolStats, type WatchPoolOptions } from './pg/index.js';
-export { createMetrics, defaultMetrics, DEFAULT_MAX_POOLS, DEFAULT_MAX_ROUTES, type Exposition, type LeakwatchMetrics, type MetricsOptions } from './metrics/create-metrics.js';
+
+// Connections: start() instruments the app's own copies as they load; these do it explicitly
+export { instrumentPg, watchPool, poolStats, type PgInstrumentationOptions, type PgPoolStats, type WatchPoolOptions } from './pg/index.js';
+export { instrumentIoredis, type RedisInstrumentationOptions } from './redis/index.js';
+
+// Prometheus metrics
+export { createMetrics, type Exposition, type LeakwatchMetrics, type MetricsOptions } from './metrics/create-metrics.js';
 export { metricsHandler, type MetricsHandlerOptions, type MetricsRequestHandler } from './metrics/handler.js';
 export { serveMetrics, MetricsPortError, type MetricsServer, type ServeMetricsOptions } from './metrics/server.js';
-export { negotiateFormat, OPENMETRICS_TEXT, PROMETHEUS_TEXT, type ExpositionFormat, type MetricFamily } from './metrics/exposition.js';
-export { RESPONSE_DURATION_BUCKETS, CONNECTION_USE_BUCKETS } from './metrics/definitions.js';
 export { MissingPromClientError } from './metrics/prom-client.js';
-export * from './metrics/names.js';
+export {
+  BUILD_INFO,
+  DB_CLIENT_CONNECTION_PENDING_REQUESTS,
+  DB_CLIENT_CONNECTION_USE_DURATION,
+  DB_CLIENT_CONNECTIONS,
+  DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES,
+  DB_CLIENT_CONNECTIONS_MAX,
+  DB_CLIENT_LEAKED_CONNECTIONS,
+  HTTP_SERVER_LEAKED_RESPONSES,
+  HTTP_SERVER_OLDEST_OPEN_RESPONSE_START,
+  HTTP_SERVER_OPEN_RESPONSES,
+  HTTP_SERVER_RESPONSE_DURATION,
+  HTTP_SERVER_RESPONSES,
+  METRIC_NAMES,
+  OVERFLOW_VALUE,
+  UNMATCHED_ROUTE,
+} from './metrics/names.js';
+
+// The report
+export type { LeakedConnection, LeakedResponse, Report, ResolvedLeak } from './report/json.js';
+export type { ConnectionState, EndOverride, LeakReason, ServerState } from './core/records.js';

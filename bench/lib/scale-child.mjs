@@ -52,7 +52,7 @@ const bytesPerOpen = (after - before) / OPEN;
 const sweeps = {};
 for (const n of [1_000, 10_000, OPEN]) {
   let now = 0;
-  const ledger = new Ledger({ responseThresholdMs: 30_000, connectionThresholdMs: 10_000, maxReportedLeaks: 1000, log: () => {}, currentResponse: () => undefined, clock: () => now, timer: false });
+  const ledger = new Ledger({ responseThresholdMs: 30_000, connectionThresholdMs: 10_000, maxReportedLeaks: 1000, onFailure: () => {}, currentResponse: () => undefined, clock: () => now, timer: false });
   for (let i = 0; i < n; i++) {
     now = Math.floor((i * 1000) / n); // start times spread over a second, in order, as real traffic comes
     ledger.openResponse(responses[i], nodeResponseProbe);
@@ -64,7 +64,7 @@ for (const n of [1_000, 10_000, OPEN]) {
 
 // ---- a sweep that finds what is due: the cost is per item due, not per item open ----
 let now = 0;
-const ledger = new Ledger({ responseThresholdMs: 30_000, connectionThresholdMs: 10_000, maxReportedLeaks: 1000, log: () => {}, currentResponse: () => undefined, clock: () => now, timer: false });
+const ledger = new Ledger({ responseThresholdMs: 30_000, connectionThresholdMs: 10_000, maxReportedLeaks: 1000, onFailure: () => {}, currentResponse: () => undefined, clock: () => now, timer: false });
 for (let i = 0; i < OPEN; i++) {
   now = Math.floor(i / 100); // 100 responses per millisecond
   ledger.openResponse(responses[i], nodeResponseProbe);

@@ -9,14 +9,20 @@ import {
   type PendingOperation,
   type ResponseLeakReason,
   type ResponseOutcome,
+  type ResponseDetail,
   type ResponseProbe,
 } from './records.js';
 
-export interface LedgerOptions {
+/** The ledger's limits; `reconfigure()` changes them for what is scheduled from then on. */
+export interface LedgerLimits {
   responseThresholdMs: number;
   connectionThresholdMs: number;
   maxReportedLeaks: number;
-  log: (message: string) => void;
+}
+
+export interface LedgerOptions extends LedgerLimits {
+  /** Where a failure of a probe or an observer goes; it must not throw (guard.ts's logFailure). */
+  onFailure: (what: string, error: unknown) => void;
   /** The response whose async context we are in, if any. */
   currentResponse: () => ResponseRecord | undefined;
   /** Milliseconds since the epoch. Tests pass a manual clock. */
@@ -27,6 +33,7 @@ export interface LedgerOptions {
 
 /** Called on each transition; observers must not throw (they are guarded anyway). */
 export interface LedgerObserver {
+  responseOpened?(response: ResponseRecord): void;
   responseClosed?(response: ResponseRecord): void;
   responseLeaked?(response: ResponseRecord): void;
   connectionAcquired?(connection: ConnectionRecord): void;
@@ -46,7 +53,10 @@ export interface LedgerTotals {
 }
 
 /**
- * Responses, the connections their requests acquire, and the leak rules of DESIGN.md.
+ * Responses, the connections their requests acquire, and the leak rules (docs/design.md): a state
+ * machine and nothing else. It does no I/O and knows no protocol; instrumentations feed it, and
+ * observers installed from above (metrics, the leak log, server confirmation, the vitest
+ * integration) hear each transition.
  *
  * A response is scheduled at `start + responseThreshold`; when due it is re-scheduled if it made
  * progress (wrote, or waits on a busy connection) and otherwise becomes leaked (`unclosed`).
@@ -69,8 +79,6 @@ export class Ledger {
   readonly leakedOpen = new Set<ResponseRecord>();
   /** Leaks in the order found, resolved or not, at most maxReportedLeaks. */
   readonly leaks: Array<ResponseRecord | ConnectionRecord> = [];
-  /** Set by the vitest integration: responses and connections opened now belong to it. */
-  scope: unknown = null;
 
   private readonly responseQueue = new DeadlineQueue<ResponseRecord>();
   private readonly connectionQueue = new DeadlineQueue<ConnectionRecord>();
@@ -81,18 +89,31 @@ export class Ledger {
   private timerHandle: NodeJS.Timeout | null = null;
   private timerDueAt = Infinity;
   private readonly useTimer: boolean;
+  private readonly limits: LedgerLimits;
+  private readonly onFailure: (what: string, error: unknown) => void;
+  private readonly currentResponse: () => ResponseRecord | undefined;
 
-  constructor(private readonly options: LedgerOptions) {
+  constructor(options: LedgerOptions) {
     this.clock = options.clock ?? Date.now;
     this.useTimer = options.timer ?? true;
+    this.limits = { responseThresholdMs: options.responseThresholdMs, connectionThresholdMs: options.connectionThresholdMs, maxReportedLeaks: options.maxReportedLeaks };
+    this.onFailure = options.onFailure;
+    this.currentResponse = options.currentResponse;
   }
 
   get responseThresholdMs(): number {
-    return this.options.responseThresholdMs;
+    return this.limits.responseThresholdMs;
   }
 
   get connectionThresholdMs(): number {
-    return this.options.connectionThresholdMs;
+    return this.limits.connectionThresholdMs;
+  }
+
+  /** New limits, for deadlines scheduled from now on. */
+  reconfigure(limits: LedgerLimits): void {
+    this.limits.responseThresholdMs = limits.responseThresholdMs;
+    this.limits.connectionThresholdMs = limits.connectionThresholdMs;
+    this.limits.maxReportedLeaks = limits.maxReportedLeaks;
   }
 
   now(): number {
@@ -122,9 +143,10 @@ export class Ledger {
 
   openResponse(target: object, probe: ResponseProbe): ResponseRecord {
     const now = this.clock();
-    const response = new ResponseRecord(++this.responseSeq, target, probe, now, this.progressOf(probe, target), this.scope);
-    this.responseQueue.schedule(response, now + this.options.responseThresholdMs);
+    const response = new ResponseRecord(++this.responseSeq, target, probe, now, this.progressOf(probe, target));
+    this.responseQueue.schedule(response, now + this.limits.responseThresholdMs);
     this.arm();
+    if (this.observers.length > 0) this.notify('responseOpened', response);
     return response;
   }
 
@@ -142,16 +164,15 @@ export class Ledger {
       if (outcome === 'finished') this.resolve(response, now);
     }
     const owned = response.connections;
-    if (owned !== null && owned.size > 0) {
-      // Its connections may still leak: keep what a report needs to name their owner.
-      response.detail ??= this.describe(response);
+    const stranding = owned !== null && owned.size > 0;
+    if (stranding) {
       for (const connection of owned) {
-        if (connection.leak === null) this.connectionQueue.schedule(connection, now + this.options.connectionThresholdMs);
+        if (connection.leak === null) this.connectionQueue.schedule(connection, now + this.limits.connectionThresholdMs);
       }
       this.arm();
     }
-    response.method = this.methodOf(response);
-    response.target = null;
+    // Connections it still holds may leak later: keep what a report needs to name their owner.
+    response.letGo(stranding && response.detail === null ? this.describe(response) : null);
     this.notify('responseClosed', response);
   }
 
@@ -174,8 +195,8 @@ export class Ledger {
   /** Records a connection acquired now; its owner is the response of the current async context. */
   acquireConnection(init: ConnectionInit): ConnectionRecord {
     const now = this.clock();
-    const owner = this.options.currentResponse() ?? null;
-    const connection = new ConnectionRecord(++this.connectionSeq, init, owner, now, this.scope);
+    const owner = this.currentResponse() ?? null;
+    const connection = new ConnectionRecord(++this.connectionSeq, init, owner, now);
     this.held.add(connection);
     if (owner !== null) {
       (owner.connections ??= new Set()).add(connection);
@@ -235,22 +256,21 @@ export class Ledger {
   }
 
   /**
-   * The end of a process or of a test: thresholds no longer apply. Every open response in `scope`
-   * (all when undefined) becomes leaked (`open-at-exit`), and every connection its requests hold,
-   * busy or idle, becomes leaked too.
+   * The end of a process or of a test: thresholds no longer apply. Every open response that
+   * `includes` (all by default) becomes leaked (`open-at-exit`), and every connection its requests
+   * hold, busy or idle, becomes leaked too.
    */
-  finalize(scope?: unknown): void {
+  finalize(includes: (response: ResponseRecord) => boolean = () => true): void {
     const now = this.clock();
-    const inScope = (s: unknown): boolean => scope === undefined || s === scope;
     for (const response of [...this.responseQueue]) {
-      if (inScope(response.scope)) {
+      if (includes(response)) {
         this.responseQueue.remove(response);
         this.responseLeaked(response, 'open-at-exit', now);
       }
     }
     for (const connection of [...this.held]) {
       const owner = connection.owner;
-      if (owner === null || connection.leak !== null || !inScope(owner.scope)) continue;
+      if (owner === null || connection.leak !== null || !includes(owner)) continue;
       this.connectionLeaked(connection, owner.closedAt !== 0 ? 'held-after-response-closed' : 'held-by-leaked-response', now);
     }
   }
@@ -259,7 +279,7 @@ export class Ledger {
     const mark = this.progressOf(response.probe, response.target);
     if (mark !== response.progressMark || response.pendingOps > 0 || this.ownsBusyConnection(response)) {
       response.progressMark = mark;
-      this.responseQueue.schedule(response, now + this.options.responseThresholdMs);
+      this.responseQueue.schedule(response, now + this.limits.responseThresholdMs);
       return;
     }
     this.responseLeaked(response, 'unclosed', now);
@@ -268,7 +288,7 @@ export class Ledger {
   private checkConnection(connection: ConnectionRecord, now: number): void {
     if (connection.releasedAt !== 0 || connection.leak !== null) return;
     if (connection.busy > 0) {
-      this.connectionQueue.schedule(connection, now + this.options.connectionThresholdMs);
+      this.connectionQueue.schedule(connection, now + this.limits.connectionThresholdMs);
       return;
     }
     const owner = connection.owner;
@@ -279,13 +299,13 @@ export class Ledger {
     }
     const idleFor = now - connection.idleSince;
     // A start-up LISTEN or subscriber checkout waits for the server by design: no leak by itself.
-    if (connection.idleState === 'subscriber') this.connectionQueue.schedule(connection, now + this.options.connectionThresholdMs);
-    else if (idleFor >= this.options.connectionThresholdMs) this.connectionLeaked(connection, 'idle-past-threshold', now);
-    else this.connectionQueue.schedule(connection, connection.idleSince + this.options.connectionThresholdMs);
+    if (connection.idleState === 'subscriber') this.connectionQueue.schedule(connection, now + this.limits.connectionThresholdMs);
+    else if (idleFor >= this.limits.connectionThresholdMs) this.connectionLeaked(connection, 'idle-past-threshold', now);
+    else this.connectionQueue.schedule(connection, connection.idleSince + this.limits.connectionThresholdMs);
   }
 
   private scheduleConnection(connection: ConnectionRecord, now: number): void {
-    this.connectionQueue.schedule(connection, now + this.options.connectionThresholdMs);
+    this.connectionQueue.schedule(connection, now + this.limits.connectionThresholdMs);
     this.arm();
   }
 
@@ -315,7 +335,6 @@ export class Ledger {
     this.totals.leakedConnections++;
     this.keep(connection);
     this.notify('connectionLeaked', connection);
-    this.confirm(connection);
   }
 
   private resolve(item: ResponseRecord | ConnectionRecord, now: number): void {
@@ -329,70 +348,18 @@ export class Ledger {
 
   private keep(item: ResponseRecord | ConnectionRecord): void {
     this.leaks.push(item);
-    if (this.leaks.length > this.options.maxReportedLeaks) {
+    if (this.leaks.length > this.limits.maxReportedLeaks) {
       this.leaks.shift();
       this.totals.droppedLeaks++;
     }
   }
 
-  private confirm(connection: ConnectionRecord): void {
-    const probe = connection.probe;
-    const target = connection.target;
-    if (probe === null || target === null) return;
+  private describe(response: ResponseRecord): ResponseDetail {
     try {
-      const identity = probe.serverIdentity?.(target);
-      if (identity) connection.server = { ...identity, state: null, stateAgeMs: null };
-      probe.confirm?.(target).then(
-        (server) => {
-          if (server !== null) connection.server = server;
-        },
-        (error: unknown) => this.options.log(`could not confirm ${connection.id} with its server: ${String(error)}`),
-      );
+      return response.describe();
     } catch (error) {
-      this.options.log(`could not confirm ${connection.id} with its server: ${String(error)}`);
-    }
-  }
-
-  private describe(response: ResponseRecord) {
-    const { probe, target } = response;
-    if (target === null) return { method: 'UNKNOWN', path: '', route: response.route, endOverrides: [] };
-    try {
-      return {
-        method: probe.method(target),
-        path: probe.path(target),
-        route: this.routeOf(response),
-        endOverrides: probe.endOverrides(target),
-      };
-    } catch (error) {
-      this.options.log(`could not describe response ${response.id}: ${String(error)}`);
-      return { method: 'UNKNOWN', path: '', route: response.route, endOverrides: [] };
-    }
-  }
-
-  /** The request method: kept at close or in a leak's detail, else read through the probe. */
-  methodOf(response: ResponseRecord): string {
-    if (response.detail !== null) return response.detail.method;
-    if (response.method !== null) return response.method;
-    if (response.target === null) return 'UNKNOWN';
-    try {
-      return response.probe.method(response.target);
-    } catch {
-      return 'UNKNOWN';
-    }
-  }
-
-  /** The route template, from framework capture or the probe; null when unknown. */
-  routeOf(response: ResponseRecord): string | null {
-    if (response.detail !== null) return response.detail.route;
-    try {
-      if (response.routeOf !== null) {
-        const route = response.routeOf();
-        if (route) return route;
-      }
-      if (response.route !== null) return response.route;
-      return response.target === null ? null : response.probe.route(response.target);
-    } catch {
-      return response.route;
+      this.onFailure(`describing response ${response.id}`, error);
+      return { method: 'UNKNOWN', path: '', route: response.routeTemplate, endOverrides: [] };
     }
   }
 
@@ -401,7 +368,7 @@ export class Ledger {
     try {
       return probe.progress(target);
     } catch (error) {
-      this.options.log(`could not read response progress: ${String(error)}`);
+      this.onFailure('reading response progress', error);
       return 0;
     }
   }
@@ -414,7 +381,7 @@ export class Ledger {
       try {
         fn.call(observers[i], item);
       } catch (error) {
-        this.options.log(`observer ${event} failed: ${String(error)}`);
+        this.onFailure(`ledger observer ${event}`, error);
       }
     }
   }
@@ -435,7 +402,7 @@ export class Ledger {
     try {
       this.sweep(this.clock());
     } catch (error) {
-      this.options.log(`deadline sweep failed: ${String(error)}`);
+      this.onFailure('deadline sweep', error);
     }
     this.arm();
   };

@@ -1,84 +1,152 @@
+import { readFileSync } from 'node:fs';
 import Module from 'node:module';
 import path from 'node:path';
 import { logFailure } from './guard.js';
+import { defineAccessor, install, undoAll, type Undo } from './patch.js';
+import { shared } from './state.js';
 
 /**
- * Patches CommonJS modules of the app's own dependencies as they load, wherever they resolve from.
+ * Patches CommonJS files of the app's own dependencies as they finish loading, wherever they
+ * resolve from and however they are reached: `require()`, an ES `import` of a CommonJS package, or
+ * a deep path (`ioredis/built/Redis.js`) that skips the package's entry.
  *
- * It hooks `Module.prototype._compile`, which every CommonJS module passes through whether it is
- * reached by `require()` or by an ES `import` of a CommonJS package, so the cost is one suffix test
- * per module loaded, never per `require()` call. Modules loaded before the hook are patched from
- * `require.cache` when the hook is installed.
+ * Node marks a module loaded (`module.loaded = true`) right after its code ran and before
+ * `require()` returns. leakwatch sees that assignment through an accessor on `Module.prototype`,
+ * so nothing of leakwatch is on the stack while a module's code runs: errors thrown at load keep
+ * their stacks exactly. The cost is one suffix test per module loaded, never per `require()` call.
+ * Modules loaded before the hook are patched from `require.cache` when it is installed.
  */
 export interface ModulePatch {
-  /** A path suffix inside a package, with forward slashes: `pg/lib/index.js`. */
+  /** The package's name, as in its package.json (`pg`, `@redis/client`). */
+  package: string;
+  /** The file inside the package, with forward slashes: `lib/client.js`. */
   file: string;
-  /** Patches the module's exports; may return a function that undoes it. */
-  patch(exports: unknown, filename: string): void | (() => void);
+  /** The majors of the package this patch knows; another version is skipped with one warning. */
+  majors: readonly number[];
+  /** Patches the file's exports; may return a function that undoes it. */
+  patch(exports: unknown, filename: string): Undo | void;
 }
 
-type Compile = (this: NodeModule, content: string, filename: string) => unknown;
-type Hooks = { patches: ModulePatch[]; original: Compile; undos: Map<ModulePatch, Array<() => void>> };
+interface Hooks {
+  patches: Set<ModulePatch>;
+  undos: Map<ModulePatch, Undo[]>;
+}
 
-const HOOKS = Symbol.for('leakwatch.moduleHooks.v1');
-const holder = globalThis as unknown as { [HOOKS]?: Hooks };
-const proto = (Module as unknown as { prototype: { _compile: Compile } }).prototype;
+const hooks = shared<Hooks>('moduleHooks', () => ({ patches: new Set(), undos: new Map() }));
+/** package.json name and version of a package folder, read once per folder. */
+const manifests = shared('packageManifests', () => new Map<string, { name?: string; version?: string } | null>());
+/** Warnings already given, so each is given once. */
+const warned = shared('moduleHookWarnings', () => new Set<string>());
 
-function matches(filename: string, file: string): boolean {
+const kLoaded = Symbol('leakwatch.moduleLoaded');
+type Loading = NodeModule & { [kLoaded]?: boolean };
+
+function manifestOf(folder: string): { name?: string; version?: string } | null {
+  let manifest = manifests.get(folder);
+  if (manifest === undefined) {
+    try {
+      manifest = JSON.parse(readFileSync(path.join(folder, 'package.json'), 'utf8')) as { name?: string; version?: string };
+    } catch {
+      manifest = null;
+    }
+    manifests.set(folder, manifest);
+  }
+  return manifest;
+}
+
+/** The package folder if `filename` is `patch.file` of `patch.package` (an npm alias's folder name included). */
+function packageFolder(filename: string, patch: ModulePatch): string | null {
   const normalized = path.sep === '/' ? filename : filename.split(path.sep).join('/');
-  return normalized.endsWith('/' + file);
+  if (!normalized.endsWith('/' + patch.file)) return null;
+  const folder = normalized.slice(0, normalized.length - patch.file.length - 1);
+  if (folder.endsWith('/' + patch.package)) return folder;
+  // An npm alias (`ioredis6` for ioredis): only for files distinctive enough to be worth a read.
+  if (!patch.file.includes('/')) return null;
+  return manifestOf(folder)?.name === patch.package ? folder : null;
 }
 
-// Patches are idempotent themselves (a Symbol marks what is patched), so applying twice is harmless.
-function apply(hooks: Hooks, patch: ModulePatch, exports: unknown, filename: string): void {
-  if (exports === null || (typeof exports !== 'object' && typeof exports !== 'function')) return;
+function warnOnce(message: string): void {
+  if (warned.has(message)) return;
+  warned.add(message);
+  logFailure('instrumenting a module', new Error(message));
+}
+
+function apply(patch: ModulePatch, exports: unknown, filename: string): void {
   try {
+    if (exports === null || (typeof exports !== 'object' && typeof exports !== 'function')) return;
+    const folder = packageFolder(filename, patch);
+    if (folder === null) return;
+    const version = manifestOf(folder)?.version;
+    const major = version === undefined ? NaN : Number.parseInt(version, 10);
+    if (!patch.majors.includes(major)) {
+      warnOnce(
+        `${patch.package} ${version ?? '(unknown version)'} at ${folder} is not instrumented: leakwatch supports ${patch.majors.map((m) => `${m}.x`).join(', ')}`,
+      );
+      return;
+    }
     const undo = patch.patch(exports, filename);
     if (typeof undo === 'function') hooks.undos.get(patch)?.push(undo);
   } catch (error) {
-    logFailure(`patching ${patch.file}`, error);
+    logFailure(`instrumenting ${patch.package}/${patch.file}`, error);
   }
 }
 
-function install(): Hooks {
-  const existing = holder[HOOKS];
-  if (existing !== undefined) return existing;
-  const hooks: Hooks = { patches: [], original: proto._compile, undos: new Map() };
-  proto._compile = function (this: NodeModule, content: string, filename: string) {
-    const result = hooks.original.call(this, content, filename);
-    for (const patch of hooks.patches) if (matches(filename, patch.file)) apply(hooks, patch, this.exports, filename);
-    return result;
-  };
-  holder[HOOKS] = hooks;
-  return hooks;
+function loaded(module: NodeModule): void {
+  const filename = module.filename;
+  if (typeof filename !== 'string') return;
+  for (const patch of hooks.patches) apply(patch, module.exports, filename);
 }
 
 /**
- * Applies `patch` to the module now if loaded, and to every copy loaded later. The returned
- * function stops that and undoes every application whose patch returned an undo.
+ * `module.loaded` while a module loads: an accessor of the instance's own, made when the Module
+ * constructor sets it false, and turned back into the plain property Node made when the loader
+ * sets it true, so a loaded module looks exactly as it would without leakwatch.
  */
-export function onModuleLoad(patch: ModulePatch): () => void {
-  const hooks = install();
-  hooks.patches.push(patch);
+function ownLoaded(this: Loading): boolean {
+  return this[kLoaded] === true;
+}
+
+function setOwnLoaded(this: Loading, value: unknown): void {
+  if (value === true) {
+    Object.defineProperty(this, 'loaded', { value: true, writable: true, enumerable: true, configurable: true });
+    delete this[kLoaded];
+    loaded(this);
+  } else {
+    this[kLoaded] = Boolean(value);
+  }
+}
+
+function installHook(): Undo {
+  const proto = Module.prototype as unknown as object;
+  return defineAccessor(proto, 'loaded', {
+    get() {
+      return undefined; // Module.prototype itself: instances answer with their own property
+    },
+    set(this: Loading, value: unknown) {
+      // The Module constructor's `this.loaded = false`: from here on the instance answers itself.
+      Object.defineProperty(this, 'loaded', { get: ownLoaded, set: setOwnLoaded, enumerable: true, configurable: true });
+      setOwnLoaded.call(this, value);
+    },
+  });
+}
+
+/**
+ * Applies `patch` to its file now if loaded, and to every copy loaded later. The returned function
+ * stops that and undoes every application whose patch returned an undo.
+ */
+export function onModuleLoad(patch: ModulePatch): Undo {
+  const releaseHook = install(Module.prototype as unknown as object, 'leakwatch module hooks', installHook);
+  hooks.patches.add(patch);
   hooks.undos.set(patch, []);
   const cache = (Module as unknown as { _cache: Record<string, NodeModule | undefined> })._cache;
   for (const [filename, mod] of Object.entries(cache)) {
-    if (mod !== undefined && mod.loaded && matches(filename, patch.file)) apply(hooks, patch, mod.exports, filename);
+    if (mod !== undefined && mod.loaded) apply(patch, mod.exports, filename);
   }
   return () => {
-    const i = hooks.patches.indexOf(patch);
-    if (i >= 0) hooks.patches.splice(i, 1);
-    for (const undo of hooks.undos.get(patch)?.reverse() ?? []) {
-      try {
-        undo();
-      } catch (error) {
-        logFailure(`undoing the patch of ${patch.file}`, error);
-      }
-    }
+    if (!hooks.patches.delete(patch)) return;
+    const undos = hooks.undos.get(patch) ?? [];
     hooks.undos.delete(patch);
-    if (hooks.patches.length === 0 && holder[HOOKS] === hooks) {
-      proto._compile = hooks.original;
-      delete holder[HOOKS];
-    }
+    undoAll(undos, `undoing the patch of ${patch.package}/${patch.file}`)();
+    releaseHook();
   };
 }

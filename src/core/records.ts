@@ -117,7 +117,7 @@ export interface Leak<R extends LeakReason = LeakReason> {
   resolvedAt: number;
 }
 
-/** Values a leaked response keeps after its response object is gone. */
+/** What a report says of a response, frozen when its response object is let go. */
 export interface ResponseDetail {
   method: string;
   path: string;
@@ -131,21 +131,21 @@ export class ResponseRecord implements DeadlineItem {
   nextDue: DeadlineItem | null = null;
   queued = false;
 
-  /** Set by route capture (Fastify, Koa, Hono); otherwise read through the probe. */
-  route: string | null = null;
-  routeOf: (() => string | null) | null = null;
+  /** The route template a framework made known while routing (Express, Koa, Fastify). */
+  routeTemplate: string | null = null;
+  /** Reads the route template when asked, for frameworks that know it only late (Hono). */
+  routeSource: (() => string | null) | null = null;
   /**
    * Per-request state of the http instrumentations (Express's route object, `res.end`
    * replacements), kept here rather than added to the framework's request and response objects:
    * adding a property to those after Express has re-prototyped them costs microseconds a request.
    */
-  frameworkRoute: unknown = undefined;
+  expressRoute: unknown = undefined;
   endLayers: unknown[] | null = null;
-  /** The request method, kept when the response closes (its target is let go then); null before. */
-  method: string | null = null;
   closedAt = 0;
   outcome: ResponseOutcome | null = null;
   leak: Leak<ResponseLeakReason> | null = null;
+  /** Set when the response object is let go while a report may still need it (see freeze()). */
   detail: ResponseDetail | null = null;
   /** Connections this response acquired and has not released. */
   connections: Set<ConnectionRecord> | null = null;
@@ -153,6 +153,8 @@ export class ResponseRecord implements DeadlineItem {
   pendingOps = 0;
   /** Those operations, where the instrumentation names them (Redis commands); null until one starts. */
   operations: OperationList | null = null;
+  /** The method, kept at close for metrics; null while open (read through the probe then). */
+  private closedMethod: string | null = null;
 
   constructor(
     readonly seq: number,
@@ -160,15 +162,49 @@ export class ResponseRecord implements DeadlineItem {
     readonly probe: ResponseProbe,
     readonly startedAt: number,
     public progressMark: number,
-    readonly scope: unknown,
   ) {}
 
   get id(): string {
     return `${process.pid}:r${this.seq}`;
   }
 
-  get isOpen(): boolean {
-    return this.closedAt === 0;
+  /** The request method; `UNKNOWN` when it cannot be read. */
+  get method(): string {
+    if (this.detail !== null) return this.detail.method;
+    if (this.closedMethod !== null) return this.closedMethod;
+    if (this.target === null) return 'UNKNOWN';
+    try {
+      return this.probe.method(this.target);
+    } catch {
+      return 'UNKNOWN';
+    }
+  }
+
+  /** The route template, from the framework; null when none is known. */
+  get route(): string | null {
+    if (this.detail !== null) return this.detail.route;
+    try {
+      const late = this.routeSource?.();
+      if (late) return late;
+      if (this.routeTemplate !== null || this.target === null) return this.routeTemplate;
+      return this.probe.route(this.target);
+    } catch {
+      return this.routeTemplate;
+    }
+  }
+
+  /** What a report needs of the response, read now from the response object. Throws what the probe throws. */
+  describe(): ResponseDetail {
+    const target = this.target;
+    if (target === null) return { method: this.method, path: '', route: this.route, endOverrides: [] };
+    return { method: this.probe.method(target), path: this.probe.path(target), route: this.route, endOverrides: this.probe.endOverrides(target) };
+  }
+
+  /** Lets go of the response object, keeping its method, and `detail` when a report may still need it. */
+  letGo(detail: ResponseDetail | null): void {
+    if (detail !== null) this.detail ??= detail;
+    this.closedMethod = this.method;
+    this.target = null;
   }
 }
 
@@ -204,12 +240,6 @@ export class ConnectionRecord implements DeadlineItem {
   releasedAt = 0;
   leak: Leak<ConnectionLeakReason> | null = null;
   server: ServerState | null = null;
-  /** The driver's own connection status (ioredis: connecting, connect, ready, reconnecting …); null if it has none. */
-  status: string | null = null;
-  /** When a command was last sent or answered on it. */
-  lastActivityAt: number;
-  /** Name of the last command sent on it (`blpop`), never its arguments; null before the first. */
-  lastCommand: string | null = null;
   readonly kind: ConnectionKind;
   readonly pool: string;
   readonly pooled: boolean;
@@ -222,7 +252,6 @@ export class ConnectionRecord implements DeadlineItem {
     init: ConnectionInit,
     readonly owner: ResponseRecord | null,
     readonly acquiredAt: number,
-    readonly scope: unknown,
   ) {
     this.kind = init.kind;
     this.pool = init.pool;
@@ -231,7 +260,6 @@ export class ConnectionRecord implements DeadlineItem {
     this.probe = init.probe ?? null;
     this.stack = init.stack ?? null;
     this.idleSince = acquiredAt;
-    this.lastActivityAt = acquiredAt;
     if (init.busy) this.busy = 1;
   }
 
@@ -243,6 +271,7 @@ export class ConnectionRecord implements DeadlineItem {
     return this.busy > 0 ? 'busy' : this.idleState;
   }
 
+  /** Not released yet: checked out, connected, or lost but still counted by its pool. */
   get isHeld(): boolean {
     return this.releasedAt === 0;
   }

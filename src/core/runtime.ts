@@ -1,54 +1,66 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { resolveConfig, type Config, type LeakwatchOptions } from '../config.js';
+import { serverConfirmation } from './confirmation.js';
+import { logFailure, setFailureLog } from './guard.js';
 import { Ledger } from './ledger.js';
 import type { ResponseRecord } from './records.js';
+import { shared } from './state.js';
 
 /**
- * The process-wide state: one ledger, one async context, one configuration.
- *
- * It lives on globalThis under a registered Symbol so that two copies of leakwatch in one process
- * (the app's and a test runner's, or `src/` and `dist/`) share it instead of splitting the ledger.
+ * The process's runtime: one configuration and one ledger, in the process-wide slot (state.ts).
+ * Instrumentations read it when something happens (`getRuntime()`, a property read), never create
+ * it on the hot path: it is made at start-up, by `start()` or by an explicit `instrument…()` call.
  */
 export interface Runtime {
   readonly config: Config;
   readonly ledger: Ledger;
-  readonly context: AsyncLocalStorage<ResponseRecord>;
 }
 
-const RUNTIME = Symbol.for('leakwatch.runtime.v1');
-const CONTEXT = Symbol.for('leakwatch.context.v1');
-
-type Holder = { [RUNTIME]?: Runtime; [CONTEXT]?: AsyncLocalStorage<ResponseRecord> };
-const holder = globalThis as unknown as Holder;
-
 /** The async context that carries the current response through a request's continuations. */
-export const responseContext: AsyncLocalStorage<ResponseRecord> = (holder[CONTEXT] ??= new AsyncLocalStorage());
+export const responseContext: AsyncLocalStorage<ResponseRecord> = shared('context', () => new AsyncLocalStorage<ResponseRecord>());
+
+const slot = shared<{ runtime: Runtime | undefined }>('runtime', () => ({ runtime: undefined }));
 
 export function currentResponse(): ResponseRecord | undefined {
   return responseContext.getStore();
 }
 
 export function getRuntime(): Runtime | undefined {
-  return holder[RUNTIME];
+  return slot.runtime;
+}
+
+function createRuntime(config: Config): Runtime {
+  setFailureLog(config.log);
+  const ledger = new Ledger({
+    responseThresholdMs: config.responseThresholdMs,
+    connectionThresholdMs: config.connectionThresholdMs,
+    maxReportedLeaks: config.maxReportedLeaks,
+    currentResponse,
+    onFailure: logFailure,
+  });
+  ledger.observe(serverConfirmation(logFailure));
+  return { config, ledger };
 }
 
 /**
- * Returns the runtime, creating it from `options` (and `LEAKWATCH_*`) on first use. Throws a
- * ConfigError for bad options. Options passed once a runtime exists are ignored unless `replace`.
+ * The runtime, made from `LEAKWATCH_*` (and `options`) if there is none yet. With options and a
+ * runtime already there, the options are applied to it: its ledger and records stay. Throws a
+ * ConfigError for a bad option; call it at start-up, never on the hot path.
  */
-export function ensureRuntime(options?: LeakwatchOptions, replace = false): Runtime {
-  const existing = holder[RUNTIME];
-  if (existing !== undefined && !replace) return existing;
-  const config = resolveConfig(options);
-  existing?.ledger.stop();
-  const ledger = new Ledger({ ...config, currentResponse });
-  const runtime: Runtime = { config, ledger, context: responseContext };
-  holder[RUNTIME] = runtime;
+export function ensureRuntime(options?: LeakwatchOptions): Runtime {
+  const existing = slot.runtime;
+  if (existing === undefined) return (slot.runtime = createRuntime(resolveConfig(options)));
+  if (options === undefined) return existing;
+  const config = resolveConfig({ ...existing.config.options, ...options });
+  existing.ledger.reconfigure(config);
+  setFailureLog(config.log);
+  const runtime: Runtime = { config, ledger: existing.ledger };
+  slot.runtime = runtime;
   return runtime;
 }
 
-/** Forgets the runtime (its timer stops); for tests and `stop()`. */
+/** Forgets the runtime (its timer stops); for tests. */
 export function resetRuntime(): void {
-  holder[RUNTIME]?.ledger.stop();
-  delete holder[RUNTIME];
+  slot.runtime?.ledger.stop();
+  slot.runtime = undefined;
 }

@@ -1,21 +1,29 @@
 import { ServerResponse } from 'node:http';
 import { logFailure } from '../core/guard.js';
-import type { EndOverride } from '../core/records.js';
-import type { StackCapture } from '../core/records.js';
+import { defineAccessor, install, type Fn, type Undo } from '../core/patch.js';
+import type { EndOverride, StackCapture } from '../core/records.js';
 import { captureStack, siteOf } from '../core/stack.js';
+import { shared } from '../core/state.js';
 import { responseOf } from './response-of.js';
 
 /**
  * Records every assignment to `res.end` on a server response: where it was made, whether the
  * replacement was called, and whether it called through to the `end` it replaced.
  *
- * `ServerResponse.prototype.end` becomes an accessor. Reading it returns the newest replacement
- * (wrapped to note the call) or the original; assigning records the replacement (on the
- * response's record, see layersOf) instead of making an own property. Until some code assigns
- * `res.end` this costs one getter per `end()` call and nothing per request; after that, one 1-frame
- * stack capture per assignment, which is most of what attribution costs.
+ * `ServerResponse.prototype.end` becomes an accessor. On a response, reading it gives the newest
+ * replacement (wrapped to note the call) or, when there is none, an `end` of leakwatch's that
+ * notes the bottom replacement called through and calls the prototype's `end`; assigning it
+ * records the replacement (on the response's record, see layersOf) instead of making an own
+ * property. Until some code assigns `res.end` this costs one getter per `end()` call and nothing
+ * per request; after that, one 1-frame stack capture per assignment.
+ *
+ * On a prototype (`ServerResponse.prototype` itself, or a framework's response prototype such as
+ * Express's `app.response`) the property behaves as a plain method: reading gives the `end` every
+ * response of that prototype calls, and assigning replaces it for all of them, followed or not, as
+ * an agent patching the prototype expects. A tool that redefines the property outright
+ * (`Object.defineProperty`, shimmer) is taken in at the next response: its function becomes that
+ * `end`, and attribution goes on above it.
  */
-type Fn = (...args: unknown[]) => unknown;
 
 /** One replacement of `res.end`, at `position` in its response's list (0 = the first made). */
 class EndLayer {
@@ -37,104 +45,151 @@ class EndLayer {
       // Reaching this replacement from the one made after it means that one called through.
       const above = layers[position + 1];
       if (above !== undefined) above.calledThrough = true;
-      // eslint-disable-next-line prefer-rest-params
       return typeof replacement === 'function' ? (replacement as Fn).apply(this, arguments as unknown as unknown[]) : undefined;
     };
   }
 }
 
-type Tracked = ServerResponse & { [kEndLayers]?: EndLayer[] };
+const kLayers = Symbol('leakwatch.endLayers');
+/** The `end` the responses of a prototype call: own on ServerResponse.prototype, and on any prototype assigned one. */
+const kBase = Symbol('leakwatch.endBase');
 
-const kEndLayers = Symbol('leakwatch.endLayers');
-const INSTALLED = Symbol.for('leakwatch.endAttribution.v1');
+type Response = ServerResponse & { [kLayers]?: EndLayer[]; [kBase]: Fn };
+const proto = ServerResponse.prototype as Response;
 
-type Installed = { undo: () => void };
-const holder = ServerResponse.prototype as unknown as { [INSTALLED]?: Installed };
+/** A prototype, not a response: responses get `req` in their constructor. */
+function isPrototype(target: object): boolean {
+  return target === proto || !Object.prototype.hasOwnProperty.call(target, 'req');
+}
 
 /**
  * The replacements made on `res`: on its record when the response is followed (a property added to
  * a response that Express has re-prototyped costs microseconds), else under a Symbol on `res`.
  */
-function layersOf(res: Tracked): EndLayer[] | undefined {
+function layersOf(res: Response): EndLayer[] | undefined {
   const response = responseOf(res);
   if (response !== undefined) return (response.endLayers as EndLayer[] | null) ?? undefined;
-  return res[kEndLayers];
+  return res[kLayers];
 }
 
-function newLayers(res: Tracked): EndLayer[] {
+function newLayers(res: Response): EndLayer[] {
   const layers: EndLayer[] = [];
   const response = responseOf(res);
   if (response !== undefined) response.endLayers = layers;
-  else res[kEndLayers] = layers;
+  else res[kLayers] = layers;
   return layers;
 }
 
 export function endOverridesOf(res: object): EndOverride[] {
-  const layers = layersOf(res as Tracked);
+  const layers = layersOf(res as Response);
   if (layers === undefined) return [];
   return layers.map(({ site, called, calledThrough }) => ({ at: siteOf(site), called, calledThrough }));
 }
 
-/** Installs the accessor; idempotent. The returned function restores the plain method. */
-export function instrumentEndAttribution(): () => void {
-  const installed = holder[INSTALLED];
-  if (installed !== undefined) return installed.undo;
+/** What a response calls when `end` was not replaced on it. Reaching it means the bottom replacement called through. */
+function end(this: Response) {
+  const layers = layersOf(this);
+  if (layers !== undefined && layers.length > 0) layers[0].calledThrough = true;
+  return this[kBase].apply(this, arguments as unknown as unknown[]);
+}
 
-  const proto = ServerResponse.prototype;
-  const ownBefore = Object.getOwnPropertyDescriptor(proto, 'end');
-  const original = proto.end as Fn;
+function getEnd(this: Response): Fn {
+  if (responseOf(this) === undefined && isPrototype(this)) return this[kBase];
+  const layers = layersOf(this);
+  return layers === undefined || layers.length === 0 ? end : layers[layers.length - 1].wrapper;
+}
 
-  // What callers get when nothing replaced `end`. Reaching it means the bottom layer called through.
-  const end = function end(this: Tracked) {
-    const layers = layersOf(this);
-    if (layers !== undefined && layers.length > 0) layers[0].calledThrough = true;
-    // eslint-disable-next-line prefer-rest-params
-    return original.apply(this, arguments as unknown as unknown[]);
-  };
+/** Prototypes other than ServerResponse.prototype that were assigned an `end` (Express's app.response). */
+const prototypesWithBase = new Set<object>();
 
-  function getEnd(this: Tracked) {
-    const layers = layersOf(this);
-    return layers === undefined || layers.length === 0 ? end : layers[layers.length - 1].wrapper;
-  }
-
-  function setEnd(this: Tracked, fn: unknown) {
-    try {
-      assign(this, fn);
-    } catch (error) {
-      logFailure('res.end attribution', error);
-      Object.defineProperty(this, 'end', { value: fn, writable: true, configurable: true, enumerable: true });
-    }
-  }
-
-  function assign(res: Tracked, fn: unknown) {
-    let layers = layersOf(res);
-    if (fn === end || fn === original) {
-      if (layers !== undefined) layers.length = 0; // restored to the original
-      return;
-    }
-    if (layers === undefined) {
-      layers = newLayers(res);
+function setEnd(this: Response, fn: unknown): void {
+  try {
+    if (responseOf(this) === undefined && isPrototype(this)) {
+      Object.defineProperty(this, kBase, { value: fn, writable: true, configurable: true });
+      if (this !== proto) prototypesWithBase.add(this);
     } else {
-      // An earlier replacement put back: the ones made after it are gone.
-      for (let i = layers.length - 1; i >= 0; i--) {
-        if (layers[i].wrapper === fn) {
-          layers.length = i + 1;
-          return;
-        }
+      assign(this, fn);
+    }
+  } catch (error) {
+    logFailure('res.end attribution', error);
+    Object.defineProperty(this, 'end', { value: fn, writable: true, configurable: true, enumerable: true });
+  }
+}
+
+function assign(res: Response, fn: unknown): void {
+  let layers = layersOf(res);
+  if (fn === end || fn === res[kBase]) {
+    if (layers !== undefined) layers.length = 0; // restored to what the prototype gives
+    return;
+  }
+  if (layers === undefined) {
+    layers = newLayers(res);
+  } else {
+    // An earlier replacement put back: the ones made after it are gone.
+    for (let i = layers.length - 1; i >= 0; i--) {
+      if (layers[i].wrapper === fn) {
+        layers.length = i + 1;
+        return;
       }
     }
-    // The site is the one cost that grows with use: a 1-frame capture, formatted only for a report.
-    layers.push(new EndLayer(captureStack(1, setEnd), layers, layers.length, fn));
   }
+  // The site is the one cost that grows with use: a 1-frame capture, formatted only for a report.
+  layers.push(new EndLayer(captureStack(1, setEnd), layers, layers.length, fn));
+}
 
-  Object.defineProperty(proto, 'end', { configurable: true, enumerable: false, get: getEnd, set: setEnd });
+/** The installed attribution's check, whichever copy of leakwatch installed it. */
+const installed = shared<{ keep: (() => void) | null }>('endAttribution', () => ({ keep: null }));
 
-  const undo = () => {
-    if (holder[INSTALLED]?.undo !== undo) return;
-    delete holder[INSTALLED];
-    if (ownBefore) Object.defineProperty(proto, 'end', ownBefore);
-    else delete (proto as { end?: unknown }).end;
+function defineEnd(): void {
+  defineAccessor(proto, 'end', { get: getEnd as () => unknown, set: setEnd as (value: unknown) => void });
+}
+
+/**
+ * Takes the property back if another tool redefined it since (its function becomes the base every
+ * response calls). Called as each response starts; a getter lookup when nothing changed.
+ */
+export function keepEndAttribution(): void {
+  installed.keep?.();
+}
+
+function keep(): void {
+  if ((proto as unknown as { __lookupGetter__(name: string): unknown }).__lookupGetter__('end') === getEnd) return;
+  try {
+    const current = Object.getOwnPropertyDescriptor(proto, 'end');
+    if (current === undefined || !current.configurable || typeof current.value !== 'function') return;
+    proto[kBase] = current.value as Fn;
+    defineEnd();
+  } catch (error) {
+    logFailure('res.end attribution', error);
+  }
+}
+
+function installEndAttribution(): Undo {
+  // `end` is OutgoingMessage's, inherited; an own one only if some tool put it there already.
+  const before = Object.getOwnPropertyDescriptor(proto, 'end');
+  const base: unknown = proto.end;
+  if (typeof base !== 'function') throw new TypeError('ServerResponse.prototype.end is not a method here; res.end attribution is off.');
+  Object.defineProperty(proto, kBase, { value: base, writable: true, configurable: true });
+  defineEnd();
+  installed.keep = keep;
+  return () => {
+    const ours = Object.getOwnPropertyDescriptor(proto, 'end')?.get === getEnd;
+    if (installed.keep === keep) installed.keep = null;
+    // Each prototype gets back a plain `end`: the one it calls now, including later patches of others.
+    if (ours) {
+      if (before !== undefined || proto[kBase] !== base) Object.defineProperty(proto, 'end', { ...(before ?? { writable: true, enumerable: false }), configurable: true, value: proto[kBase] });
+      else delete (proto as Partial<Response>).end;
+    }
+    for (const target of prototypesWithBase) {
+      Object.defineProperty(target, 'end', { value: (target as Response)[kBase], writable: true, configurable: true, enumerable: true });
+      delete (target as Partial<Response>)[kBase];
+    }
+    prototypesWithBase.clear();
+    delete (proto as Partial<Response>)[kBase];
   };
-  Object.defineProperty(holder, INSTALLED, { value: { undo }, configurable: true });
-  return undo;
+}
+
+/** Installs the accessor; shared by every caller, undone when the last one lets go. */
+export function instrumentEndAttribution(): Undo {
+  return install(proto, 'res.end attribution', installEndAttribution);
 }

@@ -1,5 +1,6 @@
 import { logFailure } from '../core/guard.js';
 import type { ResponseProbe, ResponseRecord } from '../core/records.js';
+import { FETCH_HANDLER } from '../core/marks.js';
 import { ensureRuntime, getRuntime, responseContext } from '../core/runtime.js';
 import { stripQuery } from './node-http.js';
 
@@ -32,7 +33,6 @@ const fetchResponseProbe: ResponseProbe = {
   endOverrides: () => [],
 };
 
-const kWrapped = Symbol.for('leakwatch.fetchHandler.v1');
 
 type FetchHandler = (request: Request, ...rest: never[]) => Response | Promise<Response>;
 
@@ -93,13 +93,16 @@ function followBody(response: ResponseRecord, target: FetchTarget, result: unkno
  * `app.fetch = wrapFetchHandler(app.fetch)`. Wrapping twice returns the first wrapper.
  */
 export function wrapFetchHandler<F extends FetchHandler>(fetch: F): F {
-  if ((fetch as F & { [kWrapped]?: boolean })[kWrapped]) return fetch;
+  if ((fetch as F & { [FETCH_HANDLER]?: boolean })[FETCH_HANDLER]) return fetch;
+  ensureRuntime();
   const wrapped = function (this: unknown, request: Request, ...rest: never[]) {
     let response: ResponseRecord;
     let target: FetchTarget;
     try {
+      const runtime = getRuntime();
+      if (runtime === undefined) return fetch.call(this, request, ...rest);
       target = { method: request.method, url: request.url, bytes: 0 };
-      response = ensureRuntime().ledger.openResponse(target, fetchResponseProbe);
+      response = runtime.ledger.openResponse(target, fetchResponseProbe);
     } catch (error) {
       logFailure('wrapFetchHandler', error);
       return fetch.call(this, request, ...rest);
@@ -122,6 +125,6 @@ export function wrapFetchHandler<F extends FetchHandler>(fetch: F): F {
     }
     return followBody(response, target, result);
   };
-  Object.defineProperty(wrapped, kWrapped, { value: true });
+  Object.defineProperty(wrapped, FETCH_HANDLER, { value: true });
   return wrapped as unknown as F;
 }

@@ -1,25 +1,22 @@
-import diagnostics_channel from 'node:diagnostics_channel';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { logFailure } from '../core/guard.js';
+import { RESPONSE, UNTRACKED_SERVER } from '../core/marks.js';
+import { install, subscribe, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
 import type { ResponseProbe, ResponseRecord } from '../core/records.js';
 import { ensureRuntime, getRuntime, responseContext } from '../core/runtime.js';
-import { endOverridesOf } from './end-attribution.js';
-import { kResponse, responseOf } from './response-of.js';
+import { endOverridesOf, keepEndAttribution } from './end-attribution.js';
+import { responseOf } from './response-of.js';
 
 /**
  * Follows every node:http server response from its start to its close.
  *
- * Servers are found through the `http.server.request.start` diagnostics channel, without patching
- * `http`; the subscriber enters the response's async context for the rest of the request's
- * synchronous dispatch, so everything the handler starts is charged to it. `instrumentServer()`
- * and `wrapHandler()` do the same explicitly with `AsyncLocalStorage.run`.
+ * Servers are found through the `http.server.request.start` diagnostics channel; the subscriber
+ * enters the response's async context for the rest of the request's synchronous dispatch, so
+ * everything the handler starts is charged to it. `instrumentServer()` and `wrapHandler()` do the
+ * same explicitly with `AsyncLocalStorage.run`.
  */
 
-const HTTP_INSTALLED = Symbol.for('leakwatch.http.v1');
-const kServerEmit = Symbol('leakwatch.serverEmit');
-const kUntracked = Symbol.for('leakwatch.untrackedServer.v1');
-
-type Tracked = ServerResponse & { [kResponse]?: ResponseRecord };
+type Tracked = ServerResponse & { [RESPONSE]?: ResponseRecord };
 
 export { responseOf };
 
@@ -53,7 +50,7 @@ export const nodeResponseProbe: ResponseProbe = {
 
 function onResponseClose(this: Tracked): void {
   try {
-    const response = this[kResponse];
+    const response = this[RESPONSE];
     if (response === undefined) return;
     getRuntime()?.ledger.closeResponse(response, this.writableFinished ? 'finished' : 'aborted');
     // A report needs the replacements only while the response is open; a record kept longer (a
@@ -67,50 +64,43 @@ function onResponseClose(this: Tracked): void {
 /** Starts following `res`; returns its record (the existing one if it is followed already). */
 export function trackResponse(res: ServerResponse): ResponseRecord | undefined {
   const tracked = res as Tracked;
-  const existing = tracked[kResponse];
+  const existing = tracked[RESPONSE];
   if (existing !== undefined) return existing;
   if (res.closed) return undefined;
-  const response = ensureRuntime().ledger.openResponse(res, nodeResponseProbe);
-  tracked[kResponse] = response;
+  const runtime = getRuntime();
+  if (runtime === undefined) return undefined;
+  const response = runtime.ledger.openResponse(res, nodeResponseProbe);
+  tracked[RESPONSE] = response;
   res.on('close', onResponseClose);
   return response;
 }
 
 /** Leaves a server's responses out of the ledger (leakwatch's own metrics server). */
 export function untrackServer(server: Server): void {
-  (server as Server & { [kUntracked]?: true })[kUntracked] = true;
+  (server as Server & { [UNTRACKED_SERVER]?: true })[UNTRACKED_SERVER] = true;
 }
 
 function onRequestStart(message: unknown): void {
-  try {
-    const { server, response } = message as { server?: Server & { [kUntracked]?: true }; response: ServerResponse };
-    if (server?.[kUntracked] === true) return;
-    const tracked = trackResponse(response);
-    if (tracked !== undefined) responseContext.enterWith(tracked);
-  } catch (error) {
-    logFailure('http.server.request.start', error);
-  }
+  const { server, response } = message as { server?: Server & { [UNTRACKED_SERVER]?: true }; response: ServerResponse };
+  if (server?.[UNTRACKED_SERVER] === true) return;
+  keepEndAttribution();
+  const tracked = trackResponse(response);
+  if (tracked !== undefined) responseContext.enterWith(tracked);
 }
 
-/** Follows every node:http and https server in the process; idempotent. */
-export function instrumentHttp(): () => void {
-  const holder = globalThis as unknown as Record<symbol, (() => void) | undefined>;
-  const existing = holder[HTTP_INSTALLED];
-  if (existing !== undefined) return existing;
-  diagnostics_channel.subscribe('http.server.request.start', onRequestStart);
-  const undo = () => {
-    if (holder[HTTP_INSTALLED] !== undo) return;
-    delete holder[HTTP_INSTALLED];
-    diagnostics_channel.unsubscribe('http.server.request.start', onRequestStart);
-  };
-  holder[HTTP_INSTALLED] = undo;
-  return undo;
+/**
+ * Follows every node:http and https server in the process. Shared by every caller; undone when
+ * the last one lets go.
+ */
+export function instrumentHttp(): Undo {
+  return install(globalThis, 'http.server.request.start', () => subscribe('http.server.request.start', 'following an http response', onRequestStart));
 }
 
 type RequestListener = (req: IncomingMessage, res: ServerResponse, ...rest: unknown[]) => unknown;
 
 /** Runs `handler(req, res)` inside the response's async context; leakwatch failures never reach it. */
 export function wrapHandler<H extends RequestListener>(handler: H): H {
+  ensureRuntime();
   const wrapped = function (this: unknown, req: IncomingMessage, res: ServerResponse, ...rest: unknown[]) {
     let response: ResponseRecord | undefined;
     try {
@@ -125,30 +115,22 @@ export function wrapHandler<H extends RequestListener>(handler: H): H {
 }
 
 /** Follows the responses of one server, running its 'request' listeners in the response's context. */
-export function instrumentServer(server: Server): () => void {
-  const target = server as Server & { [kServerEmit]?: Server['emit'] };
-  const emitBefore = target[kServerEmit];
-  if (emitBefore !== undefined) return () => restoreEmit(target);
-  const original = server.emit as (this: Server, event: string | symbol, ...args: unknown[]) => boolean;
-  target[kServerEmit] = server.emit;
-  server.emit = function (this: Server, event: string | symbol, ...args: unknown[]) {
-    if (event !== 'request') return original.call(this, event, ...args);
-    let response: ResponseRecord | undefined;
-    try {
-      response = trackResponse(args[1] as ServerResponse);
-    } catch (error) {
-      logFailure('instrumentServer', error);
-    }
-    if (response === undefined) return original.call(this, event, ...args);
-    return responseContext.run(response, () => original.call(this, event, ...args));
-  } as Server['emit'];
-  return () => restoreEmit(target);
-}
-
-function restoreEmit(server: Server & { [kServerEmit]?: Server['emit'] }): void {
-  const original = server[kServerEmit];
-  if (original === undefined) return;
-  delete server[kServerEmit];
-  if (original === (Object.getPrototypeOf(server) as Server).emit) delete (server as { emit?: unknown }).emit;
-  else server.emit = original;
+export function instrumentServer(server: Server): Undo {
+  ensureRuntime();
+  return install(server, 'instrumentServer', () => {
+    const undo = wrapMethod(server, 'emit', (layer: Layer) =>
+      function emit(this: Server, event: string | symbol, ...args: unknown[]) {
+        if (event !== 'request' || !layer.active) return layer.original.call(this, event, ...args);
+        let response: ResponseRecord | undefined;
+        try {
+          response = trackResponse(args[1] as ServerResponse);
+        } catch (error) {
+          logFailure('instrumentServer', error);
+        }
+        if (response === undefined) return layer.original.call(this, event, ...args);
+        return responseContext.run(response, () => layer.original.call(this, event, ...args));
+      } as Fn,
+    );
+    return undo ?? (() => {});
+  });
 }

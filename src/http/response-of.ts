@@ -1,9 +1,7 @@
+import { RESPONSE } from '../core/marks.js';
 import type { ResponseRecord } from '../core/records.js';
 
-/** Marks a node:http response (or anything tracked through it) with its record. */
-export const kResponse = Symbol.for('leakwatch.response.v1');
-
-/** The response record of a node:http response (or anything tracked through it), if any. */
+/** The response record of a node:http response (or anything followed through it), if any. */
 export function responseOf(res: object): ResponseRecord | undefined {
-  return (res as { [kResponse]?: ResponseRecord })[kResponse];
+  return (res as { [RESPONSE]?: ResponseRecord })[RESPONSE];
 }

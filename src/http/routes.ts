@@ -1,6 +1,6 @@
-import diagnostics_channel from 'node:diagnostics_channel';
 import { IncomingMessage } from 'node:http';
 import { logFailure } from '../core/guard.js';
+import { defineAccessor, install, subscribe, type Undo } from '../core/patch.js';
 import type { ResponseRecord } from '../core/records.js';
 import { currentResponse } from '../core/runtime.js';
 import { responseOf } from './response-of.js';
@@ -12,9 +12,6 @@ import { responseOf } from './response-of.js';
  */
 
 const kExpressRoute = Symbol('leakwatch.expressRoute');
-const EXPRESS_INSTALLED = Symbol.for('leakwatch.routes.express.v1');
-const FASTIFY_INSTALLED = Symbol.for('leakwatch.routes.fastify.v1');
-const KOA_INSTALLED = Symbol.for('leakwatch.routes.koa.v1');
 
 type RequestLike = IncomingMessage & { baseUrl?: string; res?: object; [kExpressRoute]?: unknown };
 
@@ -40,47 +37,33 @@ function responseOfRequest(req: RequestLike): ResponseRecord | undefined {
  * Express 4 and 5 assign `req.route` when a route dispatches; an accessor on
  * IncomingMessage.prototype notes `baseUrl + route.path` at that moment.
  */
-export function instrumentExpressRoutes(): () => void {
-  const proto = IncomingMessage.prototype as unknown as Record<symbol, unknown>;
-  const existing = proto[EXPRESS_INSTALLED] as (() => void) | undefined;
-  if (existing !== undefined) return existing;
-  const ownBefore = Object.getOwnPropertyDescriptor(IncomingMessage.prototype, 'route');
-
-  // The route object is kept on the response's record (a property added to Express's request
-  // would cost more than the rest of the capture); on the request only when it is not followed.
-  Object.defineProperty(IncomingMessage.prototype, 'route', {
-    configurable: true,
-    enumerable: false,
-    get(this: RequestLike) {
-      const response = responseOfRequest(this);
-      return response !== undefined && response.frameworkRoute !== undefined ? response.frameworkRoute : this[kExpressRoute];
-    },
-    set(this: RequestLike, route: unknown) {
-      const response = responseOfRequest(this);
-      if (response === undefined) {
-        this[kExpressRoute] = route;
-        return;
-      }
-      // The router sets the route it matched, then Route#dispatch sets the same one again.
-      if (response.frameworkRoute === route) return;
-      response.frameworkRoute = route;
-      try {
-        const path = routePathText((route as { path?: unknown } | null)?.path);
-        if (path !== null) response.route = (this.baseUrl ?? '') + path;
-      } catch (error) {
-        logFailure('express route capture', error);
-      }
-    },
-  });
-
-  const undo = () => {
-    if (proto[EXPRESS_INSTALLED] !== undo) return;
-    delete proto[EXPRESS_INSTALLED];
-    if (ownBefore) Object.defineProperty(IncomingMessage.prototype, 'route', ownBefore);
-    else delete (IncomingMessage.prototype as { route?: unknown }).route;
-  };
-  Object.defineProperty(proto, EXPRESS_INSTALLED, { value: undo, configurable: true });
-  return undo;
+export function instrumentExpressRoutes(): Undo {
+  return install(IncomingMessage.prototype, 'express routes', () =>
+    // The route object is kept on the response's record (a property added to Express's request
+    // would cost more than the rest of the capture); on the request only when it is not followed.
+    defineAccessor(IncomingMessage.prototype, 'route', {
+      get(this: RequestLike) {
+        const response = responseOfRequest(this);
+        return response !== undefined && response.expressRoute !== undefined ? response.expressRoute : this[kExpressRoute];
+      },
+      set(this: RequestLike, route: unknown) {
+        const response = responseOfRequest(this);
+        if (response === undefined) {
+          this[kExpressRoute] = route;
+          return;
+        }
+        // The router sets the route it matched, then Route#dispatch sets the same one again.
+        if (response.expressRoute === route) return;
+        response.expressRoute = route;
+        try {
+          const path = routePathText((route as { path?: unknown } | null)?.path);
+          if (path !== null) response.routeTemplate = (this.baseUrl ?? '') + path;
+        } catch (error) {
+          logFailure('express route capture', error);
+        }
+      },
+    }),
+  );
 }
 
 interface FastifyHandlerStart {
@@ -89,29 +72,15 @@ interface FastifyHandlerStart {
 }
 
 function onFastifyHandlerStart(message: unknown): void {
-  try {
-    const { reply, route } = message as FastifyHandlerStart;
-    const response = reply?.raw === undefined ? undefined : responseOf(reply.raw);
-    if (response !== undefined && typeof route?.url === 'string') response.route = route.url;
-  } catch (error) {
-    logFailure('fastify route capture', error);
-  }
+  const { reply, route } = message as FastifyHandlerStart;
+  const response = reply?.raw === undefined ? undefined : responseOf(reply.raw);
+  if (response !== undefined && typeof route?.url === 'string') response.routeTemplate = route.url;
 }
 
 /** Fastify 5 publishes `tracing:fastify.request.handler:start` with the route's URL template. */
-export function instrumentFastifyRoutes(): () => void {
-  const holder = globalThis as unknown as Record<symbol, (() => void) | undefined>;
-  const existing = holder[FASTIFY_INSTALLED];
-  if (existing !== undefined) return existing;
+export function instrumentFastifyRoutes(): Undo {
   const channel = 'tracing:fastify.request.handler:start';
-  diagnostics_channel.subscribe(channel, onFastifyHandlerStart);
-  const undo = () => {
-    if (holder[FASTIFY_INSTALLED] !== undo) return;
-    delete holder[FASTIFY_INSTALLED];
-    diagnostics_channel.unsubscribe(channel, onFastifyHandlerStart);
-  };
-  holder[FASTIFY_INSTALLED] = undo;
-  return undo;
+  return install(globalThis, channel, () => subscribe(channel, 'fastify route capture', onFastifyHandlerStart));
 }
 
 const kKoaMatched = Symbol('leakwatch.koaMatchedRoute');
@@ -120,36 +89,25 @@ const kKoaMatched = Symbol('leakwatch.koaMatchedRoute');
  * @koa/router sets `ctx._matchedRoute` to the matched layer's path (prefix included). Pass the
  * Koa app (its `context` is the prototype of every ctx) or Koa's context prototype itself.
  */
-export function instrumentKoaRoutes(appOrContext: { context?: object } | object): () => void {
+export function instrumentKoaRoutes(appOrContext: { context?: object } | object): Undo {
   const proto = ((appOrContext as { context?: object }).context ?? appOrContext) as Record<symbol, unknown>;
-  const existing = proto[KOA_INSTALLED] as (() => void) | undefined;
-  if (existing !== undefined) return existing;
-  const ownBefore = Object.getOwnPropertyDescriptor(proto, '_matchedRoute');
-  Object.defineProperty(proto, '_matchedRoute', {
-    configurable: true,
-    enumerable: false,
-    get(this: Record<symbol, unknown>) {
-      return this[kKoaMatched];
-    },
-    set(this: Record<symbol, unknown> & { res?: object }, path: unknown) {
-      this[kKoaMatched] = path;
-      try {
-        const response = this.res === undefined ? undefined : responseOf(this.res);
-        const text = routePathText(path);
-        if (response !== undefined && text !== null) response.route = text;
-      } catch (error) {
-        logFailure('koa route capture', error);
-      }
-    },
-  });
-  const undo = () => {
-    if (proto[KOA_INSTALLED] !== undo) return;
-    delete proto[KOA_INSTALLED];
-    if (ownBefore) Object.defineProperty(proto, '_matchedRoute', ownBefore);
-    else delete (proto as { _matchedRoute?: unknown })._matchedRoute;
-  };
-  Object.defineProperty(proto, KOA_INSTALLED, { value: undo, configurable: true });
-  return undo;
+  return install(proto, 'koa routes', () =>
+    defineAccessor(proto, '_matchedRoute', {
+      get(this: Record<symbol, unknown>) {
+        return this[kKoaMatched];
+      },
+      set(this: Record<symbol, unknown> & { res?: object }, path: unknown) {
+        this[kKoaMatched] = path;
+        try {
+          const response = this.res === undefined ? undefined : responseOf(this.res);
+          const text = routePathText(path);
+          if (response !== undefined && text !== null) response.routeTemplate = text;
+        } catch (error) {
+          logFailure('koa route capture', error);
+        }
+      },
+    }),
+  );
 }
 
 interface HonoContextLike {
@@ -166,7 +124,7 @@ export function honoRoutes(): (c: HonoContextLike, next: () => Promise<void>) =>
     try {
       const response = currentResponse();
       if (response !== undefined) {
-        response.routeOf = () => {
+        response.routeSource = () => {
           const routes = c.req.matchedRoutes;
           if (!Array.isArray(routes)) return null;
           for (let i = routes.length - 1; i >= 0; i--) if (routes[i].method !== 'ALL') return routes[i].path;

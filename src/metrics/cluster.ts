@@ -1,5 +1,6 @@
 import type { Cluster, Worker } from 'node:cluster';
 import { logFailure } from '../core/guard.js';
+import { shared } from '../core/state.js';
 import type { MetricFamily } from './exposition.js';
 import type { PromClient } from './prom-client.js';
 
@@ -15,8 +16,6 @@ import type { PromClient } from './prom-client.js';
 
 const REQUEST = 'leakwatch:metrics:request';
 const RESPONSE = 'leakwatch:metrics:response';
-const ANSWERING = Symbol.for('leakwatch.metrics.clusterAnswer.v1');
-const ASKING = Symbol.for('leakwatch.metrics.clusterAsk.v1');
 
 /** How long the primary waits for a worker's families before it serves without them. */
 export const WORKER_TIMEOUT_MS = 2000;
@@ -43,20 +42,20 @@ export function isClusterWorker(): boolean {
   return cluster().isWorker;
 }
 
-type Holder = { [ANSWERING]?: () => Promise<MetricFamily[]>; [ASKING]?: Asker };
-const holder = globalThis as unknown as Holder;
+/** The worker's answerer and the primary's asker, one per process. */
+const roles = shared<{ answering?: () => Promise<MetricFamily[]>; asking?: Asker }>('metrics.cluster', () => ({}));
 
 /**
  * In a worker: answers the primary's requests with `families()`. One answerer per process; a later
  * call replaces the source. Returns an undo.
  */
 export function answerPrimary(families: () => Promise<MetricFamily[]>): () => void {
-  const installed = holder[ANSWERING] !== undefined;
-  holder[ANSWERING] = families;
+  const installed = roles.answering !== undefined;
+  roles.answering = families;
   if (!installed) process.on('message', onPrimaryMessage);
   return () => {
-    if (holder[ANSWERING] !== families) return;
-    delete holder[ANSWERING];
+    if (roles.answering !== families) return;
+    roles.answering = undefined;
     process.off('message', onPrimaryMessage);
   };
 }
@@ -64,7 +63,7 @@ export function answerPrimary(families: () => Promise<MetricFamily[]>): () => vo
 function onPrimaryMessage(message: unknown): void {
   const request = message as Request | null;
   if (request === null || typeof request !== 'object' || request.type !== REQUEST) return;
-  const source = holder[ANSWERING];
+  const source = roles.answering;
   if (source === undefined || process.send === undefined) return;
   const reply = (body: Omit<Reply, 'type' | 'id'>) => {
     try {
@@ -156,10 +155,10 @@ class Asker {
 export async function withWorkers(prom: PromClient, own: MetricFamily[], timeoutMs = WORKER_TIMEOUT_MS): Promise<MetricFamily[]> {
   const c = cluster();
   if (!c.isPrimary) return own;
-  const asker = holder[ASKING];
+  const asker = roles.asking;
   const hasWorkers = Object.keys(c.workers ?? {}).length > 0;
   if (asker === undefined && !hasWorkers) return own;
-  const current = (holder[ASKING] ??= new Asker(prom));
+  const current = (roles.asking ??= new Asker(prom));
   const workers = hasWorkers ? await current.ask(timeoutMs) : [];
   if (workers.length === 0 && current.retired.length === 0) return own;
   return combine(prom, [own, ...workers, current.retired]);

@@ -1,7 +1,8 @@
 import { ConfigError } from '../config.js';
 import type { Ledger } from '../core/ledger.js';
 import type { ResponseRecord } from '../core/records.js';
-import { getRuntime, ensureRuntime, type Runtime } from '../core/runtime.js';
+import { ensureRuntime, getRuntime } from '../core/runtime.js';
+import { shared } from '../core/state.js';
 import { poolStats } from '../pg/index.js';
 import { withWorkers } from './cluster.js';
 import { ConnectionMetrics, type PoolReadings } from './connection-metrics.js';
@@ -18,11 +19,6 @@ export interface MetricsOptions {
    * @default a Registry of leakwatch's own
    */
   registry?: AnyRegistry;
-  /**
-   * The leakwatch runtime to read. By default the process's (made from `LEAKWATCH_*` if none was
-   * started), followed if `start()` replaces it later.
-   */
-  runtime?: Runtime;
   /**
    * Distinct `route` values each metric keeps; routes seen after that are counted under
    * `route="_overflow"`. Bounds the series an app with unbounded route templates can create.
@@ -54,12 +50,16 @@ export interface LeakwatchMetrics {
    * Prometheus text format. In a cluster primary it includes its workers' metrics, combined.
    */
   scrape(accept?: string): Promise<Exposition>;
+  /** Stops following the ledger and takes the metrics out of the registry. */
+  close(): void;
+}
+
+/** What the metrics server and handler use besides the public interface. */
+export interface OwnMetrics extends LeakwatchMetrics {
   /** The families now, counters named by their samples; what a cluster worker sends its primary. */
   families(): Promise<MetricFamily[]>;
   /** Marks a response as leakwatch's own (a scrape), which no metric counts. */
   ignoreResponse(response: ResponseRecord): void;
-  /** Stops following the ledger and takes the metrics out of the registry. */
-  close(): void;
 }
 
 export const DEFAULT_MAX_ROUTES = 100;
@@ -68,7 +68,7 @@ export const DEFAULT_MAX_POOLS = 20;
 // Read at run time so that build_info carries the installed version.
 const VERSION: string = (require('../../package.json') as { version: string }).version;
 
-const byRegistry = new WeakMap<AnyRegistry, LeakwatchMetrics>();
+const byRegistry = new WeakMap<AnyRegistry, OwnMetrics>();
 
 function positiveCount(value: unknown, what: string, fallback: number): number {
   if (value === undefined) return fallback;
@@ -95,7 +95,7 @@ export function createMetrics(options: MetricsOptions = {}): LeakwatchMetrics {
   // An OpenMetrics registry: prom-client keeps exemplars only there. It is written in either format.
   const registry = options.registry ?? openMetricsRegistry(prom);
   const exemplars = (options.exemplars ?? true) && registry.contentType === prom.Registry.OPENMETRICS_CONTENT_TYPE;
-  const metrics = new Metrics(prom, registry, options.runtime, maxRoutes, maxPools, exemplars);
+  const metrics = new Metrics(prom, registry, maxRoutes, maxPools, exemplars);
   byRegistry.set(registry, metrics);
   return metrics;
 }
@@ -106,7 +106,7 @@ function openMetricsRegistry(prom: PromClient): AnyRegistry {
   return registry;
 }
 
-class Metrics implements LeakwatchMetrics {
+class Metrics implements OwnMetrics {
   private readonly set: MetricSet;
   private readonly responses: ResponseMetrics;
   private readonly connections: ConnectionMetrics;
@@ -118,7 +118,6 @@ class Metrics implements LeakwatchMetrics {
   constructor(
     private readonly prom: PromClient,
     readonly registry: AnyRegistry,
-    private readonly fixedRuntime: Runtime | undefined,
     maxRoutes: number,
     maxPools: number,
     exemplars: boolean,
@@ -145,10 +144,10 @@ class Metrics implements LeakwatchMetrics {
     this.follow();
   }
 
-  /** The ledger to read, observed; re-attached when `start()` has replaced the runtime. */
+  /** The ledger to read, observed; re-attached if the runtime was made anew (tests do). */
   private follow(): Ledger | undefined {
     if (this.closed) return undefined;
-    const runtime = this.fixedRuntime ?? getRuntime() ?? ensureRuntime();
+    const runtime = getRuntime() ?? ensureRuntime();
     const ledger = runtime.ledger;
     if (ledger !== this.followed) {
       this.unobserve?.();
@@ -186,22 +185,21 @@ class Metrics implements LeakwatchMetrics {
     this.followed = undefined;
     removeMetrics(this.registry, this.set);
     if (byRegistry.get(this.registry) === this) byRegistry.delete(this.registry);
-    if (holder[DEFAULT] === this) delete holder[DEFAULT];
+    if (ownMetrics.metrics === this) ownMetrics.metrics = undefined;
   }
 }
 
-const DEFAULT = Symbol.for('leakwatch.metrics.default.v1');
-type Holder = { [DEFAULT]?: LeakwatchMetrics };
-const holder = globalThis as unknown as Holder;
+/** The process's own metrics, shared by every copy of leakwatch in the process. */
+const ownMetrics = shared<{ metrics: OwnMetrics | undefined }>('metrics', () => ({ metrics: undefined }));
 
 /**
  * The process's own metrics (a registry of leakwatch's own), shared by `metricsHandler()` and
  * `serveMetrics()` when they are not given any, and by every copy of leakwatch in the process.
  */
-export function defaultMetrics(): LeakwatchMetrics {
-  const existing = holder[DEFAULT];
+export function defaultMetrics(): OwnMetrics {
+  const existing = ownMetrics.metrics;
   if (existing !== undefined) return existing;
-  const metrics = createMetrics();
-  holder[DEFAULT] = metrics;
+  const metrics = createMetrics() as OwnMetrics;
+  ownMetrics.metrics = metrics;
   return metrics;
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { logFailure } from '../core/guard.js';
 import { responseOf } from '../http/node-http.js';
-import { createMetrics, defaultMetrics, type LeakwatchMetrics, type MetricsOptions } from './create-metrics.js';
+import { createMetrics, defaultMetrics, type LeakwatchMetrics, type MetricsOptions, type OwnMetrics } from './create-metrics.js';
 
 /** Options of {@link metricsHandler}: metrics made by `createMetrics()`, or options to make them. */
 export interface MetricsHandlerOptions extends MetricsOptions {
@@ -12,9 +12,10 @@ export interface MetricsHandlerOptions extends MetricsOptions {
 export type MetricsRequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** The metrics these options name: given, made for a registry, or the process's own. */
-export function metricsFor(options: MetricsHandlerOptions = {}): LeakwatchMetrics {
-  if (options.metrics !== undefined) return options.metrics;
-  if (options.registry !== undefined || options.runtime !== undefined) return createMetrics(options);
+export function metricsFor(options: MetricsHandlerOptions = {}): OwnMetrics {
+  // Every LeakwatchMetrics is made by createMetrics(), whose object is an OwnMetrics.
+  if (options.metrics !== undefined) return options.metrics as OwnMetrics;
+  if (options.registry !== undefined) return createMetrics(options) as OwnMetrics;
   return defaultMetrics();
 }
 

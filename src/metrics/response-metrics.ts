@@ -31,11 +31,9 @@ export class ResponseMetrics implements LedgerObserver {
 
   responseClosed(response: ResponseRecord): void {
     if (response.outcome === null || this.ignored.has(response)) return;
-    const ledger = this.ledger();
-    if (ledger === undefined) return;
     const labels = {
-      method: methodLabel(ledger.methodOf(response)),
-      route: routeLabel(this.closedRoutes, ledger.routeOf(response)),
+      method: methodLabel(response.method),
+      route: routeLabel(this.closedRoutes, response.route),
       outcome: response.outcome,
     };
     this.metrics.responses.inc(labels);
@@ -44,11 +42,9 @@ export class ResponseMetrics implements LedgerObserver {
 
   responseLeaked(response: ResponseRecord): void {
     if (response.leak === null || this.ignored.has(response)) return;
-    const ledger = this.ledger();
-    if (ledger === undefined) return;
     const labels = {
-      method: methodLabel(ledger.methodOf(response)),
-      route: routeLabel(this.leakedRoutes, ledger.routeOf(response)),
+      method: methodLabel(response.method),
+      route: routeLabel(this.leakedRoutes, response.route),
       reason: response.leak.reason,
     };
     // The exemplar names the leak as the report does, so a spike leads to the report entry.
@@ -64,8 +60,8 @@ export class ResponseMetrics implements LedgerObserver {
     if (ledger === undefined) return;
     for (const response of ledger.eachOpenResponse()) {
       if (this.ignored.has(response)) continue;
-      const method = methodLabel(ledger.methodOf(response));
-      const route = routeLabel(this.openRoutes, ledger.routeOf(response));
+      const method = methodLabel(response.method);
+      const route = routeLabel(this.openRoutes, response.route);
       const key = `${method} ${route}`;
       let labels = this.openSeen.get(key);
       if (labels === undefined) this.openSeen.set(key, (labels = { method, route }));
@@ -82,15 +78,9 @@ export class ResponseMetrics implements LedgerObserver {
         if (response.startedAt < oldest && !this.ignored.has(response)) oldest = response.startedAt;
       }
     }
-    if (oldest === Infinity) clearSamples(gauge);
+    // No sample at all when nothing is open: reset() would write a 0, which reads as "open since
+    // 1970" and, in a cluster, wins the min.
+    if (oldest === Infinity) gauge.remove();
     else gauge.set(oldest / 1000);
   };
-}
-
-/**
- * Leaves a gauge without labels with no sample. prom-client has no call for it (reset() writes a 0,
- * which would read as "open since 1970" and, in a cluster, win the min), so its value map is emptied.
- */
-export function clearSamples(gauge: Gauge): void {
-  (gauge as unknown as { hashMap: Record<string, unknown> }).hashMap = {};
 }

@@ -1,12 +1,12 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import { logFailure } from '../core/guard.js';
+import { shared } from '../core/state.js';
 import type { Runtime } from '../core/runtime.js';
 import { defaultMetrics } from './create-metrics.js';
 import { serveMetrics, type MetricsServer } from './server.js';
 
-const SERVING = Symbol.for('leakwatch.metrics.serving.v1');
-type Holder = { [SERVING]?: { where: string; server: Promise<MetricsServer | null> } };
-const holder = globalThis as unknown as Holder;
+/** What the configured port serves, one per process. */
+const served = shared<{ now?: { where: string; server: Promise<MetricsServer | null> } }>('metrics.serving', () => ({}));
 
 /**
  * `metricsPort` / `LEAKWATCH_METRICS_PORT` (as `leakwatch run --metrics-port` sets it): serves the
@@ -18,7 +18,7 @@ export function serveMetricsFromConfig(runtime: Runtime): Promise<MetricsServer 
   const { metricsPort, metricsHost } = runtime.config;
   if (metricsPort === null) return Promise.resolve(null);
   const where = `${metricsHost}:${metricsPort}`;
-  const serving = holder[SERVING];
+  const serving = served.now;
   if (serving !== undefined && serving.where === where) return serving.server;
   // The metrics follow the ledger from now on, even when the port is bound later.
   let metrics;
@@ -39,7 +39,7 @@ export function serveMetricsFromConfig(runtime: Runtime): Promise<MetricsServer 
       return null;
     },
   );
-  holder[SERVING] = { where, server };
+  served.now = { where, server };
   return server;
 }
 
@@ -62,7 +62,7 @@ function whenToServe(): Promise<void> {
 
 /** Closes what serveMetricsFromConfig() serves, if anything. */
 export async function stopServingMetrics(): Promise<void> {
-  const serving = holder[SERVING];
-  delete holder[SERVING];
+  const serving = served.now;
+  served.now = undefined;
   await (await serving?.server)?.close();
 }

@@ -1,10 +1,11 @@
 import { logFailure } from '../core/guard.js';
+import { PG_INTERNAL_CLIENT } from '../core/marks.js';
 import type { ConnectionRecord, ResponseRecord } from '../core/records.js';
-import { currentResponse, ensureRuntime } from '../core/runtime.js';
+import { applyAll, install, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
+import { currentResponse, getRuntime } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
-import { INTERNAL_CLIENT, type Fn, type PgClient } from './internal-types.js';
+import { type PgClient } from './internal-types.js';
 import { clientEndpointName } from './naming.js';
-import { holderOf, instrumentOnce, patchMethod, type PatchSwitch } from './patch.js';
 import { trackClient, trackerOf } from './protocol.js';
 import { activate, pgState } from './state.js';
 
@@ -16,25 +17,27 @@ import { activate, pgState } from './state.js';
  */
 
 function startClient(client: PgClient, below: Function): void {
-  if ((client as unknown as Record<symbol, unknown>)[INTERNAL_CLIENT] === true) return;
+  if ((client as unknown as Record<symbol, unknown>)[PG_INTERNAL_CLIENT] === true) return;
   // Already followed, or already connected (pg answers that with an error of its own).
   if (trackerOf(client) !== undefined || client._connecting === true || client._connected === true) return;
   const tracker = trackClient(client, true);
-  if (pgState().poolClientDepth > 0) return; // a pool's client: its checkouts are the records
-  const runtime = ensureRuntime();
-  tracker.acquire(runtime.ledger, clientEndpointName(client.connectionParameters), false, captureStack(runtime.config.acquireStackFrames, below));
+  const state = pgState();
+  if (state.poolClientDepth > 0) return; // a pool's client: its checkouts are the records
+  const runtime = getRuntime();
+  if (runtime === undefined) return;
+  tracker.acquire(runtime.ledger, clientEndpointName(client.connectionParameters), false, captureStack(state.stackFrames, below));
 }
 
-function wrapConnect(original: Fn, on: PatchSwitch): Fn {
+function wrapConnect(layer: Layer): Fn {
   const connect = function (this: PgClient, ...args: unknown[]) {
-    if (on.enabled) {
+    if (layer.active) {
       try {
         startClient(this, connect);
       } catch (error) {
         logFailure('pg client.connect', error);
       }
     }
-    return original.apply(this, args);
+    return layer.original.apply(this, args);
   };
   return connect as unknown as Fn;
 }
@@ -68,21 +71,21 @@ function submittedBy(client: QueueingClient, config: unknown, queuedBefore: numb
  * end or its error, so a response waiting on a slow query there is not stalled. Cursors and
  * streams are left out: a paused one is not waiting on the server.
  */
-function wrapQuery(original: Fn, on: PatchSwitch): Fn {
+function wrapQuery(layer: Layer): Fn {
   return function query(this: QueueingClient, ...args: unknown[]) {
     let response;
     try {
-      response = on.enabled ? currentResponse() : undefined;
+      response = layer.active ? currentResponse() : undefined;
       const record = response === undefined || response.closedAt !== 0 ? undefined : trackerOf(this)?.record;
       if (record === undefined || record === null || record.owner === response) response = undefined;
     } catch (error) {
       logFailure('pg client.query', error);
       response = undefined;
     }
-    if (response === undefined) return original.apply(this, args);
+    if (response === undefined) return layer.original.apply(this, args);
     const queuedBefore = this._queryQueue?.length ?? 0;
     const activeBefore = this._activeQuery;
-    const result = original.apply(this, args);
+    const result = layer.original.apply(this, args);
     try {
       const submitted = submittedBy(this, args[0], queuedBefore, activeBefore);
       if (submitted !== null && submitted.read === undefined) followOperation(submitted, response, trackerOf(this)!.record!);
@@ -96,7 +99,8 @@ function wrapQuery(original: Fn, on: PatchSwitch): Fn {
 function followOperation(submitted: Submittable, response: ResponseRecord, connection: ConnectionRecord): void {
   const { handleReadyForQuery, handleError } = submitted;
   if (typeof handleReadyForQuery !== 'function' || typeof handleError !== 'function') return;
-  const ledger = ensureRuntime().ledger;
+  const ledger = getRuntime()?.ledger;
+  if (ledger === undefined) return;
   const operation = { connection, command: 'query', startedAt: ledger.now() };
   ledger.beginOperation(response, operation);
   let ended = false;
@@ -120,30 +124,33 @@ function followOperation(submitted: Submittable, response: ResponseRecord, conne
   };
 }
 
-function wrapEnd(original: Fn, on: PatchSwitch): Fn {
+function wrapEnd(layer: Layer): Fn {
   return function end(this: PgClient, ...args: unknown[]) {
-    if (on.enabled) {
+    if (layer.active) {
       try {
         trackerOf(this)?.release();
       } catch (error) {
         logFailure('pg client.end', error);
       }
     }
-    return original.apply(this, args);
+    return layer.original.apply(this, args);
   };
 }
 
-/** Instruments every client of a pg `Client` class: patches its prototype once. Returns the undo (the same one on every call). */
-export function instrumentClientClass(Client: unknown): () => void {
+/**
+ * Instruments every client of a pg `Client` class by patching its prototype. Shared by every
+ * caller; undone when the last one lets go.
+ */
+export function instrumentClientClass(Client: unknown): Undo {
   const proto = (Client as { prototype?: object } | null)?.prototype;
   if (proto === undefined || proto === null || typeof (proto as PgClient).connect !== 'function') {
     throw new TypeError('instrumentClientClass(Client) needs the Client class of pg.');
   }
-  const holders = { connect: holderOf(proto, 'connect'), query: holderOf(proto, 'query'), end: holderOf(proto, 'end') };
-  return instrumentOnce(holders.connect ?? proto, () => [
-    activate(),
-    holders.connect === null ? null : patchMethod(holders.connect, 'connect', wrapConnect),
-    holders.query === null ? null : patchMethod(holders.query, 'query', wrapQuery),
-    holders.end === null ? null : patchMethod(holders.end, 'end', wrapEnd),
-  ]);
+  const patch = (name: string, wrap: (layer: Layer) => Fn): Undo | null => {
+    const owner = ownerOf(proto, name);
+    return owner === null ? null : wrapMethod(owner, name, wrap);
+  };
+  return install(ownerOf(proto, 'connect') ?? proto, 'pg Client', () =>
+    applyAll([activate, () => patch('connect', wrapConnect), () => patch('query', wrapQuery), () => patch('end', wrapEnd)]),
+  );
 }

@@ -1,7 +1,8 @@
 import { logFailure } from '../core/guard.js';
+import { PG_INTERNAL_CLIENT } from '../core/marks.js';
 import type { ConnectionProbe, ServerState } from '../core/records.js';
 import { responseContext } from '../core/runtime.js';
-import { INTERNAL_CLIENT, type PgClient, type PgClientClass } from './internal-types.js';
+import { type PgClient, type PgClientClass } from './internal-types.js';
 
 /**
  * Asks PostgreSQL what it thinks of a connection suspected of leaking: `pg_stat_activity.state` and
@@ -108,7 +109,7 @@ class ActivityReader {
       statement_timeout: TIMEOUT_MS,
       query_timeout: TIMEOUT_MS + 1000,
     });
-    (client as unknown as Record<symbol, boolean>)[INTERNAL_CLIENT] = true;
+    (client as unknown as Record<symbol, boolean>)[PG_INTERNAL_CLIENT] = true;
     // An 'error' without a listener would crash the app; a lost reader is simply made again.
     client.on('error', (error: unknown) => {
       logFailure('the pg_stat_activity reader connection', error);

@@ -1,20 +1,24 @@
 import type { ModulePatch } from '../core/module-hooks.js';
-import { instrumentPg } from './instrument.js';
+import { instrumentClientClass } from './client.js';
+import { configurePg, type PgInstrumentationOptions } from './instrument.js';
 import { instrumentPoolClass } from './pool.js';
 
-export { instrumentPg } from './instrument.js';
+export { configurePg, instrumentPg, type PgInstrumentationOptions } from './instrument.js';
 export { instrumentClientClass } from './client.js';
 export { instrumentPoolClass, poolStats, watchPool } from './pool.js';
 export { closeActivityReaders, pgConnectionProbe } from './confirm.js';
 export { endpointName } from './naming.js';
-export { PATCHED as PG_PATCHED } from './patch.js';
 export type { PgPoolStats, WatchPoolOptions } from './types.js';
 
 /**
- * Patches `leakwatch/register` applies to the app's own `pg` as it loads. pg-pool is its own
- * package (pg requires it), patched as well for apps that use it directly.
+ * What `start()` and `leakwatch/register` patch in the app's own pg as it loads, wherever it is
+ * loaded from (`pg`, `pg/lib/client.js`, an ES import): the Client class where it is defined, and
+ * pg-pool's Pool, which pg's Pool extends and some apps use directly.
  */
-export const pgModulePatches: ModulePatch[] = [
-  { file: 'pg-pool/index.js', patch: (Pool) => instrumentPoolClass(Pool) },
-  { file: 'pg/lib/index.js', patch: (pg) => instrumentPg(pg) },
-];
+export function pgModulePatches(options: PgInstrumentationOptions = {}): ModulePatch[] {
+  configurePg(options);
+  return [
+    { package: 'pg', file: 'lib/client.js', majors: [8], patch: (Client) => instrumentClientClass(Client) },
+    { package: 'pg-pool', file: 'index.js', majors: [3], patch: (Pool) => instrumentPoolClass(Pool) },
+  ];
+}

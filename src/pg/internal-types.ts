@@ -1,12 +1,11 @@
 import type { EventEmitter } from 'node:events';
+import type { Fn } from '../core/patch.js';
 
 /**
  * The parts of node-postgres that leakwatch touches. `pg` is a peer dependency, so these shapes are
  * declared here rather than imported: the app may bring any pg 8.x.
  */
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Fn = (...args: any[]) => unknown;
 
 /** pg's `Connection`: one socket speaking the wire protocol. */
 export interface PgConnection extends EventEmitter {
@@ -62,5 +61,3 @@ export interface PgModule {
   defaults?: Record<string, unknown>;
 }
 
-/** Marks a client leakwatch made for itself (the pg_stat_activity reader): never tracked. */
-export const INTERNAL_CLIENT = Symbol.for('leakwatch.pg.internalClient.v1');

@@ -1,11 +1,12 @@
 import { ConfigError } from '../config.js';
 import { logFailure } from '../core/guard.js';
 import type { ResponseRecord, StackCapture } from '../core/records.js';
-import { ensureRuntime, responseContext } from '../core/runtime.js';
+import { PG_POOL_WATCH } from '../core/marks.js';
+import { applyAll, install, layerOf, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
+import { getRuntime, responseContext } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
-import type { Fn, PgClient, PgPool } from './internal-types.js';
+import type { PgClient, PgPool } from './internal-types.js';
 import { endpointName } from './naming.js';
-import { holderOf, instrumentOnce, isPatched, patchMethod, undoAll, type PatchSwitch } from './patch.js';
 import { trackClient, trackerOf } from './protocol.js';
 import { activate, pgState } from './state.js';
 import type { PgPoolStats, WatchPoolOptions } from './types.js';
@@ -20,9 +21,7 @@ import type { PgPoolStats, WatchPoolOptions } from './types.js';
  * 'acquire'), so the record is made in the caller's async context, kept from the call.
  */
 
-const WATCH = Symbol.for('leakwatch.pg.poolWatch.v1');
-
-type Watched = PgPool & { [WATCH]?: PoolWatch };
+type Watched = PgPool & { [PG_POOL_WATCH]?: PoolWatch };
 
 export interface PoolWatch {
   readonly pool: WeakRef<PgPool>;
@@ -41,7 +40,7 @@ function nameOption(pool: PgPool): string | undefined {
 /** The pool's watch, made (with its 'release' listener) on first use. */
 function watchOf(pool: PgPool): PoolWatch {
   const watched = pool as Watched;
-  const existing = watched[WATCH];
+  const existing = watched[PG_POOL_WATCH];
   if (existing !== undefined) return existing;
   const onRelease = (_error: unknown, client: unknown) => {
     try {
@@ -57,12 +56,12 @@ function watchOf(pool: PgPool): PoolWatch {
     undo: null,
     unwatch() {
       pool.removeListener('release', onRelease);
-      if (watched[WATCH] === watch) delete watched[WATCH];
+      if (watched[PG_POOL_WATCH] === watch) delete watched[PG_POOL_WATCH];
       pgState().pools.delete(watch);
     },
   };
   pool.on('release', onRelease);
-  Object.defineProperty(watched, WATCH, { value: watch, configurable: true, enumerable: false, writable: true });
+  Object.defineProperty(watched, PG_POOL_WATCH, { value: watch, configurable: true, enumerable: false, writable: true });
   pgState().pools.add(watch);
   return watch;
 }
@@ -79,7 +78,9 @@ class Checkout {
   deliver(client: unknown): void {
     try {
       if (client === null || typeof client !== 'object') return;
-      const acquire = () => (trackerOf(client) ?? trackClient(client as PgClient, false)).acquire(ensureRuntime().ledger, this.watch.name, true, this.stack);
+      const ledger = getRuntime()?.ledger;
+      if (ledger === undefined) return;
+      const acquire = () => (trackerOf(client) ?? trackClient(client as PgClient, false)).acquire(ledger, this.watch.name, true, this.stack);
       if (responseContext.getStore() === this.owner) acquire();
       else responseContext.run(this.owner as ResponseRecord, acquire);
     } catch (error) {
@@ -101,23 +102,22 @@ class Checkout {
 let queryStack: StackCapture | null | undefined;
 
 function startCheckout(pool: PgPool, below: Function): Checkout {
-  const runtime = ensureRuntime();
-  const stack = queryStack !== undefined ? queryStack : captureStack(runtime.config.acquireStackFrames, below);
-  return new Checkout(watchOf(pool), runtime.context.getStore(), stack);
+  const stack = queryStack !== undefined ? queryStack : captureStack(pgState().stackFrames, below);
+  return new Checkout(watchOf(pool), responseContext.getStore(), stack);
 }
 
-function wrapConnect(original: Fn, on: PatchSwitch): Fn {
+function wrapConnect(layer: Layer): Fn {
   const connect = function (this: PgPool, ...args: unknown[]) {
-    if (!on.enabled) return original.apply(this, args);
+    if (!layer.active) return layer.original.apply(this, args);
     let checkout: Checkout | null = null;
     try {
       checkout = startCheckout(this, connect);
     } catch (error) {
       logFailure('pg pool.connect', error);
     }
-    if (checkout === null) return original.apply(this, args);
-    if (typeof args[0] === 'function') return original.call(this, checkout.bind(args[0] as Fn), ...args.slice(1));
-    const result = original.apply(this, args) as PromiseLike<unknown> | undefined;
+    if (checkout === null) return layer.original.apply(this, args);
+    if (typeof args[0] === 'function') return layer.original.call(this, checkout.bind(args[0] as Fn), ...args.slice(1));
+    const result = layer.original.apply(this, args) as PromiseLike<unknown> | undefined;
     if (result === null || typeof result !== 'object' || typeof result.then !== 'function') return result;
     const delivering = checkout;
     // Rejections pass through untouched: only the fulfilment is observed.
@@ -129,16 +129,16 @@ function wrapConnect(original: Fn, on: PatchSwitch): Fn {
   return connect as unknown as Fn;
 }
 
-function wrapQuery(original: Fn, on: PatchSwitch): Fn {
+function wrapQuery(layer: Layer): Fn {
   const query = function (this: PgPool, ...args: unknown[]) {
-    if (!on.enabled) return original.apply(this, args);
+    if (!layer.active) return layer.original.apply(this, args);
     const previous = queryStack;
     // pool.query() releases its client itself when the query ends, so that checkout is never idle
     // in the app's hands and cannot leak by the idle rules; a stack per query (~11 us, the largest
     // cost on a pool.query endpoint in bench/realistic.bench.mjs) would buy nothing.
     queryStack = null;
     try {
-      return original.apply(this, args);
+      return layer.original.apply(this, args);
     } finally {
       queryStack = previous;
     }
@@ -146,20 +146,20 @@ function wrapQuery(original: Fn, on: PatchSwitch): Fn {
   return query as unknown as Fn;
 }
 
-function wrapNewClient(original: Fn, on: PatchSwitch): Fn {
+function wrapNewClient(layer: Layer): Fn {
   return function newClient(this: PgPool, ...args: unknown[]) {
-    if (!on.enabled) return original.apply(this, args);
+    if (!layer.active) return layer.original.apply(this, args);
     const state = pgState();
     state.poolClientDepth++;
     try {
-      return original.apply(this, args);
+      return layer.original.apply(this, args);
     } finally {
       state.poolClientDepth--;
     }
   };
 }
 
-const POOL_METHODS: Array<[string, (original: Fn, on: PatchSwitch) => Fn]> = [
+const POOL_METHODS: Array<[string, (layer: Layer) => Fn]> = [
   ['connect', wrapConnect],
   ['query', wrapQuery],
   ['newClient', wrapNewClient],
@@ -171,22 +171,23 @@ function isPool(value: unknown): value is PgPool {
 }
 
 /**
- * Instruments every pool of a pg-pool `Pool` class (pg's `Pool` inherits it): patches its
- * prototype once, marked with a Symbol. Returns the undo (the same one on every call).
+ * Instruments every pool of a pg-pool `Pool` class (pg's `Pool` inherits it) by patching its
+ * prototype. Shared by every caller; undone when the last one lets go.
  */
-export function instrumentPoolClass(Pool: unknown): () => void {
+export function instrumentPoolClass(Pool: unknown): Undo {
   const proto = (Pool as { prototype?: object } | null)?.prototype;
   if (proto === undefined || proto === null || typeof (proto as PgPool).connect !== 'function') {
     throw new TypeError('instrumentPoolClass(Pool) needs the Pool class of pg or pg-pool.');
   }
-  const connectHolder = holderOf(proto, 'connect') ?? proto;
-  return instrumentOnce(connectHolder, () => [
-    activate(),
-    ...POOL_METHODS.map(([name, wrap]) => {
-      const holder = holderOf(proto, name);
-      return holder === null ? null : patchMethod(holder, name, wrap);
-    }),
-  ]);
+  return install(ownerOf(proto, 'connect') ?? proto, 'pg Pool', () =>
+    applyAll([
+      activate,
+      ...POOL_METHODS.map(([name, wrap]) => () => {
+        const owner = ownerOf(proto, name);
+        return owner === null ? null : wrapMethod(owner, name, wrap);
+      }),
+    ]),
+  );
 }
 
 /**
@@ -194,7 +195,7 @@ export function instrumentPoolClass(Pool: unknown): () => void {
  * pool alone) and its gauges in {@link poolStats}. Calling it again for the same pool returns the
  * same undo; the undo gives the pool back its own methods exactly.
  */
-export function watchPool(pool: unknown, options: WatchPoolOptions = {}): () => void {
+export function watchPool(pool: unknown, options: WatchPoolOptions = {}): Undo {
   if (!isPool(pool)) throw new TypeError('watchPool(pool) needs a pg Pool (new pg.Pool(...)).');
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name.trim() === '')) {
     throw new ConfigError(`watchPool option name is ${JSON.stringify(options.name)}; give a non-empty string, or leave it out to use host:port/database.`);
@@ -203,19 +204,15 @@ export function watchPool(pool: unknown, options: WatchPoolOptions = {}): () => 
   if (options.name !== undefined) watch.name = options.name;
   if (watch.undo !== null) return watch.undo;
   watch.explicit = true;
-  const undos: Array<(() => void) | null> = [activate()];
-  if (!isPatched(pool.connect)) {
-    for (const [name, wrap] of POOL_METHODS) undos.push(patchMethod(pool, name, wrap));
-  }
-  undos.push(() => watch.unwatch());
-  const undo = undoAll(undos);
+  // Patched on the pool itself only when its class is not instrumented already.
+  const classPatched = layerOf(pool.connect) !== undefined;
+  const undo = applyAll([
+    activate,
+    ...POOL_METHODS.map(([name, wrap]) => () => (classPatched ? null : wrapMethod(pool, name, wrap))),
+    () => () => watch.unwatch(),
+  ]);
   watch.undo = undo;
   return undo;
-}
-
-/** Stops following pools found at their first checkout (not those given to watchPool). */
-export function unwatchFoundPools(): void {
-  for (const watch of [...pgState().pools]) if (!watch.explicit) watch.unwatch();
 }
 
 const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);

@@ -1,8 +1,10 @@
 import { logFailure } from '../core/guard.js';
+import { PG_TRACKER } from '../core/marks.js';
 import type { Ledger } from '../core/ledger.js';
 import type { ConnectionRecord, IdleState, StackCapture } from '../core/records.js';
 import { pgConnectionProbe } from './confirm.js';
-import type { Fn, PgClient, PgConnection } from './internal-types.js';
+import type { Fn } from '../core/patch.js';
+import type { PgClient, PgConnection } from './internal-types.js';
 import { pgState } from './state.js';
 
 /**
@@ -20,9 +22,8 @@ import { pgState } from './state.js';
  * listeners put *before* pg's own, so the state is right before pg runs the app's callbacks.
  */
 
-const TRACKER = Symbol.for('leakwatch.pg.tracker.v1');
 
-type Tracked = PgClient & { [TRACKER]?: ClientTracker };
+type Tracked = PgClient & { [PG_TRACKER]?: ClientTracker };
 
 export function idleStateOf(txStatus: string | null, listening = false): IdleState {
   return txStatus === 'T' ? 'idle-in-transaction' : txStatus === 'E' ? 'idle-in-transaction-aborted' : listening ? 'subscriber' : 'idle';
@@ -33,7 +34,7 @@ const LISTEN = /^\s*LISTEN\s/i;
 const UNLISTEN = /^\s*UNLISTEN\s/i;
 
 export function trackerOf(client: object): ClientTracker | undefined {
-  return (client as Tracked)[TRACKER];
+  return (client as Tracked)[PG_TRACKER];
 }
 
 /**
@@ -42,10 +43,10 @@ export function trackerOf(client: object): ClientTracker | undefined {
  */
 export function trackClient(client: PgClient, connecting: boolean): ClientTracker {
   const tracked = client as Tracked;
-  const existing = tracked[TRACKER];
+  const existing = tracked[PG_TRACKER];
   if (existing !== undefined) return existing;
   const tracker = new ClientTracker(client, connecting);
-  Object.defineProperty(tracked, TRACKER, { value: tracker, configurable: true, enumerable: false, writable: true });
+  Object.defineProperty(tracked, PG_TRACKER, { value: tracker, configurable: true, enumerable: false, writable: true });
   pgState().trackers.add(tracker);
   tracker.attach();
   return tracker;
@@ -127,7 +128,7 @@ export class ClientTracker {
     this.undos.length = 0;
     pgState().trackers.delete(this);
     const tracked = this.client as Tracked;
-    if (tracked[TRACKER] === this) delete tracked[TRACKER];
+    if (tracked[PG_TRACKER] === this) delete tracked[PG_TRACKER];
   }
 
   /** Records a checkout or a bare client as held by the owner of the current async context. */

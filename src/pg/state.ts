@@ -1,10 +1,8 @@
+import { shared } from '../core/state.js';
 import type { ClientTracker } from './protocol.js';
 import type { PoolWatch } from './pool.js';
 
-/**
- * What pg instrumentation shares across the process, on globalThis under a registered Symbol so
- * that two copies of leakwatch (src and dist, the app's and a test runner's) share one view.
- */
+/** What the pg instrumentation knows across the process (a part of the process-wide slot). */
 export interface PgState {
   /** Clients followed now (removed when their connection ends or instrumentation is undone). */
   readonly trackers: Set<ClientTracker>;
@@ -14,18 +12,18 @@ export interface PgState {
   poolClientDepth: number;
   /** Active instrumentations (pg classes, watchPool); when none is left, trackers and found pools let go. */
   active: number;
+  /** Stack frames captured where a connection is acquired; read from the options at install. */
+  stackFrames: number;
 }
 
-const STATE = Symbol.for('leakwatch.pg.state.v1');
-const holder = globalThis as unknown as { [STATE]?: PgState };
+const state = shared<PgState>('pg', () => ({ trackers: new Set(), pools: new Set(), poolClientDepth: 0, active: 0, stackFrames: 10 }));
 
 export function pgState(): PgState {
-  return (holder[STATE] ??= { trackers: new Set(), pools: new Set(), poolClientDepth: 0, active: 0 });
+  return state;
 }
 
 /** Counts an instrumentation in; the returned function counts it out (once). */
 export function activate(): () => void {
-  const state = pgState();
   state.active++;
   let done = false;
   return () => {

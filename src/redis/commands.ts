@@ -57,10 +57,7 @@ export class PendingCommand implements PendingOperation {
     this.#phase = STARTED;
     this.connection = connection;
     this.#ledger = ledger;
-    const now = ledger.now();
-    this.startedAt = now;
-    connection.lastActivityAt = now;
-    connection.lastCommand = this.command;
+    this.startedAt = ledger.now();
     ledger.connectionBusy(connection);
     const caller = this.#caller;
     if (caller !== undefined && caller !== connection.owner && caller.closedAt === 0) {
@@ -80,15 +77,7 @@ export class PendingCommand implements PendingOperation {
     const connection = this.connection;
     const ledger = this.#ledger!;
     ledger.connectionIdle(connection, this.#tracked.idleState(connection));
-    if (connection.busy === 0) connection.lastActivityAt = connection.idleSince;
     if (this.#operationOf !== null) ledger.endOperation(this.#operationOf, this);
-  }
-
-  /** ioredis sends it again: from the offline queue once ready, or after a reconnect. */
-  resent(): void {
-    if (this.#phase !== STARTED) return;
-    this.connection.lastActivityAt = this.#ledger!.now();
-    this.connection.lastCommand = this.command;
   }
 
   /** ioredis dropped the command without settling it. */
@@ -106,10 +95,7 @@ type Tracked = CommandLike & { [kPending]?: PendingCommand };
 export function followCommand(tracked: TrackedClient, command: CommandLike): PendingCommand | null {
   const target = command as Tracked;
   const existing = target[kPending];
-  if (existing !== undefined) {
-    existing.resent();
-    return null;
-  }
+  if (existing !== undefined) return null; // resent from the offline queue or after a reconnect
   const pending = new PendingCommand(tracked, command.name, currentResponse());
   target[kPending] = pending;
   const resolve = command.resolve;

@@ -1,6 +1,7 @@
 import type { Ledger } from '../core/ledger.js';
 import type { ConnectionProbe, ConnectionRecord, IdleState, ResponseRecord, StackCapture } from '../core/records.js';
-import { currentResponse, ensureRuntime, responseContext } from '../core/runtime.js';
+import { REDIS_COMMAND } from '../core/marks.js';
+import { currentResponse, getRuntime, responseContext } from '../core/runtime.js';
 import type { CommandQueueLike, RedisLike } from './internal-types.js';
 
 /**
@@ -32,12 +33,11 @@ export class TrackedClient {
   /** ioredis changed the client's status (`Redis#setStatus`). */
   statusChanged(status: string): void {
     const connection = this.connection;
-    if (connection !== null) connection.status = status;
     switch (status) {
       case 'connecting':
         if (connection === null) {
           this.connecting = true;
-          this.acquire(true).status = status;
+          this.acquire(true);
         } else if (!this.connecting) {
           this.connecting = true;
           this.ledger?.connectionBusy(connection);
@@ -81,8 +81,7 @@ export class TrackedClient {
     if (status === 'wait' || status === 'end' || this.connection !== null) return;
     this.connecting = status === 'connecting' || status === 'connect';
     const connection = this.acquire(this.connecting);
-    connection.status = status;
-    if (this.client.condition?.subscriber) connection.idleState = 'subscriber';
+    if (connection !== null && this.client.condition?.subscriber) connection.idleState = 'subscriber';
   }
 
   private connectAttemptOver(): void {
@@ -92,8 +91,10 @@ export class TrackedClient {
     this.ledger?.connectionIdle(connection, this.idleState(connection) ?? 'idle');
   }
 
-  private acquire(busy: boolean): ConnectionRecord {
-    const ledger = ensureRuntime().ledger;
+  /** Records the server connection as held; null when leakwatch has no runtime (not started). */
+  private acquire(busy: boolean): ConnectionRecord | null {
+    const ledger = getRuntime()?.ledger;
+    if (ledger === undefined) return null;
     const client = this.client;
     const init = { kind: 'redis' as const, pool: poolName(client.options), pooled: false, target: client, probe: this.probe, stack: this.stack, busy };
     const owner = this.owner;
@@ -121,7 +122,7 @@ export function poolName(options: Record<string, unknown>): string {
 
 type Settleable = { [key: symbol]: { abandon(): void } | undefined };
 
-export const kPending = Symbol.for('leakwatch.redis.command.v1');
+export const kPending = REDIS_COMMAND;
 
 function abandonQueued(queue: CommandQueueLike | null | undefined): void {
   if (queue === null || queue === undefined) return;

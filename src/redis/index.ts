@@ -1,17 +1,14 @@
 import type { ModulePatch } from '../core/module-hooks.js';
-import { instrumentIoredis } from './instrument.js';
+import { instrumentIoredis, type RedisInstrumentationOptions } from './instrument.js';
 
-export { instrumentIoredis } from './instrument.js';
+export { instrumentIoredis, type RedisInstrumentationOptions } from './instrument.js';
 export { parseClientList, findByAddress, serverStateOf, type ClientListEntry } from './client-list.js';
 
 /**
- * Patches `leakwatch/register` applies to the app's own `ioredis` as it loads. The folder is
- * `ioredis` in an app; an npm alias (`ioredis6` in leakwatch's own tests) is instrumented by calling
- * instrumentIoredis() on it.
+ * What `start()` and `leakwatch/register` patch in the app's own ioredis as it loads: the file
+ * that defines the Redis class, reached by `require('ioredis')`, an ES import, or a deep path
+ * (`ioredis/built/Redis.js`), and found in a folder of any name (an npm alias such as `ioredis6`).
  */
-export const redisModulePatches: ModulePatch[] = [
-  {
-    file: 'ioredis/built/index.js',
-    patch: (exports) => instrumentIoredis(exports),
-  },
-];
+export function redisModulePatches(options: RedisInstrumentationOptions = {}): ModulePatch[] {
+  return [{ package: 'ioredis', file: 'built/Redis.js', majors: [5, 6], patch: (exports) => instrumentIoredis(exports, options) }];
+}

@@ -1,10 +1,11 @@
 import { logFailure } from '../core/guard.js';
+import { applyAll, install, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
 import { currentResponse, ensureRuntime } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
 import { followCommand, type PendingCommand } from './commands.js';
 import { ClientListConfirmation } from './confirm.js';
 import { TrackedClient } from './connection.js';
-import type { CommandLike, RedisClass, RedisLike, RedisPrototype } from './internal-types.js';
+import type { CommandLike, RedisClass, RedisLike } from './internal-types.js';
 
 /**
  * ioredis 5 and 6, by wrapping four methods of `Redis.prototype`:
@@ -26,12 +27,19 @@ import type { CommandLike, RedisClass, RedisLike, RedisPrototype } from './inter
  * never reported as leaks, and Cluster clients themselves are not followed.
  */
 
-const PATCHED = Symbol.for('leakwatch.redis.patched.v1');
 const PATCHED_METHODS = ['parseOptions', 'setStatus', 'sendCommand', 'disconnect'] as const;
 /** Frames of ioredis's Cluster and Sentinel code (the folder may be an npm alias such as `ioredis6`). */
 const INTERNAL_FRAME = /ioredis[^\\/]*[\\/]built[\\/](?:cluster|connectors)[\\/]/;
 
-type Patched = RedisPrototype & { [PATCHED]?: () => void };
+/** Options of {@link instrumentIoredis}. */
+export interface RedisInstrumentationOptions {
+  /**
+   * Stack frames captured where a connection is made (`new Redis()`, `duplicate()`); 0 turns
+   * capture off. Read once, at install.
+   * @default the runtime's `acquireStackFrames` (10)
+   */
+  acquireStackFrames?: number;
+}
 
 function isRedisClass(value: unknown): value is RedisClass {
   if (typeof value !== 'function') return false;
@@ -66,12 +74,12 @@ function madeByIoredis(below: Function): boolean {
  * pending and blocking commands, subscriber mode, and where it was created; confirms suspected
  * leaks with `CLIENT LIST`. Pass the module (`require('ioredis')`) or its `Redis` class.
  *
- * Idempotent: a second call returns the same undo. The undo restores `Redis.prototype` exactly,
- * closes leakwatch's own lookup connections and releases the records of the connections it
- * followed. Errors from ioredis reach the app unchanged, and a failure inside leakwatch is logged,
+ * Shared by every caller (installing twice is harmless); the last caller's undo restores
+ * `Redis.prototype`'s own methods (keeping what other tools wrapped on top), closes leakwatch's
+ * own lookup connections and releases the records of the connections it followed. Errors from ioredis reach the app unchanged, and a failure inside leakwatch is logged,
  * never thrown into the app.
  */
-export function instrumentIoredis(ioredis: unknown): () => void {
+export function instrumentIoredis(ioredis: unknown, options: RedisInstrumentationOptions = {}): Undo {
   const Redis = redisClassOf(ioredis);
   if (Redis === null) {
     throw new TypeError(
@@ -79,22 +87,16 @@ export function instrumentIoredis(ioredis: unknown): () => void {
         `this ${ioredis === null ? 'null' : typeof ioredis} has no Redis#sendCommand, #setStatus, #parseOptions and #disconnect.`,
     );
   }
-  const proto = Redis.prototype as Patched;
-  const existing = proto[PATCHED];
-  if (existing !== undefined) return existing;
+  const stackFrames = options.acquireStackFrames ?? ensureRuntime().config.acquireStackFrames;
+  return install(Redis.prototype, 'ioredis', () => patchRedis(Redis, stackFrames));
+}
 
+function patchRedis(Redis: RedisClass, stackFrames: number): Undo {
+  const proto = Redis.prototype as unknown as Record<string, unknown>;
   // Per instrumentation, so that after an undo a new one starts afresh with every client.
   const kClient = Symbol('leakwatch.redis.client');
   type Slot = RedisLike & { [kClient]?: TrackedClient | null };
-  const original = {
-    parseOptions: proto.parseOptions,
-    setStatus: proto.setStatus,
-    sendCommand: proto.sendCommand,
-    disconnect: proto.disconnect,
-  };
-  const descriptors = PATCHED_METHODS.map((name) => [name, Object.getOwnPropertyDescriptor(proto, name)] as const);
   const live = new Set<TrackedClient>();
-  let active = true;
   let untrackedDepth = 0;
   const untracked = <T>(make: () => T): T => {
     untrackedDepth++;
@@ -117,94 +119,79 @@ export function instrumentIoredis(ioredis: unknown): () => void {
     return adopted;
   };
 
-  const patched: Pick<RedisPrototype, (typeof PATCHED_METHODS)[number]> = {
-    parseOptions: function parseOptions(this: Slot) {
-      const result = Reflect.apply(original.parseOptions, this, arguments);
-      if (active) {
-        try {
-          if (untrackedDepth > 0) {
-            this[kClient] = null;
-          } else {
-            let owner = currentResponse();
-            const stack = captureStack(ensureRuntime().config.acquireStackFrames, patched.parseOptions);
-            // A Cluster (or a Sentinel lookup) makes connections whenever it needs them, in whatever context asked.
-            if (owner !== undefined && madeByIoredis(patched.parseOptions)) owner = undefined;
-            this[kClient] = new TrackedClient(this, owner, stack, probe, live);
+  const wrappers: Record<(typeof PATCHED_METHODS)[number], (layer: Layer) => Fn> = {
+    parseOptions: (layer) =>
+      function parseOptions(this: Slot) {
+        const result = Reflect.apply(layer.original, this, arguments);
+        if (layer.active) {
+          try {
+            if (untrackedDepth > 0) {
+              this[kClient] = null;
+            } else {
+              let owner = currentResponse();
+              const stack = captureStack(stackFrames, parseOptions);
+              // A Cluster (or a Sentinel lookup) makes connections whenever it needs them, in whatever context asked.
+              if (owner !== undefined && madeByIoredis(parseOptions)) owner = undefined;
+              this[kClient] = new TrackedClient(this, owner, stack, probe, live);
+            }
+          } catch (error) {
+            logFailure('new Redis()', error);
           }
-        } catch (error) {
-          logFailure('new Redis()', error);
         }
-      }
-      return result;
-    },
-    setStatus: function setStatus(this: Slot, status: string) {
-      const result = Reflect.apply(original.setStatus, this, arguments);
-      if (active) {
-        try {
-          trackedOf(this)?.statusChanged(status);
-        } catch (error) {
-          logFailure('redis status change', error);
+        return result;
+      },
+    setStatus: (layer) =>
+      function setStatus(this: Slot, status: string) {
+        const result = Reflect.apply(layer.original, this, arguments);
+        if (layer.active) {
+          try {
+            trackedOf(this)?.statusChanged(status);
+          } catch (error) {
+            logFailure('redis status change', error);
+          }
         }
-      }
-      return result;
-    },
-    sendCommand: function sendCommand(this: Slot, command: CommandLike) {
-      let pending: PendingCommand | null = null;
-      if (active) {
-        try {
-          const tracked = trackedOf(this);
-          if (tracked !== null && typeof command === 'object' && command !== null) pending = followCommand(tracked, command);
-        } catch (error) {
-          logFailure('redis command', error);
+        return result;
+      },
+    sendCommand: (layer) =>
+      function sendCommand(this: Slot, command: CommandLike) {
+        let pending: PendingCommand | null = null;
+        if (layer.active) {
+          try {
+            const tracked = trackedOf(this);
+            if (tracked !== null && typeof command === 'object' && command !== null) pending = followCommand(tracked, command);
+          } catch (error) {
+            logFailure('redis command', error);
+          }
         }
-      }
-      const result = Reflect.apply(original.sendCommand, this, arguments);
-      if (pending !== null) {
-        try {
-          pending.start();
-        } catch (error) {
-          logFailure('redis command', error);
+        const result = Reflect.apply(layer.original, this, arguments);
+        if (pending !== null) {
+          try {
+            pending.start();
+          } catch (error) {
+            logFailure('redis command', error);
+          }
         }
-      }
-      return result;
-    },
-    disconnect: function disconnect(this: Slot, reconnect?: boolean) {
-      const result = Reflect.apply(original.disconnect, this, arguments);
-      if (active && !reconnect) {
-        try {
-          this[kClient]?.release();
-        } catch (error) {
-          logFailure('redis disconnect', error);
+        return result;
+      },
+    disconnect: (layer) =>
+      function disconnect(this: Slot, reconnect?: boolean) {
+        const result = Reflect.apply(layer.original, this, arguments);
+        if (layer.active && !reconnect) {
+          try {
+            this[kClient]?.release();
+          } catch (error) {
+            logFailure('redis disconnect', error);
+          }
         }
-      }
-      return result;
-    },
+        return result;
+      },
   };
 
-  for (const [name, descriptor] of descriptors) {
-    Object.defineProperty(proto, name, {
-      value: patched[name],
-      writable: descriptor?.writable ?? true,
-      enumerable: descriptor?.enumerable ?? false,
-      configurable: true,
-    });
-  }
-
-  const undo = (): void => {
-    if (proto[PATCHED] !== undo) return;
-    active = false;
-    for (const [name, descriptor] of descriptors) {
-      if (descriptor !== undefined) Object.defineProperty(proto, name, descriptor);
-      else delete (proto as unknown as Record<string, unknown>)[name];
-    }
-    delete proto[PATCHED];
-    try {
+  return applyAll([
+    ...PATCHED_METHODS.map((name) => () => wrapMethod(proto, name, wrappers[name])),
+    () => () => {
       confirmation.close();
       for (const tracked of [...live]) tracked.release();
-    } catch (error) {
-      logFailure('undoing the ioredis instrumentation', error);
-    }
-  };
-  Object.defineProperty(proto, PATCHED, { value: undo, configurable: true, enumerable: false, writable: false });
-  return undo;
+    },
+  ]);
 }

@@ -12,7 +12,9 @@
  * requests are charged to whichever test started last.
  */
 import { afterEach, beforeEach } from 'vitest';
-import { ConnectionRecord, ResponseRecord, start, type Runtime } from '../index.js';
+import { ConnectionRecord, ResponseRecord } from '../core/records.js';
+import { getRuntime, type Runtime } from '../core/runtime.js';
+import { start } from '../start.js';
 import { buildReport, type LeakedConnection, type LeakedResponse } from '../report/json.js';
 import { describeLeakedConnection, describeLeakedResponse } from '../report/text.js';
 
@@ -63,14 +65,19 @@ function formatLeaks(leaks: Leak[]): string {
   return lines.join('\n');
 }
 
+/** The test during which each response's request started. */
+const testOf = new WeakMap<ResponseRecord, unknown>();
+/** The test running now; null between tests. */
+let currentTest: unknown = null;
+
 function inScope(item: ResponseRecord | ConnectionRecord, scope: unknown): boolean {
-  if (item instanceof ResponseRecord) return item.scope === scope;
-  return item.owner !== null && item.owner.scope === scope;
+  if (item instanceof ResponseRecord) return testOf.get(item) === scope;
+  return item.owner !== null && testOf.get(item.owner) === scope;
 }
 
 function outstanding(scope: unknown): boolean {
   const ledger = runtime.ledger;
-  for (const response of ledger.eachOpenResponse()) if (response.scope === scope && response.leak === null) return true;
+  for (const response of ledger.eachOpenResponse()) if (testOf.get(response) === scope && response.leak === null) return true;
   for (const connection of ledger.held) if (connection.leak === null && inScope(connection, scope)) return true;
   return false;
 }
@@ -95,10 +102,10 @@ function routeIgnored(route: string | null, path: string | null, patterns: Array
 export async function findLeaks(options: LeakCheckOptions = {}): Promise<Leak[]> {
   const ignoreRoutes = options.ignoreRoutes ?? defaults.ignoreRoutes;
   const ignore = options.ignore ?? defaults.ignore;
-  const scope = runtime.ledger.scope;
+  const scope = currentTest;
   const all = scope === null;
   await settle(scope, options.settleMs ?? defaults.settleMs);
-  runtime.ledger.finalize(all ? undefined : scope);
+  runtime.ledger.finalize(all ? undefined : (response) => testOf.get(response) === scope);
   const items = new Map<string, ResponseRecord | ConnectionRecord>();
   const report = buildReport(runtime.ledger, testStartedAt, undefined, (item) => {
     if ((!all && !inScope(item, scope)) || acknowledged.has(item)) return false;
@@ -126,18 +133,24 @@ export async function expectNoLeaks(options: LeakCheckOptions = {}): Promise<voi
   if (leaks.length > 0) throw new LeakError(leaks);
 }
 
-runtime = start().runtime;
+start();
+runtime = getRuntime()!;
+runtime.ledger.observe({
+  responseOpened(response) {
+    if (currentTest !== null) testOf.set(response, currentTest);
+  },
+});
 
 beforeEach((context) => {
-  runtime.ledger.scope = context.task;
+  currentTest = context.task;
   testStartedAt = Date.now();
 });
 
 afterEach(async (context) => {
   try {
-    if (!auto || runtime.ledger.scope !== context.task) return;
+    if (!auto || currentTest !== context.task) return;
     await expectNoLeaks();
   } finally {
-    runtime.ledger.scope = null;
+    currentTest = null;
   }
 });

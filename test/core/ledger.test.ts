@@ -23,7 +23,7 @@ function makeLedger(options: { response?: number; connection?: number } = {}) {
     responseThresholdMs: options.response ?? 100,
     connectionThresholdMs: options.connection ?? 50,
     maxReportedLeaks: 3,
-    log: (m) => logs.push(m),
+    onFailure: (what, error) => logs.push(`${what}: ${String(error)}`),
     currentResponse: () => current,
     clock: () => now,
     timer: false,
@@ -208,13 +208,11 @@ describe('Ledger', () => {
       expect(b.leak?.reason).toBe('held-after-response-closed');
     });
 
-    it('limits itself to one scope', () => {
+    it('limits itself to the responses it is told to', () => {
       const t = makeLedger();
-      t.ledger.scope = 'test-1';
       const one = t.ledger.openResponse(new FakeResponse(), probe);
-      t.ledger.scope = 'test-2';
       const two = t.ledger.openResponse(new FakeResponse(), probe);
-      t.ledger.finalize('test-2');
+      t.ledger.finalize((response) => response === two);
       expect(one.leak).toBeNull();
       expect(two.leak?.reason).toBe('open-at-exit');
     });

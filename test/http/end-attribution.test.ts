@@ -3,6 +3,7 @@ import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { start, type EndOverride, type Started } from '../../src/index.js';
+import { getRuntime } from '../support/internals.js';
 import { endOverridesOf } from '../../src/http/end-attribution.js';
 import { createApp } from '../../fixtures/express-error-reporter.mjs';
 import { close, fireAndForget, listen, request, waitUntil } from '../support/http.js';
@@ -25,8 +26,8 @@ describe('res.end attribution', () => {
       const port = await listen(server);
       expect(await request(port, '/users/1')).toMatchObject({ status: 200 });
       fireAndForget(port, '/users/boom?token=hunter2');
-      await waitUntil(() => started.runtime.ledger.totals.leakedResponses === 1, 3000, 'the swallowed response to leak');
-      const [leak] = reportOf(started.runtime.ledger).leakedResponses;
+      await waitUntil(() => getRuntime()!.ledger.totals.leakedResponses === 1, 3000, 'the swallowed response to leak');
+      const [leak] = reportOf(getRuntime()!.ledger).leakedResponses;
       expect(leak).toMatchObject({ method: 'GET', path: '/users/boom', route: '/users/:id', reason: 'unclosed' });
       expect(leak.endOverrides).toEqual([{ at: expect.stringContaining(`express-error-reporter.mjs:${assignmentLine}:`), called: true, calledThrough: false }]);
       expect(reported).toHaveLength(1);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { currentResponse, start, wrapFetchHandler, type Started } from '../../src/index.js';
+import { start, wrapFetchHandler, type Started } from '../../src/index.js';
+import { currentResponse, getRuntime } from '../support/internals.js';
 import { sleep, waitUntil } from '../support/http.js';
 
 let started: Started;
@@ -8,7 +9,7 @@ beforeAll(() => {
 });
 afterAll(() => started.stop());
 
-const ledger = () => started.runtime.ledger;
+const ledger = () => getRuntime()!.ledger;
 
 function streaming(chunks: string[], onCancel?: () => void) {
   return new ReadableStream<Uint8Array>({

@@ -1,7 +1,9 @@
 import http from 'node:http';
 import { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { currentResponse, instrumentEndAttribution, instrumentHttp, instrumentServer, start, wrapHandler, type Started } from '../../src/index.js';
+import { instrumentServer, start, wrapHandler, type Started } from '../../src/index.js';
+import { setFailureLog } from '../../src/core/guard.js';
+import { currentResponse, instrumentEndAttribution, getRuntime } from '../support/internals.js';
 import { createServer as createHealthyServer } from '../../fixtures/healthy.mjs';
 import { close, fireAndForget, listen, request, sleep, waitUntil } from '../support/http.js';
 import { reportOf } from '../support/leaks.js';
@@ -12,7 +14,7 @@ beforeAll(() => {
 });
 afterAll(() => started.stop());
 
-const ledger = () => started.runtime.ledger;
+const ledger = () => getRuntime()!.ledger;
 const leakedPaths = () => reportOf(ledger()).leakedResponses.map((r) => r.path);
 
 describe('node:http responses found through diagnostics_channel', () => {
@@ -86,7 +88,7 @@ describe('instrumentServer(server) and wrapHandler(handler)', () => {
     });
     const server = http.createServer(handler);
     const undo = instrumentServer(server);
-    expect(instrumentServer(server)).toBeTypeOf('function'); // twice is harmless
+    const twice = instrumentServer(server); // harmless: one patch, two holders
     const port = await listen(server);
     const before = ledger().totals.responses;
     await request(port, '/x');
@@ -94,28 +96,30 @@ describe('instrumentServer(server) and wrapHandler(handler)', () => {
     expect(ids).toHaveLength(1);
     expect(ids[0]).toMatch(/^\d+:r\d+$/);
     undo();
+    expect(Object.prototype.hasOwnProperty.call(server, 'emit')).toBe(true);
+    twice();
     expect(Object.prototype.hasOwnProperty.call(server, 'emit')).toBe(false);
     await close(server);
   });
 });
 
 describe('patching', () => {
-  it('is harmless twice and undo restores the original', () => {
+  it('is harmless twice, and only the last holder’s undo restores the original', () => {
     const descriptor = () => Object.getOwnPropertyDescriptor(ServerResponse.prototype, 'end');
     expect(descriptor()?.get).toBeTypeOf('function'); // installed by start()
     const again = instrumentEndAttribution();
-    expect(instrumentHttp()).toBe(instrumentHttp());
     again();
+    expect(descriptor()?.get).toBeTypeOf('function'); // start() still holds it
+    started.stop();
     expect(descriptor()).toBeUndefined();
     expect(ServerResponse.prototype.end).toBe(http.OutgoingMessage.prototype.end);
-    instrumentEndAttribution(); // put back for the other tests
+    started = start(); // put back for the other tests
     expect(descriptor()?.get).toBeTypeOf('function');
   });
 
   it('never lets an exception inside its own hooks reach the app', async () => {
     const logs: string[] = [];
-    const original = started.runtime.config.log;
-    (started.runtime.config as { log: (m: string) => void }).log = (m) => logs.push(m);
+    setFailureLog((m) => logs.push(m));
     const openResponse = ledger().openResponse;
     ledger().openResponse = () => {
       throw new Error('forced failure inside leakwatch');
@@ -127,7 +131,7 @@ describe('patching', () => {
       await close(server);
     } finally {
       ledger().openResponse = openResponse;
-      (started.runtime.config as { log: (m: string) => void }).log = original;
+      setFailureLog(getRuntime()!.config.log);
     }
     expect(logs.join('\n')).toMatch(/forced failure inside leakwatch/);
   });

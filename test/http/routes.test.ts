@@ -4,6 +4,7 @@ import express from 'express';
 import express4 from 'express4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { start, wrapFetchHandler, type Started } from '../../src/index.js';
+import { getRuntime } from '../support/internals.js';
 import { createApp as createExpressApp } from '../../fixtures/express-error-reporter.mjs';
 import { createApp as createFastifyApp } from '../../fixtures/fastify-app.mjs';
 import { createApp as createHonoApp } from '../../fixtures/hono-app.mjs';
@@ -17,7 +18,7 @@ beforeAll(() => {
 });
 afterAll(() => started.stop());
 
-const ledger = () => started.runtime.ledger;
+const ledger = () => getRuntime()!.ledger;
 
 /** Drives `path` on a server that never answers it and returns the leaked response's report entry. */
 async function leakOf(port: number, path: string) {
@@ -79,7 +80,7 @@ describe('route templates', () => {
     expect(await done.json()).toEqual({ id: '1' });
     const stuck = await app.request('/reports/stuck');
     expect(stuck.status).toBe(200);
-    const open = [...ledger().eachOpenResponse()].filter((r) => r.leak === null && ledger().routeOf(r) === '/reports/:id');
+    const open = [...ledger().eachOpenResponse()].filter((r) => r.leak === null && r.route === '/reports/:id');
     expect(open).toHaveLength(1);
     ledger().finalize();
     const leak = reportOf(ledger()).leakedResponses.find((r) => r.route === '/reports/:id' && r.reason === 'open-at-exit');

@@ -3,20 +3,8 @@ import Redis from 'ioredis';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createMetrics,
-  DB_CLIENT_CONNECTION_PENDING_REQUESTS,
-  DB_CLIENT_CONNECTION_USE_DURATION,
-  DB_CLIENT_CONNECTIONS,
-  DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES,
-  DB_CLIENT_CONNECTIONS_MAX,
-  DB_CLIENT_LEAKED_CONNECTIONS,
-  instrumentIoredis,
-  instrumentPg,
-  OVERFLOW_VALUE,
-  start,
-  type Started,
-} from '../../src/index.js';
+import { createMetrics, DB_CLIENT_CONNECTION_PENDING_REQUESTS, DB_CLIENT_CONNECTION_USE_DURATION, DB_CLIENT_CONNECTIONS, DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES, DB_CLIENT_CONNECTIONS_MAX, DB_CLIENT_LEAKED_CONNECTIONS, instrumentIoredis, instrumentPg, OVERFLOW_VALUE, start, type Started } from '../../src/index.js';
+import { getRuntime } from '../support/internals.js';
 import { closeActivityReaders } from '../../src/pg/index.js';
 import { close, fireAndForget, listen, request, waitUntil } from '../support/http.js';
 import { find, PROMETHEUS_ACCEPT, valueOf } from './support/scrape.js';
@@ -36,7 +24,7 @@ afterAll(() => {
   closeActivityReaders();
 });
 
-const ledger = () => started.runtime.ledger;
+const ledger = () => getRuntime()!.ledger;
 const pgLabels = (pool: string) => ({ db_system: 'postgresql', pool });
 
 /** Ends a pool whose clients the app under test never released. */

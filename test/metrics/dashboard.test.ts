@@ -4,7 +4,8 @@ import path from 'node:path';
 import Ajv, { type ValidateFunction } from 'ajv';
 import { createGenerator } from 'ts-json-schema-generator';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { METRIC_NAMES, SERIES_NAMES } from '../../src/index.js';
+import { METRIC_NAMES } from '../../src/index.js';
+import { SERIES_NAMES } from '../support/internals.js';
 import { DASHBOARD_FILE, metricNamesIn, readDashboard, readRules, variableQuery, visualPanels, type Dashboard } from './support/dashboard.js';
 
 /**

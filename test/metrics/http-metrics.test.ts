@@ -2,24 +2,8 @@ import http from 'node:http';
 import express from 'express';
 import { Registry, register as globalRegistry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createMetrics,
-  HTTP_SERVER_LEAKED_RESPONSES,
-  HTTP_SERVER_OLDEST_OPEN_RESPONSE_START,
-  HTTP_SERVER_OPEN_RESPONSES,
-  HTTP_SERVER_RESPONSE_DURATION,
-  HTTP_SERVER_RESPONSES,
-  metricsHandler,
-  negotiateFormat,
-  OPENMETRICS_TEXT,
-  OVERFLOW_VALUE,
-  PROMETHEUS_TEXT,
-  ResponseRecord,
-  start,
-  UNMATCHED_ROUTE,
-  type LeakwatchMetrics,
-  type Started,
-} from '../../src/index.js';
+import { createMetrics, HTTP_SERVER_LEAKED_RESPONSES, HTTP_SERVER_OLDEST_OPEN_RESPONSE_START, HTTP_SERVER_OPEN_RESPONSES, HTTP_SERVER_RESPONSE_DURATION, HTTP_SERVER_RESPONSES, metricsHandler, OVERFLOW_VALUE, start, UNMATCHED_ROUTE, type LeakwatchMetrics, type Started } from '../../src/index.js';
+import { negotiateFormat, OPENMETRICS_TEXT, PROMETHEUS_TEXT, ResponseRecord, getRuntime } from '../support/internals.js';
 import { close, listen, request, waitUntil } from '../support/http.js';
 import { find, PROMETHEUS_ACCEPT, samples, scrape, valueOf } from './support/scrape.js';
 
@@ -29,7 +13,7 @@ beforeAll(() => {
 });
 afterAll(() => started.stop());
 
-const ledger = () => started.runtime.ledger;
+const ledger = () => getRuntime()!.ledger;
 
 /** A request whose client leaves after `ms`; resolves when it has. */
 function leaveAfter(port: number, path: string, ms: number, method = 'GET'): { req: http.ClientRequest; left: Promise<void> } {

@@ -4,6 +4,7 @@ import express from 'express';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, instrumentPg, start, type Started } from '../../src/index.js';
+import { getRuntime } from '../support/internals.js';
 import { closeActivityReaders } from '../../src/pg/index.js';
 import { close, fireAndForget, listen, request, waitUntil } from '../support/http.js';
 import { readRules, RULES_FILE, RULES_TEST_FILE } from './support/dashboard.js';
@@ -92,7 +93,7 @@ describe("leakwatch's exposition", () => {
     const port = await listen(server);
     await request(port, '/ok/1');
     const hanging = fireAndForget(port, '/leak/1');
-    await waitUntil(() => started.runtime.ledger.totals.leakedConnections === 1, 3000, 'the leak');
+    await waitUntil(() => getRuntime()!.ledger.totals.leakedConnections === 1, 3000, 'the leak');
 
     const { body } = await metrics.scrape('text/plain; version=0.0.4');
     for (const family of ['open_responses', 'oldest_open_response_start_timestamp_seconds', 'responses_total', 'leaked_responses_total', 'response_duration_seconds_bucket']) {

@@ -2,7 +2,8 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HTTP_SERVER_RESPONSES, MetricsPortError, OPENMETRICS_TEXT, serveMetrics, start, type Started } from '../../src/index.js';
+import { HTTP_SERVER_RESPONSES, MetricsPortError, serveMetrics, start, type Started } from '../../src/index.js';
+import { OPENMETRICS_TEXT, getRuntime } from '../support/internals.js';
 import { serveMetricsFromConfig } from '../../src/metrics/serve-from-config.js';
 import { request } from '../support/http.js';
 import { ROOT } from './support/dashboard.js';
@@ -56,7 +57,7 @@ describe('serveMetrics({ port, host })', () => {
 describe('serveMetricsFromConfig(runtime), as leakwatch/register calls it', () => {
   it('logs a taken port and goes on', async () => {
     const taken = await occupyPort();
-    const runtime = { ...started.runtime, config: { ...started.runtime.config, metricsPort: taken.port } };
+    const runtime = { ...getRuntime()!, config: { ...getRuntime()!.config, metricsPort: taken.port } };
     await expect(serveMetricsFromConfig(runtime)).resolves.toBeNull();
     expect(logs.some((line) => line.includes(`metrics port ${taken.port} on 127.0.0.1 is taken`) && line.includes('the app goes on'))).toBe(true);
     await taken.release();
@@ -124,7 +125,7 @@ describe('start({ metricsPort })', () => {
     }
     const url = lines.find((line) => line.startsWith('metrics at '))!.slice('metrics at '.length);
     expect((await scrape(url)).status).toBe(200);
-    const again = await serveMetricsFromConfig(running.runtime); // what leakwatch/register also calls
+    const again = await serveMetricsFromConfig(getRuntime()!); // what leakwatch/register also calls
     expect(again?.url).toBe(url);
     running.stop();
     await new Promise((r) => setTimeout(r, 100));

@@ -1,7 +1,8 @@
 import pg from 'pg';
 import Cursor from 'pg-cursor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureRuntime, instrumentPg, resetRuntime, type ConnectionRecord } from '../../src/index.js';
+import { instrumentPg } from '../../src/index.js';
+import { ensureRuntime, resetRuntime, type ConnectionRecord } from '../support/internals.js';
 import { closeActivityReaders } from '../../src/pg/index.js';
 import { waitUntil } from '../support/http.js';
 import { pgUrl, recordOf } from './support.js';

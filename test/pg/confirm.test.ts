@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureRuntime, resetRuntime } from '../../src/index.js';
+import { ensureRuntime, resetRuntime } from '../support/internals.js';
 import { closeActivityReaders, instrumentPg, pgConnectionProbe } from '../../src/pg/index.js';
 import { pgUrl } from './support.js';
 

@@ -1,9 +1,12 @@
 import { createRequire } from 'node:module';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureRuntime, instrumentPg, poolStats, resetRuntime, watchPool } from '../../src/index.js';
+import { instrumentPg, poolStats, watchPool } from '../../src/index.js';
+import { ensureRuntime, resetRuntime } from '../support/internals.js';
 import { onModuleLoad } from '../../src/core/module-hooks.js';
-import { closeActivityReaders, endpointName, PG_PATCHED, pgModulePatches } from '../../src/pg/index.js';
+import { closeActivityReaders, endpointName, pgModulePatches } from '../../src/pg/index.js';
+
+const originalOf = (fn: unknown) => (fn as { __original?: unknown }).__original;
 import { endpointOfConnectionString } from '../../src/pg/naming.js';
 import { pgUrl, recordOf } from './support.js';
 
@@ -72,17 +75,19 @@ describe('watchPool(pool) on a pg that is not instrumented', () => {
 });
 
 describe('instrumentPg(pg)', () => {
-  it('patches once, marks what it patched, and its undo restores pg’s methods exactly', () => {
+  it('patches once for every caller, marks what it patched, and the last undo restores pg’s methods exactly', () => {
     const original = descriptors();
     const undo = instrumentPg(pg);
-    expect(instrumentPg(pg)).toBe(undo);
+    const second = instrumentPg(pg);
     const patched = descriptors();
     expect(patched.poolConnect?.value).not.toBe(original.poolConnect?.value);
-    expect((pg.Pool.prototype.connect as unknown as Record<symbol, unknown>)[PG_PATCHED]).toBe(original.poolConnect?.value);
-    expect((pg.Client.prototype.connect as unknown as Record<symbol, unknown>)[PG_PATCHED]).toBe(original.clientConnect?.value);
+    expect(originalOf(pg.Pool.prototype.connect)).toBe(original.poolConnect?.value);
+    expect(originalOf(pg.Client.prototype.connect)).toBe(original.clientConnect?.value);
     expect(patched.poolConnect?.enumerable).toBe(original.poolConnect?.enumerable);
     expect(pg.Pool.prototype.connect.name).toBe('connect');
     undo();
+    expect(descriptors()).toEqual(patched); // the second caller still has it
+    second();
     expect(descriptors()).toEqual(original);
     expect(Object.getOwnPropertySymbols(pg)).toEqual([]);
     const again = instrumentPg(pg);
@@ -93,9 +98,9 @@ describe('instrumentPg(pg)', () => {
 
   it('is what the module hooks apply to a pg already loaded, and its undo takes out pg-pool’s patch too', () => {
     const original = descriptors();
-    const unhook = pgModulePatches.map((patch) => onModuleLoad(patch));
-    expect((pg.Pool.prototype.connect as unknown as Record<symbol, unknown>)[PG_PATCHED]).toBe(original.poolConnect?.value);
-    expect((pg.Client.prototype.end as unknown as Record<symbol, unknown>)[PG_PATCHED]).toBe(original.clientEnd?.value);
+    const unhook = pgModulePatches().map((patch) => onModuleLoad(patch));
+    expect(originalOf(pg.Pool.prototype.connect)).toBe(original.poolConnect?.value);
+    expect(originalOf(pg.Client.prototype.end)).toBe(original.clientEnd?.value);
     for (const undo of unhook) undo();
     instrumentPg(pg)();
     expect(descriptors()).toEqual(original);
@@ -125,8 +130,9 @@ describe('instrumentPg(pg)', () => {
 
   it('accepts an ES module namespace of pg and refuses anything else with a sentence', () => {
     const undo = instrumentPg({ default: pg });
-    expect(instrumentPg(pg)).toBe(undo);
+    expect(originalOf(pg.Client.prototype.connect)).toBeTypeOf('function');
     undo();
+    expect(originalOf(pg.Client.prototype.connect)).toBeUndefined();
     expect(() => instrumentPg({})).toThrow(/instrumentPg\(pg\) needs the pg module/);
   });
 });

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { currentResponse, type ConnectionRecord, type ResponseRecord } from '../../src/index.js';
+import { currentResponse, type ConnectionRecord, type ResponseRecord } from '../support/internals.js';
 import { close, listen, request, sleep, waitUntil } from '../support/http.js';
 import { forceEnd, openLeaks, pgUrl, recordOf, startLeakwatch } from './support.js';
 

@@ -14,7 +14,7 @@ export function startLeakwatch(options: LeakwatchOptions): { ledger: Ledger; sto
   const started = start(options);
   const undoPg = instrumentPg(pg);
   return {
-    ledger: started.runtime.ledger,
+    ledger: getRuntime()!.ledger,
     stop() {
       undoPg();
       started.stop();

@@ -7,7 +7,8 @@ import { createApp as createHealthyApp } from '../../fixtures/redis-healthy.mjs'
 import { createApp as createLeakyApp } from '../../fixtures/redis-leaky.mjs';
 import { ConnectionRecord, ResponseRecord } from '../../src/core/records.js';
 import { formatStack } from '../../src/core/stack.js';
-import { instrumentIoredis, responseContext, start, type Started } from '../../src/index.js';
+import { instrumentIoredis, start, type Started } from '../../src/index.js';
+import { responseContext, getRuntime } from '../support/internals.js';
 import { fireAndForget, listen, request, waitUntil } from '../support/http.js';
 import { IOREDIS_MODULES, REDIS_URL, redisLeaksSince, uniquePrefix, type RedisClient } from '../support/redis.js';
 
@@ -18,7 +19,7 @@ beforeAll(() => {
 });
 afterAll(() => started.stop());
 
-const ledger = () => started.runtime.ledger;
+const ledger = () => getRuntime()!.ledger;
 
 /** Every string reachable from leakwatch's records, leaving out the live app objects they point at. */
 function stringsOf(root: unknown): string[] {
@@ -44,7 +45,7 @@ describe('stringsOf(records)', () => {
   it('finds a string anywhere in a record, so the checks below can fail', () => {
     const response = ledger().openResponse({}, { progress: () => 0, method: () => 'GET', path: () => '/', route: () => null, endOverrides: () => [] });
     const connection = responseContext.run(response, () => ledger().acquireConnection({ kind: 'redis', pool: 'p', pooled: false }));
-    connection.lastCommand = 'needle-in-a-record';
+    connection.server = { state: 'needle-in-a-record', stateAgeMs: null };
     expect(stringsOf([response]).some((s) => s.includes('needle-in-a-record'))).toBe(true);
     ledger().releaseConnection(connection);
     ledger().closeResponse(response, 'finished');
