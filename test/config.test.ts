@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, parseDuration, resolveConfig } from '../src/config.js';
+import { ConfigError, parseDuration, resolveConfig } from '../src/config.js';
 
 describe('parseDuration', () => {
   it.each([
@@ -21,12 +21,13 @@ describe('parseDuration', () => {
 });
 
 describe('resolveConfig', () => {
-  it('uses the defaults with nothing set', () => {
+  it('uses the documented defaults with nothing set: 30 s, 10 s, attribution on, 10 frames, 1000 leaks kept', () => {
     expect(resolveConfig({}, {})).toMatchObject({
-      responseThresholdMs: DEFAULTS.responseThresholdMs,
-      connectionThresholdMs: DEFAULTS.connectionThresholdMs,
+      responseThresholdMs: 30_000,
+      connectionThresholdMs: 10_000,
       endAttribution: true,
-      acquireStackFrames: DEFAULTS.acquireStackFrames,
+      acquireStackFrames: 10,
+      maxReportedLeaks: 1000,
       metricsPort: null,
       metricsHost: '127.0.0.1',
     });
