@@ -5,12 +5,13 @@
 
 // Start-up and configuration
 export { start, type Started } from './start.js';
+export type { Undo } from './core/patch.js';
 export { ConfigError, type LeakwatchOptions } from './config.js';
 
 // HTTP: every node:http server is followed by start(); these do it explicitly
-export { instrumentHttp, instrumentServer, wrapHandler } from './http/node-http.js';
-export { wrapFetchHandler } from './http/fetch.js';
-export { honoRoutes, instrumentExpressRoutes, instrumentFastifyRoutes, instrumentKoaRoutes } from './http/routes.js';
+export { instrumentHttp, instrumentServer, wrapHandler, type RequestListener } from './http/node-http.js';
+export { wrapFetchHandler, type FetchHandler } from './http/fetch.js';
+export { honoRoutes, instrumentExpressRoutes, instrumentFastifyRoutes, instrumentKoaRoutes, type HonoContextLike } from './http/routes.js';
 
 // Connections: start() instruments the app's own copies as they load; these do it explicitly
 export { instrumentPg, watchPool, poolStats, type PgInstrumentationOptions, type PgPoolStats, type WatchPoolOptions } from './pg/index.js';
@@ -20,7 +21,7 @@ export { instrumentIoredis, type RedisInstrumentationOptions } from './redis/ind
 export { createMetrics, type Exposition, type LeakwatchMetrics, type MetricsOptions } from './metrics/create-metrics.js';
 export { metricsHandler, type MetricsHandlerOptions, type MetricsRequestHandler } from './metrics/handler.js';
 export { serveMetrics, MetricsPortError, type MetricsServer, type ServeMetricsOptions } from './metrics/server.js';
-export { MissingPromClientError } from './metrics/prom-client.js';
+export { MissingPromClientError, type AnyRegistry } from './metrics/prom-client.js';
 export {
   BUILD_INFO,
   DB_CLIENT_CONNECTION_PENDING_REQUESTS,
@@ -41,4 +42,4 @@ export {
 
 // The report
 export type { LeakedConnection, LeakedResponse, Report, ResolvedLeak } from './report/json.js';
-export type { ConnectionState, EndOverride, LeakReason, ServerState } from './core/records.js';
+export type { ConnectionLeakReason, ConnectionState, EndOverride, IdleState, LeakReason, ResponseLeakReason, ServerState } from './core/records.js';

@@ -47,7 +47,7 @@ describe('resolveConfig', () => {
     [{ LEAKWATCH_END_ATTRIBUTION: 'maybe' }, /LEAKWATCH_END_ATTRIBUTION is "maybe"; use true or false/],
     [{ LEAKWATCH_ACQUIRE_STACK_FRAMES: '-1' }, /LEAKWATCH_ACQUIRE_STACK_FRAMES is "-1"; use a whole number from 0 to 100/],
     [{ LEAKWATCH_METRICS_PORT: '70000' }, /LEAKWATCH_METRICS_PORT is "70000"; use a whole number from 0 to 65535/],
-    [{ LEAKWATCH_METRICS_HOST: '  ' }, /LEAKWATCH_METRICS_HOST is "  "; use a host name or IP address/],
+    [{ LEAKWATCH_METRICS_HOST: '  ' }, /LEAKWATCH_METRICS_HOST is " {2}"; use a host name or IP address/],
     [{ LEAKWATCH_RESPONSE_THRESHOLD: 'fast' }, /LEAKWATCH_RESPONSE_THRESHOLD is "fast", which is not a duration/],
   ])('rejects %j with a sentence that names it', (env, message) => {
     expect(() => resolveConfig({}, env)).toThrow(message);

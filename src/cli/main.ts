@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError } from '../config.js';
-import { toolVersion } from '../report/json.js';
+import { VERSION } from '../version.js';
 import { parseRunArgs, run, RUN_USAGE, UsageError } from './run.js';
 import { ServiceError } from './services.js';
 
@@ -31,7 +31,7 @@ async function main(argv: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     case '-v':
     case '--version':
-      process.stdout.write(toolVersion() + '\n');
+      process.stdout.write(VERSION + '\n');
       return 0;
     case 'run': {
       const options = parseRunArgs(rest);

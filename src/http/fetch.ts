@@ -34,7 +34,7 @@ const fetchResponseProbe: ResponseProbe = {
 };
 
 
-type FetchHandler = (request: Request, ...rest: never[]) => Response | Promise<Response>;
+export type FetchHandler = (request: Request, ...rest: never[]) => Response | Promise<Response>;
 
 function close(response: ResponseRecord, outcome: 'finished' | 'aborted'): void {
   try {

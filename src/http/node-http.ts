@@ -96,7 +96,7 @@ export function instrumentHttp(): Undo {
   return install(globalThis, 'http.server.request.start', () => subscribe('http.server.request.start', 'following an http response', onRequestStart));
 }
 
-type RequestListener = (req: IncomingMessage, res: ServerResponse, ...rest: unknown[]) => unknown;
+export type RequestListener = (req: IncomingMessage, res: ServerResponse, ...rest: unknown[]) => unknown;
 
 /** Runs `handler(req, res)` inside the response's async context; leakwatch failures never reach it. */
 export function wrapHandler<H extends RequestListener>(handler: H): H {

@@ -110,7 +110,7 @@ export function instrumentKoaRoutes(appOrContext: { context?: object } | object)
   );
 }
 
-interface HonoContextLike {
+export interface HonoContextLike {
   req: { matchedRoutes?: Array<{ path: string; method: string }> };
 }
 

@@ -3,6 +3,7 @@ import type { Ledger } from '../core/ledger.js';
 import type { ResponseRecord } from '../core/records.js';
 import { ensureRuntime, getRuntime } from '../core/runtime.js';
 import { shared } from '../core/state.js';
+import { VERSION } from '../version.js';
 import { poolStats } from '../pg/index.js';
 import { withWorkers } from './cluster.js';
 import { ConnectionMetrics, type PoolReadings } from './connection-metrics.js';
@@ -65,8 +66,6 @@ export interface OwnMetrics extends LeakwatchMetrics {
 export const DEFAULT_MAX_ROUTES = 100;
 export const DEFAULT_MAX_POOLS = 20;
 
-// Read at run time so that build_info carries the installed version.
-const VERSION: string = (require('../../package.json') as { version: string }).version;
 
 const byRegistry = new WeakMap<AnyRegistry, OwnMetrics>();
 

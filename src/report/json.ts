@@ -1,6 +1,7 @@
 import type { Ledger } from '../core/ledger.js';
 import { ConnectionRecord, ResponseRecord, type EndOverride, type ServerState } from '../core/records.js';
 import { formatStack } from '../core/stack.js';
+import { VERSION } from '../version.js';
 
 /** The JSON report, `schemaVersion: 1`; schema/report.schema.json is its JSON Schema. */
 export interface Report {
@@ -64,13 +65,7 @@ export interface ResolvedLeak {
   resolvedAt: string;
 }
 
-// Read at run time so the version in reports is the installed one.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const VERSION: string = (require('../../package.json') as { version: string }).version;
 
-export function toolVersion(): string {
-  return VERSION;
-}
 
 const iso = (ms: number) => new Date(ms).toISOString();
 

@@ -3,6 +3,7 @@ import { describeLeakedConnection, describeLeakedResponse } from './text.js';
 
 const escape = (text: string) =>
   text
+    // eslint-disable-next-line no-control-regex -- XML 1.0 forbids these characters, even escaped
     .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '')
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')

@@ -16,6 +16,9 @@ import { ConnectionRecord, ResponseRecord } from '../core/records.js';
 import { getRuntime, type Runtime } from '../core/runtime.js';
 import { start } from '../start.js';
 import { buildReport, type LeakedConnection, type LeakedResponse } from '../report/json.js';
+
+export type { LeakedConnection, LeakedResponse } from '../report/json.js';
+export type { EndOverride, ServerState } from '../core/records.js';
 import { describeLeakedConnection, describeLeakedResponse } from '../report/text.js';
 
 export interface LeakCheckOptions {
@@ -44,7 +47,6 @@ const defaults: Required<Omit<LeakCheckOptions, 'ignore'>> & Pick<LeakCheckOptio
   settleMs: 1000,
 };
 let auto = true;
-let runtime: Runtime;
 let testStartedAt = Date.now();
 /** Leaks a caller has already been given by findLeaks(): the after-test check skips them. */
 const acknowledged = new WeakSet<object>();
@@ -134,7 +136,7 @@ export async function expectNoLeaks(options: LeakCheckOptions = {}): Promise<voi
 }
 
 start();
-runtime = getRuntime()!;
+const runtime: Runtime = getRuntime()!;
 runtime.ledger.observe({
   responseOpened(response) {
     if (currentTest !== null) testOf.set(response, currentTest);

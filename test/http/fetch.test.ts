@@ -25,7 +25,7 @@ function streaming(chunks: string[], onCancel?: () => void) {
 describe('wrapFetchHandler(fetch)', () => {
   it('closes a response as finished when its body is read to the end, and runs the handler in its context', async () => {
     let context: string | undefined;
-    const fetch = wrapFetchHandler(async (request: Request) => {
+    const fetch = wrapFetchHandler(async (_request: Request) => {
       context = currentResponse()?.id;
       return new Response(streaming(['a', 'b', 'c']), { status: 201, headers: { 'x-kept': '1' } });
     });

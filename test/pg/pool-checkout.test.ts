@@ -120,7 +120,6 @@ describe('instrumentPg(pg) › releasing a checkout', () => {
 describe('instrumentPg(pg) › a checkout made outside any request', () => {
   it('is leaked once idle past the connection threshold, and resolved when released', async () => {
     const pool = new pg.Pool({ connectionString: pgUrl(), max: 1 });
-    const { ledger } = leakwatch;
     const client = await pool.connect();
     const record = recordOf(client);
     await client.query('SELECT pg_sleep(0.4)'); // busy past the threshold is no leak
