@@ -3,7 +3,7 @@ import * as names from './names.js';
 import type { AnyRegistry, PromClient } from './prom-client.js';
 
 /**
- * The metric families of DESIGN.md, with their help text, labels, buckets and how Node cluster
+ * The metric families of docs/design.md, with their help text, labels, buckets and how Node cluster
  * workers' values combine. Readings of current state get their `collect` from the collectors.
  */
 

@@ -1,5 +1,5 @@
 /**
- * Metric names and the label values leakwatch writes, as in DESIGN.md. Tests, the dashboard check
+ * Metric names and the label values leakwatch writes, as in docs/design.md. Tests, the dashboard check
  * and the rules check import these rather than retyping them.
  */
 
@@ -12,7 +12,7 @@ export const HTTP_SERVER_LEAKED_RESPONSES = 'leakwatch_http_server_leaked_respon
 export const HTTP_SERVER_RESPONSE_DURATION = 'leakwatch_http_server_response_duration_seconds';
 export const DB_CLIENT_CONNECTIONS = 'leakwatch_db_client_connections';
 /**
- * Not in DESIGN.md's first list: a pool's configured maximum (OpenTelemetry's
+ * Beyond the first list of docs/design.md: a pool's configured maximum (OpenTelemetry's
  * `db.client.connection.max`), without which "used against max" cannot be drawn or alerted on.
  */
 export const DB_CLIENT_CONNECTIONS_MAX = 'leakwatch_db_client_connections_max';
