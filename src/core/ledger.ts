@@ -342,12 +342,13 @@ export class Ledger {
     try {
       const identity = probe.serverIdentity?.(target);
       if (identity) connection.server = { ...identity, state: null, stateAgeMs: null };
-      probe.confirm?.(target).then(
-        (server) => {
-          if (server !== null) connection.server = server;
-        },
-        (error: unknown) => this.options.log(`could not confirm ${connection.id} with its server: ${String(error)}`),
-      );
+      connection.confirmation =
+        probe.confirm?.(target).then(
+          (server) => {
+            if (server !== null) connection.server = server;
+          },
+          (error: unknown) => this.options.log(`could not confirm ${connection.id} with its server: ${String(error)}`),
+        ) ?? null;
     } catch (error) {
       this.options.log(`could not confirm ${connection.id} with its server: ${String(error)}`);
     }

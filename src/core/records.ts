@@ -204,6 +204,8 @@ export class ConnectionRecord implements DeadlineItem {
   releasedAt = 0;
   leak: Leak<ConnectionLeakReason> | null = null;
   server: ServerState | null = null;
+  /** Settles once the server has answered about this leak (into `server`) or could not; null if not asked. */
+  confirmation: Promise<void> | null = null;
   /** The driver's own connection status (ioredis: connecting, connect, ready, reconnecting …); null if it has none. */
   status: string | null = null;
   /** When a command was last sent or answered on it. */
