@@ -5,7 +5,6 @@
  * `leakwatch run` puts this into NODE_OPTIONS of every Node process it starts.
  */
 import { ConfigError } from './config.js';
-import { installExitReport } from './report/process-report.js';
 import { start } from './start.js';
 
 const REGISTERED = Symbol.for('leakwatch.register.v1');
@@ -14,9 +13,9 @@ const holder = globalThis as unknown as { [REGISTERED]?: true };
 function register(): void {
   if (holder[REGISTERED]) return;
   holder[REGISTERED] = true;
-  let started;
   try {
-    started = start();
+    // start() also writes the report at exit for LEAKWATCH_REPORT and LEAKWATCH_REPORT_DIR.
+    start();
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`leakwatch: ${error.message}\n`);
@@ -24,9 +23,6 @@ function register(): void {
     }
     throw error;
   }
-  const dir = process.env.LEAKWATCH_REPORT_DIR || undefined;
-  const file = process.env.LEAKWATCH_REPORT || undefined;
-  if (dir !== undefined || file !== undefined) installExitReport(started.runtime, { dir, file });
 }
 
 register();

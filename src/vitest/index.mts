@@ -14,6 +14,7 @@
 import { afterEach, beforeEach } from 'vitest';
 import { ConnectionRecord, ResponseRecord, start, type Runtime } from '../index.js';
 import { buildReport, type LeakedConnection, type LeakedResponse } from '../report/json.js';
+import { silenceLeakLog } from '../report/leak-log.js';
 import { describeLeakedConnection, describeLeakedResponse } from '../report/text.js';
 
 export interface LeakCheckOptions {
@@ -127,6 +128,8 @@ export async function expectNoLeaks(options: LeakCheckOptions = {}): Promise<voi
 }
 
 runtime = start().runtime;
+// A failing test already says what leaked; lines on stderr as well would say it twice.
+if (process.env.LEAKWATCH_LOG === undefined) silenceLeakLog(runtime.ledger);
 
 beforeEach((context) => {
   runtime.ledger.scope = context.task;
