@@ -135,6 +135,7 @@ class Metrics implements LeakwatchMetrics {
         connections: (g) => connections?.readConnections(g),
         connectionsMax: (g) => connections?.readConnectionsMax(g),
         heldByLeakedResponses: (g) => connections?.readHeldByLeakedResponses(g),
+        connectionsLeaked: (g) => connections?.readConnectionsLeaked(g),
         pendingRequests: (g) => connections?.readPendingRequests(g),
       },
       VERSION,

@@ -128,7 +128,7 @@ describe('dashboards/leakwatch.json', () => {
       'Open responses',
       'Leaked responses in range',
       'Oldest open response',
-      'Connections held by leaked responses',
+      'Connections stranded by leaks',
       'Pool utilisation (busiest pool)',
     ]);
     expect(byType('timeseries')).toEqual(
@@ -138,6 +138,7 @@ describe('dashboards/leakwatch.json', () => {
         'Response outcomes',
         'Response duration quantiles',
         'Pool connections by state against max',
+        'Connections stranded by leaks',
         'Pending checkouts',
         'Connection use time p99',
       ]),
