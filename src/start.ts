@@ -1,13 +1,13 @@
 import { unknownEnvironment, type LeakwatchOptions } from './config.js';
 import { logFailure } from './core/guard.js';
 import { onModuleLoad } from './core/module-hooks.js';
-import { ensureRuntime, type Runtime } from './core/runtime.js';
+import { ensureRuntime, getRuntime, type Runtime } from './core/runtime.js';
 import { instrumentEndAttribution } from './http/end-attribution.js';
 import { instrumentHttp } from './http/node-http.js';
 import { instrumentExpressRoutes, instrumentFastifyRoutes, instrumentKoaRoutes } from './http/routes.js';
 import { pgModulePatches } from './pg/index.js';
 import { redisModulePatches } from './redis/index.js';
-import { installLeakLog } from './report/leak-log.js';
+import { installLeakLog, silenceLeakLog } from './report/leak-log.js';
 import { installExitReport } from './report/process-report.js';
 
 export interface Started {
@@ -28,7 +28,10 @@ const holder = globalThis as unknown as Holder;
  * Throws a ConfigError naming the option for a bad value or an unknown option.
  */
 export function start(options?: LeakwatchOptions): Started {
+  const previous = getRuntime();
   const runtime = ensureRuntime(options, options !== undefined);
+  // A replaced runtime's ledger sweeps no more (its timer stopped): its log would only hold an 'exit' listener.
+  if (previous !== undefined && previous !== runtime) silenceLeakLog(previous.ledger);
   warnUnknownEnvironment(runtime);
   const undos: Array<() => void> = [
     instrumentHttp(),

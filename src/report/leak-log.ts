@@ -1,6 +1,7 @@
 import { isDefaultLog } from '../config.js';
 import type { Ledger, LedgerObserver } from '../core/ledger.js';
 import { ConnectionRecord, ResponseRecord, type EndOverride, type ServerState } from '../core/records.js';
+import { logFailure } from '../core/guard.js';
 import { formatStack } from '../core/stack.js';
 
 /**
@@ -124,7 +125,9 @@ class LeakLog implements LedgerObserver {
     private readonly options: LeakLogOptions,
   ) {
     const raw = (line: string) => void process.stderr.write(line + '\n');
-    this.write = options.format === 'json' && isDefaultLog(options.log) ? raw : options.log;
+    const sink = options.format === 'json' && isDefaultLog(options.log) ? raw : options.log;
+    // A log function that throws must not take the app down, here or in a timer.
+    this.write = (line) => guarded(() => sink(line));
     this.linesPerInterval = options.linesPerInterval ?? LEAK_LOG_DEFAULTS.linesPerInterval;
     this.intervalMs = options.intervalMs ?? LEAK_LOG_DEFAULTS.intervalMs;
     this.confirmWaitMs = options.confirmWaitMs ?? LEAK_LOG_DEFAULTS.confirmWaitMs;
@@ -142,7 +145,7 @@ class LeakLog implements LedgerObserver {
       return;
     }
     // The ledger asks the server right after telling its observers: look once it has.
-    queueMicrotask(() => this.whenConfirmed(connection));
+    queueMicrotask(() => guarded(() => this.whenConfirmed(connection)));
   }
 
   leakResolved(item: ResponseRecord | ConnectionRecord): void {
@@ -162,11 +165,12 @@ class LeakLog implements LedgerObserver {
       return;
     }
     let timer: NodeJS.Timeout | null = null;
-    const writeNow = () => {
-      if (!this.waiting.delete(connection)) return;
-      if (timer !== null) clearTimeout(timer);
-      this.emit(this.connectionEntry('leak', connection));
-    };
+    const writeNow = () =>
+      guarded(() => {
+        if (!this.waiting.delete(connection)) return;
+        if (timer !== null) clearTimeout(timer);
+        this.emit(this.connectionEntry('leak', connection));
+      });
     this.waiting.set(connection, writeNow);
     timer = setTimeout(writeNow, this.confirmWaitMs);
     timer.unref();
@@ -263,7 +267,7 @@ class LeakLog implements LedgerObserver {
     if (this.suppressedTimer === null) {
       this.suppressedTimer = setTimeout(() => {
         this.suppressedTimer = null;
-        this.writeSuppressed();
+        guarded(() => this.writeSuppressed());
       }, this.windowStart + this.intervalMs - now);
       this.suppressedTimer.unref();
     }
@@ -307,6 +311,15 @@ class LeakLog implements LedgerObserver {
     const holder = this.ledger as unknown as Holder;
     if (holder[INSTALLED] === this) delete holder[INSTALLED];
   };
+}
+
+/** Runs `fn`, logging what it throws: leak lines are written from timers and microtasks too. */
+function guarded(fn: () => void): void {
+  try {
+    fn();
+  } catch (error) {
+    logFailure('writing a leak log line', error);
+  }
 }
 
 /** `fn (file:line:col)` of the first frame outside node_modules; the first frame when all are. */

@@ -3,7 +3,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Ledger } from '../../src/core/ledger.js';
-import type { ResponseProbe } from '../../src/core/records.js';
+import type { ConnectionProbe, ResponseProbe } from '../../src/core/records.js';
 import { installLeakLog } from '../../src/report/leak-log.js';
 import { REGISTER, ROOT } from '../support/cli.js';
 import { sleep, waitUntil } from '../support/http.js';
@@ -243,6 +243,43 @@ describe('installLeakLog(ledger, options)', () => {
         { event: 'leak', type: 'response', path: '/burst' },
         { event: 'resolved', type: 'response', path: '/burst', leakedForMs: 0 },
       ]);
+      undo();
+    });
+  });
+
+  describe("when a connection's server does not answer", () => {
+    const silentServer: ConnectionProbe = { serverIdentity: () => ({ pid: 4242 }), confirm: () => new Promise(() => {}) };
+
+    it('writes the line after the bounded wait, with what is known', async () => {
+      const ledger = ledgerAt();
+      const lines: string[] = [];
+      const undo = installLeakLog(ledger, { format: 'text', log: (line) => lines.push(line), confirmWaitMs: 50 });
+      ledger.acquireConnection({ kind: 'pg', pool: 'main-db', pooled: true, target: {}, probe: silentServer });
+      now += 200;
+      ledger.sweep();
+      expect(lines).toEqual([]);
+      await waitUntil(() => lines.length === 1, 2000, 'the line');
+      expect(lines[0]).toMatch(/^leaked connection pg \d+:pg\d+ on main-db \[idle-past-threshold\]: idle for 200 ms, held 200 ms; acquired outside any request; server pid 4242, state not confirmed$/);
+      undo();
+    });
+
+    it('never throws into the app when the log function throws, from a timer either', async () => {
+      const ledger = ledgerAt();
+      let calls = 0;
+      const undo = installLeakLog(ledger, {
+        format: 'text',
+        log: () => {
+          calls++;
+          throw new Error('disk full');
+        },
+        confirmWaitMs: 10,
+      });
+      ledger.acquireConnection({ kind: 'pg', pool: 'main-db', pooled: true, target: {}, probe: silentServer });
+      ledger.openResponse({}, probe);
+      now += 200;
+      expect(() => ledger.sweep()).not.toThrow();
+      await waitUntil(() => calls === 2, 2000, 'both lines to be tried');
+      await sleep(20); // an uncaught exception from the timer would fail the test run here
       undo();
     });
   });
