@@ -1,7 +1,7 @@
 // Types only: pg's PoolConfig gains `leakwatchName` where @types/pg is installed.
 import './pg/pool-config.js';
 export { start, type Started } from './start.js';
-export { resolveConfig, parseDuration, ConfigError, DEFAULTS, ENV, type LeakwatchOptions, type Config } from './config.js';
+export { resolveConfig, parseDuration, ConfigError, DEFAULTS, ENV, type LeakwatchOptions, type LeakLogFormat, type Config } from './config.js';
 export { Ledger, type LedgerObserver, type LedgerTotals } from './core/ledger.js';
 export { ResponseRecord, ConnectionRecord } from './core/records.js';
 export type {

@@ -1,7 +1,8 @@
 /**
  * `node --import leakwatch/register app.js` (or `--require`): follows every response of the process,
- * instruments the app's own pg and ioredis as they load, and serves metrics when
- * LEAKWATCH_METRICS_PORT is set, all configured by `LEAKWATCH_*`.
+ * instruments the app's own pg and ioredis as they load, logs a line per leak (LEAKWATCH_LOG),
+ * serves metrics when LEAKWATCH_METRICS_PORT is set and writes the report at exit when
+ * LEAKWATCH_REPORT is, all configured by `LEAKWATCH_*`.
  * `leakwatch run` puts this into NODE_OPTIONS of every Node process it starts.
  */
 import { ConfigError } from './config.js';
