@@ -36,9 +36,22 @@ export interface LeakwatchOptions {
   metricsPort?: number | string;
   /** Address the metrics server binds. @default '127.0.0.1' */
   metricsHost?: string;
-  /** Where internal failures are logged. @default a function that writes one line to stderr */
+  /**
+   * One line per leak found and per leak resolved, rate-limited: `text`, `json` (one object per
+   * line, for log pipelines) or `off`. Lines go to `log`.
+   * @default 'text'
+   */
+  leakLog?: LeakLogFormat;
+  /** Write this process's JSON report to this file when it exits. @default off */
+  report?: string;
+  /**
+   * Where leak lines and internal failures are written, one line per call.
+   * @default a function that writes the line to stderr
+   */
   log?: (message: string) => void;
 }
+
+export type LeakLogFormat = 'text' | 'json' | 'off';
 
 export interface Config {
   /** The explicit options this was resolved from (the environment fills in the rest). */
@@ -50,6 +63,11 @@ export interface Config {
   maxReportedLeaks: number;
   metricsPort: number | null;
   metricsHost: string;
+  leakLog: LeakLogFormat;
+  /** File for this process's report at exit (`report`, `LEAKWATCH_REPORT`); null for none. */
+  report: string | null;
+  /** Folder for `<pid>.json` at exit, set by `leakwatch run` (`LEAKWATCH_REPORT_DIR`); null for none. */
+  reportDir: string | null;
   log: (message: string) => void;
 }
 
@@ -64,6 +82,7 @@ export const DEFAULTS = Object.freeze({
   acquireStackFrames: 10,
   maxReportedLeaks: 1000,
   metricsHost: '127.0.0.1',
+  leakLog: 'text' as LeakLogFormat,
 });
 
 /** The environment variable behind each option, for messages and docs. */
@@ -75,7 +94,28 @@ export const ENV = Object.freeze({
   maxReportedLeaks: 'LEAKWATCH_MAX_REPORTED_LEAKS',
   metricsPort: 'LEAKWATCH_METRICS_PORT',
   metricsHost: 'LEAKWATCH_METRICS_HOST',
+  leakLog: 'LEAKWATCH_LOG',
+  report: 'LEAKWATCH_REPORT',
 });
+
+/** Every option `start()` accepts; any other is a ConfigError. */
+export const OPTION_NAMES: readonly string[] = Object.freeze([...Object.keys(ENV), 'log']);
+
+/**
+ * Every `LEAKWATCH_*` variable something in leakwatch reads: the options', and those set by
+ * `leakwatch run` for the processes it starts, and the test suite's and the demo's services.
+ */
+export const ENVIRONMENT_NAMES: readonly string[] = Object.freeze([
+  ...Object.values(ENV),
+  'LEAKWATCH_REPORT_DIR',
+  'LEAKWATCH_METRICS_LAZY',
+  'LEAKWATCH_TEST_PG_URL',
+  'LEAKWATCH_TEST_REDIS_URL',
+  'LEAKWATCH_DEMO_PG_URL',
+  'LEAKWATCH_DEMO_REDIS_URL',
+]);
+
+const LEAK_LOG_FORMATS: readonly LeakLogFormat[] = ['text', 'json', 'off'];
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 const DURATION_HINT = 'use milliseconds (1000) or a number with ms, s, m or h (500ms, 2s, 1m)';
@@ -112,8 +152,97 @@ function parseCount(value: unknown, what: string, min: number, max: number): num
   throw new ConfigError(`${what} is ${JSON.stringify(value)}; use a whole number from ${min} to ${max}.`);
 }
 
+/** Edit distance where swapping two neighbours counts once (`treshold`/`threshold` is 1). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The words of a camelCase or SNAKE_CASE name, lower case and sorted: `logLeaks` and `leakLog` differ by one letter. */
+function sortedWords(name: string): string {
+  return name
+    .split(/_|(?=[A-Z][a-z])/)
+    .map((word) => word.toLowerCase())
+    .sort()
+    .join('');
+}
+
+const firstWord = (name: string) => name.split(/_|(?=[A-Z][a-z])/)[0].toLowerCase();
+
+/**
+ * The known name `name` was probably meant to be: the closest by edit distance (case aside, or with
+ * its words in another order) if close enough to be a slip; else the only one that starts with the
+ * same word (`connectionTimeout` → `connectionThreshold`); else undefined.
+ */
+export function nearestName(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const distance = Math.min(editDistance(name.toLowerCase(), candidate.toLowerCase()), editDistance(sortedWords(name), sortedWords(candidate)));
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  if (bestDistance <= Math.max(1, Math.floor(name.length / 3))) return best;
+  const word = firstWord(name);
+  const sameStart = word.length >= 4 ? known.filter((candidate) => firstWord(candidate) === word) : [];
+  return sameStart.length === 1 ? sameStart[0] : undefined;
+}
+
+const PREFIX = 'LEAKWATCH_';
+
+/** `LEAKWATCH_*` variables in `env` that nothing reads, each with the nearest known name if one is close. */
+export function unknownEnvironment(env: NodeJS.ProcessEnv = process.env): Array<{ name: string; nearest: string | undefined }> {
+  return Object.keys(env)
+    .filter((name) => name.startsWith(PREFIX) && !ENVIRONMENT_NAMES.includes(name))
+    .map((name) => {
+      // Compared without the common prefix, which would make every short name look close.
+      const nearest = nearestName(name.slice(PREFIX.length), ENVIRONMENT_NAMES.map((known) => known.slice(PREFIX.length)));
+      return { name, nearest: nearest === undefined ? undefined : PREFIX + nearest };
+    });
+}
+
+function checkOptionNames(options: object): void {
+  for (const name of Object.keys(options)) {
+    if (OPTION_NAMES.includes(name)) continue;
+    const nearest = nearestName(name, OPTION_NAMES);
+    throw new ConfigError(
+      `option ${name} is not a leakwatch option; ` +
+        (nearest !== undefined ? `did you mean ${nearest}?` : `the options are ${OPTION_NAMES.join(', ')}.`),
+    );
+  }
+}
+
+function parseLeakLog(value: unknown, what: string): LeakLogFormat {
+  const format = typeof value === 'string' ? value.trim().toLowerCase() : value;
+  if (LEAK_LOG_FORMATS.includes(format as LeakLogFormat)) return format as LeakLogFormat;
+  throw new ConfigError(`${what} is ${JSON.stringify(value)}; use text, json or off.`);
+}
+
+function parseFile(value: unknown, what: string): string {
+  if (typeof value === 'string' && value.trim() !== '') return value;
+  throw new ConfigError(`${what} is ${JSON.stringify(value)}; use the path of the JSON file to write the report to.`);
+}
+
 export function defaultLog(message: string): void {
   process.stderr.write(`[leakwatch] ${message}\n`);
+}
+
+// Marked rather than compared: another copy of leakwatch in the process has its own defaultLog.
+const DEFAULT_LOG = Symbol.for('leakwatch.defaultLog.v1');
+(defaultLog as unknown as Record<symbol, boolean>)[DEFAULT_LOG] = true;
+
+/** Whether `log` is leakwatch's default (stderr, `[leakwatch] ` prefix), of this copy or another. */
+export function isDefaultLog(log: unknown): boolean {
+  return typeof log === 'function' && (log as unknown as Record<symbol, unknown>)[DEFAULT_LOG] === true;
 }
 
 /**
@@ -121,6 +250,8 @@ export function defaultLog(message: string): void {
  * the result. An explicit option wins over the environment.
  */
 export function resolveConfig(options: LeakwatchOptions = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  if (options === null || typeof options !== 'object') throw new ConfigError(`start() takes an object of options, not ${options === null ? 'null' : typeof options}.`);
+  checkOptionNames(options);
   const pick = (key: keyof typeof ENV): { value: unknown; what: string } | undefined => {
     if (options[key] !== undefined) return { value: options[key], what: `option ${key}` };
     const raw = env[ENV[key]];
@@ -134,6 +265,8 @@ export function resolveConfig(options: LeakwatchOptions = {}, env: NodeJS.Proces
   const ml = pick('maxReportedLeaks');
   const mp = pick('metricsPort');
   const mh = pick('metricsHost');
+  const ll = pick('leakLog');
+  const rp = pick('report');
   if (mh !== undefined && (typeof mh.value !== 'string' || mh.value.trim() === '')) {
     throw new ConfigError(`${mh.what} is ${JSON.stringify(mh.value)}; use a host name or IP address such as 127.0.0.1 or 0.0.0.0.`);
   }
@@ -149,6 +282,9 @@ export function resolveConfig(options: LeakwatchOptions = {}, env: NodeJS.Proces
     maxReportedLeaks: ml ? parseCount(ml.value, ml.what, 1, 1_000_000) : DEFAULTS.maxReportedLeaks,
     metricsPort: mp ? parseCount(mp.value, mp.what, 0, 65535) : null,
     metricsHost: mh ? (mh.value as string).trim() : DEFAULTS.metricsHost,
+    leakLog: ll ? parseLeakLog(ll.value, ll.what) : DEFAULTS.leakLog,
+    report: rp ? parseFile(rp.value, rp.what) : null,
+    reportDir: env.LEAKWATCH_REPORT_DIR || null,
     log: options.log ?? defaultLog,
   };
 }

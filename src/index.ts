@@ -3,10 +3,13 @@
  * etc/leakwatch.api.md records it, and CI fails when it changes without that report changing too.
  */
 
+// Types only: pg's PoolConfig gains `leakwatchName` where @types/pg is installed.
+import './pg/pool-config.js';
+
 // Start-up and configuration
 export { start, type Started } from './start.js';
 export type { Undo } from './core/patch.js';
-export { ConfigError, type LeakwatchOptions } from './config.js';
+export { ConfigError, type LeakLogFormat, type LeakwatchOptions } from './config.js';
 
 // HTTP: every node:http server is followed by start(); these do it explicitly
 export { instrumentHttp, instrumentServer, wrapHandler, type RequestListener } from './http/node-http.js';
@@ -28,6 +31,7 @@ export {
   DB_CLIENT_CONNECTION_USE_DURATION,
   DB_CLIENT_CONNECTIONS,
   DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES,
+  DB_CLIENT_CONNECTIONS_LEAKED,
   DB_CLIENT_CONNECTIONS_MAX,
   DB_CLIENT_LEAKED_CONNECTIONS,
   HTTP_SERVER_LEAKED_RESPONSES,

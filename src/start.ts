@@ -1,4 +1,4 @@
-import type { LeakwatchOptions } from './config.js';
+import { unknownEnvironment, type LeakwatchOptions } from './config.js';
 import { logFailure } from './core/guard.js';
 import { onModuleLoad } from './core/module-hooks.js';
 import { applyAll, install, undoAll, type Undo } from './core/patch.js';
@@ -9,6 +9,9 @@ import { instrumentExpressRoutes, instrumentFastifyRoutes, instrumentKoaRoutes }
 import { pgModulePatches } from './pg/index.js';
 import { redisModulePatches } from './redis/index.js';
 import { buildReport, type Report } from './report/json.js';
+import { installLeakLog } from './report/leak-log.js';
+import { installExitReport } from './report/process-report.js';
+import { shared } from './core/state.js';
 
 /** What `start()` returns: one caller's share of leakwatch in this process. */
 export interface Started {
@@ -40,6 +43,31 @@ function instrumentAll(runtime: Runtime): Undo {
   );
 }
 
+/** A line per leak and resolution (`leakLog`), one log per process: the first caller's format. */
+function logLeaks(runtime: Runtime): Undo | null {
+  const { leakLog, log } = runtime.config;
+  if (leakLog === 'off') return null;
+  return install(runtime.ledger, 'leak log', () => installLeakLog(runtime.ledger, { format: leakLog, log }));
+}
+
+/** The report at exit (`report`, and the folder `leakwatch run` gives), one per file. */
+function reportAtExit(runtime: Runtime): Undo | null {
+  const { report, reportDir } = runtime.config;
+  if (report === null && reportDir === null) return null;
+  return install(runtime.ledger, `exit report ${report ?? ''} ${reportDir ?? ''}`, () => installExitReport(runtime, { file: report ?? undefined, dir: reportDir ?? undefined }));
+}
+
+const warned = shared('warnedEnvironment', () => new Set<string>());
+
+/** Once per process and name: a `LEAKWATCH_*` variable nothing reads is likely a typo of one that is. */
+function warnUnknownEnvironment(runtime: Runtime): void {
+  for (const { name, nearest } of unknownEnvironment()) {
+    if (warned.has(name)) continue;
+    warned.add(name);
+    runtime.config.log(`${name} is not a leakwatch variable and is ignored${nearest !== undefined ? `; did you mean ${nearest}?` : '.'}`);
+  }
+}
+
 /**
  * `metricsPort`: the server is loaded only when asked for, since it is what needs prom-client, and
  * is shared by every caller that asks for the same address. Failures are logged, never thrown.
@@ -56,25 +84,32 @@ function serveConfiguredMetrics(runtime: Runtime): Undo | null {
 
 /**
  * Follows every node:http server of the process and instruments the app's own copies of the
- * supported libraries as they load, configured by `options` over `LEAKWATCH_*`.
+ * supported libraries as they load, configured by `options` over `LEAKWATCH_*`. Logs a line per
+ * leak and resolution (`leakLog`), and writes the process's report at exit when `report` is set.
  *
  * Any number of callers may start leakwatch (an app, a preload, a test setup file): they share one
  * ledger and one set of patches, and options given by a later caller apply to it from then on.
- * A bad option throws a ConfigError that names it. A failure inside leakwatch never stops the app:
+ * A bad or unknown option throws a ConfigError that names it; an unknown `LEAKWATCH_*` variable is
+ * warned about once. A failure inside leakwatch never stops the app:
  * what was installed is rolled back, the failure is logged, and the app runs uninstrumented.
  */
 export function start(options?: LeakwatchOptions): Started {
   const runtime = ensureRuntime(options);
+  warnUnknownEnvironment(runtime);
   const startedAt = Date.now();
-  let release: Undo = () => {};
+  const undos: Array<Undo | null> = [];
   try {
-    release = install(globalThis, 'leakwatch', () => instrumentAll(runtime));
+    undos.push(install(globalThis, 'leakwatch', () => instrumentAll(runtime)));
+    // The leak log before the exit report: its 'exit' listener runs first, so leaks found at exit are logged.
+    undos.push(logLeaks(runtime), reportAtExit(runtime));
   } catch (error) {
     logFailure('starting leakwatch (nothing is instrumented)', error);
+    undoAll(undos)();
+    undos.length = 0;
   }
-  const stopServing = serveConfiguredMetrics(runtime);
+  undos.push(serveConfiguredMetrics(runtime));
   return {
-    stop: undoAll([release, stopServing], 'stopping leakwatch'),
+    stop: undoAll(undos, 'stopping leakwatch'),
     report: () => buildReport(runtime.ledger, startedAt),
   };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseDuration, resolveConfig } from '../src/config.js';
+import { ConfigError, parseDuration, resolveConfig, unknownEnvironment } from '../src/config.js';
 
 describe('parseDuration', () => {
   it.each([
@@ -53,8 +53,50 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({}, env)).toThrow(message);
   });
 
+  it('reads the leak log format and the report file from LEAKWATCH_LOG and LEAKWATCH_REPORT, or their options', () => {
+    expect(resolveConfig({}, {})).toMatchObject({ leakLog: 'text', report: null, reportDir: null });
+    expect(resolveConfig({}, { LEAKWATCH_LOG: 'JSON', LEAKWATCH_REPORT: 'r.json', LEAKWATCH_REPORT_DIR: '/tmp/parts' })).toMatchObject({
+      leakLog: 'json',
+      report: 'r.json',
+      reportDir: '/tmp/parts',
+    });
+    expect(resolveConfig({ leakLog: 'off', report: 'mine.json' }, { LEAKWATCH_LOG: 'json', LEAKWATCH_REPORT: 'r.json' })).toMatchObject({ leakLog: 'off', report: 'mine.json' });
+    expect(() => resolveConfig({}, { LEAKWATCH_LOG: 'yaml' })).toThrow('LEAKWATCH_LOG is "yaml"; use text, json or off.');
+    expect(() => resolveConfig({ report: '' }, {})).toThrow(/option report is ""; use the path of the JSON file/);
+  });
+
+  it.each([
+    ['responseTreshold', 'option responseTreshold is not a leakwatch option; did you mean responseThreshold?'],
+    ['ResponseThreshold', 'option ResponseThreshold is not a leakwatch option; did you mean responseThreshold?'],
+    ['connectionTimeout', 'option connectionTimeout is not a leakwatch option; did you mean connectionThreshold?'],
+    ['logLeaks', 'option logLeaks is not a leakwatch option; did you mean leakLog?'],
+    ['port', 'option port is not a leakwatch option; the options are responseThreshold, connectionThreshold, endAttribution, acquireStackFrames, maxReportedLeaks, metricsPort, metricsHost, leakLog, report, log.'],
+  ])('rejects the unknown option %s, naming the nearest known one', (name, message) => {
+    expect(() => resolveConfig({ [name]: 1 } as never, {})).toThrow(message);
+  });
+
   it('rejects a log option that is not a function', () => {
     expect(() => resolveConfig({ log: 'stderr' as never }, {})).toThrow(/option log must be a function/);
+  });
+});
+
+describe('unknownEnvironment', () => {
+  it('names each LEAKWATCH_ variable nothing reads, with the nearest known one when it is close', () => {
+    const env = {
+      LEAKWATCH_RESPONSE_TRESHOLD: '5s',
+      LEAKWATCH_LOGS: 'json',
+      LEAKWATCH_ZZZ: '1',
+      LEAKWATCH_REPORT: 'r.json',
+      LEAKWATCH_REPORT_DIR: '/tmp',
+      LEAKWATCH_TEST_PG_URL: 'postgres://x',
+      LEAKWATCH_METRICS_LAZY: '1',
+      OTHER: '1',
+    };
+    expect(unknownEnvironment(env)).toEqual([
+      { name: 'LEAKWATCH_RESPONSE_TRESHOLD', nearest: 'LEAKWATCH_RESPONSE_THRESHOLD' },
+      { name: 'LEAKWATCH_LOGS', nearest: 'LEAKWATCH_LOG' },
+      { name: 'LEAKWATCH_ZZZ', nearest: undefined },
+    ]);
   });
 });
 

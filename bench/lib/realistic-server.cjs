@@ -100,7 +100,7 @@ if (app === 'hello') {
 const stallStarts = new WeakMap();
 const leakDetections = [];
 if (process.env.BENCH_OBSERVE_LEAKS) {
-  globalThis[Symbol.for('leakwatch.runtime.v1')].ledger.observe({
+  globalThis[Symbol.for('leakwatch.process.v2')].get('runtime').runtime.ledger.observe({
     responseLeaked(response) {
       const detectedAt = performance.timeOrigin + performance.now();
       const startedAt = response.target === null ? undefined : stallStarts.get(response.target);
@@ -111,7 +111,7 @@ if (process.env.BENCH_OBSERVE_LEAKS) {
 
 /** leakwatch's ledger in this process, if leakwatch is preloaded. */
 function ledgerFigures() {
-  const runtime = globalThis[Symbol.for('leakwatch.runtime.v1')];
+  const runtime = globalThis[Symbol.for('leakwatch.process.v2')].get('runtime').runtime;
   if (runtime === undefined) return null;
   const { ledger } = runtime;
   return { totals: { ...ledger.totals }, openResponses: ledger.openResponses, heldConnections: ledger.held.size, keptLeaks: ledger.leaks.length };

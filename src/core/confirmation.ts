@@ -14,12 +14,13 @@ export function serverConfirmation(onFailure: (what: string, error: unknown) => 
       if (probe === null || target === null) return;
       const identity = probe.serverIdentity?.(target);
       if (identity) connection.server = { ...identity, state: null, stateAgeMs: null };
-      probe.confirm?.(target).then(
-        (server) => {
-          if (server !== null) connection.server = server;
-        },
-        (error: unknown) => onFailure(`confirming ${connection.id} with its server`, error),
-      );
+      connection.confirmation =
+        probe.confirm?.(target).then(
+          (server) => {
+            if (server !== null) connection.server = server;
+          },
+          (error: unknown) => onFailure(`confirming ${connection.id} with its server`, error),
+        ) ?? null;
     },
   };
 }

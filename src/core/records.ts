@@ -240,6 +240,8 @@ export class ConnectionRecord implements DeadlineItem {
   releasedAt = 0;
   leak: Leak<ConnectionLeakReason> | null = null;
   server: ServerState | null = null;
+  /** Settles once the server has answered about this leak (into `server`) or could not; null if not asked. */
+  confirmation: Promise<void> | null = null;
   readonly kind: ConnectionKind;
   readonly pool: string;
   readonly pooled: boolean;

@@ -4,6 +4,7 @@ import type { ConnectionKind, ConnectionRecord } from '../core/records.js';
 import type { PgPoolStats } from '../pg/types.js';
 import type { MetricSet } from './definitions.js';
 import { dbSystemLabel, LabelCap, poolName } from './labels.js';
+import { CONNECTION_LEAK_REASONS } from './names.js';
 
 /** One watched pool's counts, as `poolStats()` of src/pg gives them. */
 export type PoolReading = PgPoolStats;
@@ -96,6 +97,22 @@ export class ConnectionMetrics implements LedgerObserver {
       const owner = connection.owner;
       const ownerLeaked = owner !== null && owner.leak !== null && owner.leak.resolvedAt === 0;
       gauge.inc(this.labels(connection.kind, connection.pool), ownerLeaked ? 1 : 0);
+    }
+  };
+
+  /**
+   * Leaked connections still held, by reason; every watched pool gets a 0 sample for each reason.
+   * Read from the held connections, so it is right however many leaks the report keeps in detail.
+   */
+  readonly readConnectionsLeaked = (gauge: Gauge<'db_system' | 'pool' | 'reason'>): void => {
+    gauge.reset();
+    for (const { labels } of this.readPools().readings) for (const reason of CONNECTION_LEAK_REASONS) gauge.inc({ ...labels, reason }, 0);
+    const ledger = this.ledger();
+    if (ledger === undefined) return;
+    for (const connection of ledger.held) {
+      const leak = connection.leak;
+      if (leak === null || leak.resolvedAt !== 0) continue;
+      gauge.inc({ ...this.labels(connection.kind, connection.pool), reason: leak.reason }, 1);
     }
   };
 }

@@ -133,6 +133,7 @@ class Metrics implements OwnMetrics {
         connections: (g) => connections?.readConnections(g),
         connectionsMax: (g) => connections?.readConnectionsMax(g),
         heldByLeakedResponses: (g) => connections?.readHeldByLeakedResponses(g),
+        connectionsLeaked: (g) => connections?.readConnectionsLeaked(g),
         pendingRequests: (g) => connections?.readPendingRequests(g),
       },
       VERSION,

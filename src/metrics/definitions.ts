@@ -33,6 +33,7 @@ export interface MetricSet {
   connectionsMax: Gauge<DbLabel>;
   heldByLeakedResponses: Gauge<DbLabel>;
   leakedConnections: Counter<DbLabel | 'reason'>;
+  connectionsLeaked: Gauge<DbLabel | 'reason'>;
   connectionUseDuration: Histogram<DbLabel>;
   pendingRequests: Gauge<DbLabel>;
   buildInfo: Gauge<'version'>;
@@ -44,6 +45,7 @@ export interface Readings {
   connections: (gauge: Gauge<DbLabel | 'state'>) => void;
   connectionsMax: (gauge: Gauge<DbLabel>) => void;
   heldByLeakedResponses: (gauge: Gauge<DbLabel>) => void;
+  connectionsLeaked: (gauge: Gauge<DbLabel | 'reason'>) => void;
   pendingRequests: (gauge: Gauge<DbLabel>) => void;
 }
 
@@ -133,6 +135,14 @@ export function defineMetrics(prom: PromClient, registry: AnyRegistry, readings:
       registers,
       aggregator: 'sum',
       enableExemplars: exemplars,
+    }),
+    connectionsLeaked: new prom.Gauge({
+      name: names.DB_CLIENT_CONNECTIONS_LEAKED,
+      help: 'Connections found leaked and still held now, by reason: each one is stranded until released or the process ends.',
+      labelNames: ['db_system', 'pool', 'reason'],
+      registers,
+      aggregator: 'sum',
+      collect: collect(readings.connectionsLeaked),
     }),
     connectionUseDuration: new prom.Histogram({
       name: names.DB_CLIENT_CONNECTION_USE_DURATION,

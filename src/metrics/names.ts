@@ -18,6 +18,12 @@ export const DB_CLIENT_CONNECTIONS = 'leakwatch_db_client_connections';
 export const DB_CLIENT_CONNECTIONS_MAX = 'leakwatch_db_client_connections_max';
 export const DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES = 'leakwatch_db_client_connections_held_by_leaked_responses';
 export const DB_CLIENT_LEAKED_CONNECTIONS = 'leakwatch_db_client_leaked_connections_total';
+/**
+ * Leaked connections still held now, by reason: what the leak counter cannot say (a
+ * `held-after-response-closed` connection stays stranded long after the counter moved). Not
+ * `leakwatch_db_client_leaked_connections`: in OpenMetrics that is the counter's family name.
+ */
+export const DB_CLIENT_CONNECTIONS_LEAKED = 'leakwatch_db_client_connections_leaked';
 export const DB_CLIENT_CONNECTION_USE_DURATION = 'leakwatch_db_client_connection_use_duration_seconds';
 export const DB_CLIENT_CONNECTION_PENDING_REQUESTS = 'leakwatch_db_client_connection_pending_requests';
 export const BUILD_INFO = 'leakwatch_build_info';
@@ -33,6 +39,7 @@ export const METRIC_NAMES = Object.freeze([
   DB_CLIENT_CONNECTIONS_MAX,
   DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES,
   DB_CLIENT_LEAKED_CONNECTIONS,
+  DB_CLIENT_CONNECTIONS_LEAKED,
   DB_CLIENT_CONNECTION_USE_DURATION,
   DB_CLIENT_CONNECTION_PENDING_REQUESTS,
   BUILD_INFO,
@@ -61,3 +68,6 @@ export const DB_SYSTEMS = Object.freeze({ pg: 'postgresql', redis: 'redis' } as 
 
 /** `state` of `leakwatch_db_client_connections`: checked out or in use, or open and waiting in its pool. */
 export const CONNECTION_STATES = Object.freeze(['used', 'idle'] as const);
+
+/** `reason` of the connection leak metrics, as in DESIGN.md's leak rules. */
+export const CONNECTION_LEAK_REASONS = Object.freeze(['held-by-leaked-response', 'held-after-response-closed', 'idle-past-threshold'] as const);

@@ -48,6 +48,8 @@ export interface LeakedConnection {
   heldMs: number;
   idleMs: number;
   owner: string | null;
+  /** The owning request's method; absent from reports of leakwatch 0.1.0. */
+  ownerMethod?: string | null;
   ownerPath: string | null;
   ownerRoute: string | null;
   ownerState: 'open' | 'closed' | null;
@@ -99,6 +101,7 @@ function describeConnection(ledger: Ledger, c: ConnectionRecord, now: number): L
     heldMs: until - c.acquiredAt,
     idleMs: c.busy > 0 ? 0 : until - c.idleSince,
     owner: owner?.id ?? null,
+    ownerMethod: owner === null ? null : owner.method,
     ownerPath: owner === null ? null : (owner.detail?.path ?? null),
     ownerRoute: owner === null ? null : owner.route,
     ownerState: owner === null ? null : owner.closedAt === 0 ? 'open' : 'closed',

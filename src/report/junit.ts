@@ -13,6 +13,9 @@ const escape = (text: string) =>
 /**
  * JUnit XML: one test case per leaked response and per leaked connection, each failed with the
  * readable description; a passing case when nothing leaked so that CI viewers show the check ran.
+ * Test-case names use route templates (`GET /orders/:id unclosed`), the same from run to run, so a
+ * viewer can follow one leak across runs; the concrete path is in the failure. Without a known
+ * route, the path stands in.
  */
 export function formatJunit(report: Report): string {
   const cases: string[] = [];
@@ -25,7 +28,8 @@ export function formatJunit(report: Report): string {
     );
   }
   for (const c of report.leakedConnections) {
-    const name = `${c.kind} ${c.pool} ${c.reason}${c.ownerPath ? ` (${c.ownerPath})` : ''}`;
+    const ownerRoute = c.ownerRoute ?? c.ownerPath;
+    const name = `${c.kind} ${c.pool} ${c.reason}${ownerRoute ? ` (${c.ownerMethod ? `${c.ownerMethod} ` : ''}${ownerRoute})` : ''}`;
     cases.push(
       `    <testcase classname="leakwatch.connections" name="${escape(name)}" time="${(c.heldMs / 1000).toFixed(3)}">\n` +
         `      <failure type="${c.reason}" message="${escape(`${c.kind} connection ${c.id}: ${c.reason}`)}">${escape(describeLeakedConnection(c))}</failure>\n` +

@@ -38,12 +38,23 @@ export function describeLeakedResponse(r: LeakedResponse, paint: Paint = painter
   return lines.join('\n');
 }
 
+/** `GET /orders/42 (route /orders/:id)`, as a leaked response's first line names its request. */
+function ownerRequest(c: LeakedConnection): string | null {
+  const method = c.ownerMethod ? `${c.ownerMethod} ` : '';
+  if (c.ownerPath) return `${method}${c.ownerPath}${c.ownerRoute && c.ownerRoute !== c.ownerPath ? ` (route ${c.ownerRoute})` : ''}`;
+  if (c.ownerRoute) return `${method}route ${c.ownerRoute}`;
+  return null;
+}
+
 export function describeLeakedConnection(c: LeakedConnection, paint: Paint = painter(false)): string {
-  const owner = c.owner === null ? 'acquired outside any request' : `owned by ${c.owner}${c.ownerPath ? ` (${c.ownerPath}, ${c.ownerState})` : ` (${c.ownerState})`}`;
+  const request = ownerRequest(c);
+  const owner = c.owner === null ? 'acquired outside any request' : `owned by ${c.owner}, ${request !== null ? `${request}, ` : ''}${c.ownerState}`;
   const lines = [`${paint(1, `${c.kind} ${c.id}`)} on ${c.pool}: ${c.state} for ${seconds(c.idleMs)}, held ${seconds(c.heldMs)} [${c.reason}]`, `  ${owner}`];
   if (c.server) {
     const id = c.server.pid !== undefined ? `pid ${c.server.pid}` : c.server.clientId !== undefined ? `client id ${c.server.clientId}` : 'server';
-    lines.push(`  server says: ${id}${c.server.state ? `, ${c.server.state}` : ''}${c.server.stateAgeMs != null ? ` for ${seconds(c.server.stateAgeMs)}` : ''}`);
+    // A leak found as the process ends has the server's id, but no time was left to ask it.
+    if (c.server.state === null) lines.push(`  server: ${id}, state not confirmed`);
+    else lines.push(`  server says: ${id}, ${c.server.state}${c.server.stateAgeMs != null ? ` for ${seconds(c.server.stateAgeMs)}` : ''}`);
   }
   if (c.acquiredAt) {
     // The app's own frames say where; library frames (node_modules) are in the JSON report.

@@ -93,6 +93,24 @@ async function settle(scope: unknown, settleMs: number): Promise<void> {
   }
 }
 
+/** Longest wait for the servers' answers about the connections found leaked (pg_stat_activity, CLIENT LIST). */
+const CONFIRM_WAIT_MS = 1000;
+
+/** Lets the servers say what they think of the connections just found leaked, boundedly. */
+async function awaitConfirmations(scope: unknown, all: boolean): Promise<void> {
+  const pending: Array<Promise<void>> = [];
+  for (const item of runtime.ledger.leaks) {
+    if (item instanceof ConnectionRecord && item.confirmation !== null && item.leak?.resolvedAt === 0 && (all || inScope(item, scope)) && !acknowledged.has(item)) {
+      pending.push(item.confirmation);
+    }
+  }
+  if (pending.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, CONFIRM_WAIT_MS)));
+  await Promise.race([Promise.all(pending), timeout]);
+  clearTimeout(timer);
+}
+
 function routeIgnored(route: string | null, path: string | null, patterns: Array<string | RegExp>): boolean {
   return patterns.some((p) => (typeof p === 'string' ? p === route || p === path : (route !== null && p.test(route)) || (path !== null && p.test(path))));
 }
@@ -108,6 +126,7 @@ export async function findLeaks(options: LeakCheckOptions = {}): Promise<Leak[]>
   const all = scope === null;
   await settle(scope, options.settleMs ?? defaults.settleMs);
   runtime.ledger.finalize(all ? undefined : (response) => testOf.get(response) === scope);
+  await awaitConfirmations(scope, all);
   const items = new Map<string, ResponseRecord | ConnectionRecord>();
   const report = buildReport(runtime.ledger, testStartedAt, undefined, (item) => {
     if ((!all && !inScope(item, scope)) || acknowledged.has(item)) return false;
@@ -135,7 +154,8 @@ export async function expectNoLeaks(options: LeakCheckOptions = {}): Promise<voi
   if (leaks.length > 0) throw new LeakError(leaks);
 }
 
-start();
+// A failing test already says what leaked; lines on stderr as well would say it twice.
+start(process.env.LEAKWATCH_LOG === undefined ? { leakLog: 'off' } : undefined);
 const runtime: Runtime = getRuntime()!;
 runtime.ledger.observe({
   responseOpened(response) {

@@ -32,7 +32,7 @@ describe('leakwatch demo', () => {
     expect(out).toMatch(/\[held-by-leaked-response\]/);
     expect(out).toMatch(/idle-in-transaction for .*\[held-after-response-closed\]/);
     expect(out).toMatch(/server says: pid \d+, idle in transaction/);
-    expect(out).toMatch(/owned by .*\(\/export, closed\)/);
+    expect(out).toMatch(/owned by \d+:r\d+, GET \/export, closed/);
     expect(out).toMatch(/redis .*subscriber for .*\[held-after-response-closed\]/);
     expect(out).not.toMatch(/secret|alice/);
   });

@@ -3,7 +3,21 @@ import Redis from 'ioredis';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMetrics, DB_CLIENT_CONNECTION_PENDING_REQUESTS, DB_CLIENT_CONNECTION_USE_DURATION, DB_CLIENT_CONNECTIONS, DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES, DB_CLIENT_CONNECTIONS_MAX, DB_CLIENT_LEAKED_CONNECTIONS, instrumentIoredis, instrumentPg, OVERFLOW_VALUE, start, type Started } from '../../src/index.js';
+import {
+  createMetrics,
+  DB_CLIENT_CONNECTION_PENDING_REQUESTS,
+  DB_CLIENT_CONNECTION_USE_DURATION,
+  DB_CLIENT_CONNECTIONS,
+  DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES,
+  DB_CLIENT_CONNECTIONS_LEAKED,
+  DB_CLIENT_CONNECTIONS_MAX,
+  DB_CLIENT_LEAKED_CONNECTIONS,
+  instrumentIoredis,
+  instrumentPg,
+  OVERFLOW_VALUE,
+  start,
+  type Started,
+} from '../../src/index.js';
 import { getRuntime } from '../support/internals.js';
 import { closeActivityReaders } from '../../src/pg/index.js';
 import { close, fireAndForget, listen, request, waitUntil } from '../support/http.js';
@@ -90,6 +104,8 @@ describe('createMetrics() › connections', () => {
     const { body, contentType } = await metrics.scrape(PROMETHEUS_ACCEPT);
     expect(contentType).toMatch(/openmetrics/);
     expect(valueOf(body, DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES, pgLabels('leaky'))).toBe(2);
+    expect(valueOf(body, DB_CLIENT_CONNECTIONS_LEAKED, { ...pgLabels('leaky'), reason: 'held-by-leaked-response' })).toBe(2);
+    expect(valueOf(body, DB_CLIENT_CONNECTIONS_LEAKED, { ...pgLabels('leaky'), reason: 'held-after-response-closed' })).toBe(1);
     expect(valueOf(body, DB_CLIENT_CONNECTIONS, { ...pgLabels('leaky'), state: 'used' })).toBe(3);
     const [byLeaked] = find(body, DB_CLIENT_LEAKED_CONNECTIONS, { ...pgLabels('leaky'), reason: 'held-by-leaked-response' });
     expect(byLeaked.value).toBe(2);
@@ -102,6 +118,42 @@ describe('createMetrics() › connections', () => {
     expect(find(after, DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES, pgLabels('leaky'))).toEqual([]);
     expect(valueOf(after, DB_CLIENT_LEAKED_CONNECTIONS, { ...pgLabels('leaky'), reason: 'held-by-leaked-response' })).toBe(2); // a counter
     expect(valueOf(after, `${DB_CLIENT_CONNECTION_USE_DURATION}_count`, pgLabels('leaky'))).toBe(3);
+    metrics.close();
+    await close(server);
+  });
+
+  it('reads the leaked connections still held by reason, which a held-after-response-closed leak moves until released', async () => {
+    const metrics = createMetrics({ registry: new Registry() });
+    const pool = new pg.Pool({ connectionString: pgUrl, max: 3, leakwatchName: 'stranded' });
+    const kept: pg.PoolClient[] = [];
+    const server = http.createServer(async (_req, res) => {
+      const client = await pool.connect();
+      kept.push(client);
+      await client.query('SELECT 1');
+      res.end('exported'); // answers, never releases
+    });
+    const port = await listen(server);
+    const stranded = (body: string, reason: string) => valueOf(body, DB_CLIENT_CONNECTIONS_LEAKED, { ...pgLabels('stranded'), reason });
+    expect(await request(port, '/export/1?token=x')).toMatchObject({ status: 200 });
+
+    let body = (await metrics.scrape()).body; // held, not yet a connection threshold after the close
+    expect(stranded(body, 'held-after-response-closed')).toBe(0);
+    await waitUntil(() => kept.length === 1 && getRuntime()!.ledger.leaks.some((l) => l.leak?.reason === 'held-after-response-closed' && l.leak.resolvedAt === 0), 4000, 'the leak');
+
+    body = (await metrics.scrape()).body;
+    expect(stranded(body, 'held-after-response-closed')).toBe(1);
+    expect(stranded(body, 'held-by-leaked-response')).toBe(0);
+    expect(stranded(body, 'idle-past-threshold')).toBe(0);
+    // What the older gauge cannot say: its response closed, so no leaked response holds it.
+    expect(valueOf(body, DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES, pgLabels('stranded'))).toBe(0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(stranded((await metrics.scrape()).body, 'held-after-response-closed')).toBe(1); // it stays while stranded
+
+    kept[0].release();
+    body = (await metrics.scrape()).body;
+    expect(stranded(body, 'held-after-response-closed')).toBe(0);
+    expect(valueOf(body, DB_CLIENT_LEAKED_CONNECTIONS, { ...pgLabels('stranded'), reason: 'held-after-response-closed' })).toBe(1); // the counter keeps it
+    await pool.end();
     metrics.close();
     await close(server);
   });

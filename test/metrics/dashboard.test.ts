@@ -129,7 +129,7 @@ describe('dashboards/leakwatch.json', () => {
       'Open responses',
       'Leaked responses in range',
       'Oldest open response',
-      'Connections held by leaked responses',
+      'Connections stranded by leaks',
       'Pool utilisation (busiest pool)',
     ]);
     expect(byType('timeseries')).toEqual(
@@ -139,6 +139,7 @@ describe('dashboards/leakwatch.json', () => {
         'Response outcomes',
         'Response duration quantiles',
         'Pool connections by state against max',
+        'Connections stranded by leaks',
         'Pending checkouts',
         'Connection use time p99',
       ]),

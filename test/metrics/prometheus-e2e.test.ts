@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES,
+  DB_CLIENT_CONNECTIONS_LEAKED,
   DB_CLIENT_LEAKED_CONNECTIONS,
   HTTP_SERVER_LEAKED_RESPONSES,
   HTTP_SERVER_OPEN_RESPONSES,
@@ -128,6 +129,8 @@ describe('leakwatch scraped by a real Prometheus', () => {
     expect(await p.value(`sum(${HTTP_SERVER_LEAKED_RESPONSES}{job="${JOB}", route="/reports/:id"})`)).toBe(LEAKED_REPORTS);
     expect(await p.value(`sum(${DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES}{job="${JOB}", db_system="postgresql"})`)).toBe(LEAKED_REPORTS);
     expect(await p.value(`sum(${DB_CLIENT_LEAKED_CONNECTIONS}{job="${JOB}", reason="held-after-response-closed"})`)).toBe(LEAKED_EXPORTS);
+    expect(await p.value(`sum(${DB_CLIENT_CONNECTIONS_LEAKED}{job="${JOB}", reason="held-after-response-closed"})`)).toBe(LEAKED_EXPORTS);
+    expect(await p.value(`sum(${DB_CLIENT_CONNECTIONS_LEAKED}{job="${JOB}", reason="held-by-leaked-response"})`)).toBe(LEAKED_REPORTS);
     expect(await p.value(`sum(${HTTP_SERVER_OPEN_RESPONSES}{job="${JOB}"})`)).toBe(LEAKED_ORDERS + LEAKED_REPORTS);
   });
 
@@ -186,13 +189,17 @@ describe('leakwatch scraped by a real Prometheus', () => {
     let alerts: Array<{ labels: Record<string, string>; state: string }> = [];
     await p.waitFor('the alerts', async () => {
       alerts = (await p.api<{ alerts: typeof alerts }>('alerts')).alerts;
-      return alerts.some((a) => a.labels.alertname === 'LeakwatchPoolHeldByLeakedResponses');
+      return alerts.some((a) => a.labels.alertname === 'LeakwatchPoolHeldByLeaks');
     });
     const states = alerts.map((a) => `${a.labels.alertname} ${a.labels.route ?? a.labels.reason ?? a.labels.pool} ${a.state}`).sort();
     expect(states).toEqual([
       'LeakwatchConnectionsLeaking held-after-response-closed firing',
-      // 3 of the pool's 5 connections: above half, pending for its 2 minutes.
-      'LeakwatchPoolHeldByLeakedResponses orders pending',
+      // Stranded now, pending for their 5 minutes.
+      'LeakwatchConnectionsStranded held-after-response-closed pending',
+      'LeakwatchConnectionsStranded held-by-leaked-response pending',
+      // 4 of the pool's 5 connections (3 held by leaked responses, 1 after its response closed):
+      // above half, pending for its 2 minutes.
+      'LeakwatchPoolHeldByLeaks orders pending',
       'LeakwatchResponsesLeaking /orders/:id firing',
       'LeakwatchResponsesLeaking /reports/:id firing',
     ]);

@@ -99,7 +99,7 @@ describe("leakwatch's exposition", () => {
     for (const family of ['open_responses', 'oldest_open_response_start_timestamp_seconds', 'responses_total', 'leaked_responses_total', 'response_duration_seconds_bucket']) {
       expect(body).toMatch(new RegExp(`^leakwatch_http_server_${family}[{ ]`, 'm'));
     }
-    for (const family of ['connections', 'connections_max', 'connections_held_by_leaked_responses', 'leaked_connections_total', 'connection_use_duration_seconds_bucket', 'connection_pending_requests']) {
+    for (const family of ['connections', 'connections_max', 'connections_held_by_leaked_responses', 'connections_leaked', 'leaked_connections_total', 'connection_use_duration_seconds_bucket', 'connection_pending_requests']) {
       expect(body).toMatch(new RegExp(`^leakwatch_db_client_${family}[{ ]`, 'm'));
     }
     const result = run(promtool, ['check', 'metrics'], { input: body });

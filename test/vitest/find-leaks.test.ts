@@ -1,5 +1,8 @@
 import http from 'node:http';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { instrumentPg } from '../../src/index.js';
+import { closeActivityReaders } from '../../src/pg/index.js';
 import { configure, expectNoLeaks, findLeaks, LeakError } from '../../src/vitest/index.mjs';
 import { close, fireAndForget, listen, request, sleep } from '../support/http.js';
 
@@ -8,15 +11,32 @@ configure({ auto: false, settleMs: 300 });
 
 let server: http.Server;
 let port: number;
+let undoPg: () => void;
+let pool: pg.Pool;
+const kept: pg.PoolClient[] = [];
 beforeAll(async () => {
-  server = http.createServer((req, res) => {
+  undoPg = instrumentPg(pg);
+  pool = new pg.Pool({ connectionString: process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test', max: 2, leakwatchName: 'vitest-db' });
+  server = http.createServer(async (req, res) => {
     if (req.url === '/late') return void setTimeout(() => res.end('late'), 100);
+    if (req.url?.startsWith('/orders')) {
+      const client = await pool.connect();
+      kept.push(client);
+      await client.query('BEGIN');
+      return res.end('ordered'); // BUG: neither COMMIT nor release()
+    }
     if (req.url?.startsWith('/never') || req.url?.startsWith('/health')) return;
     res.end('ok');
   });
   port = await listen(server);
 });
-afterAll(() => close(server));
+afterAll(async () => {
+  for (const client of kept) client.release(true);
+  await pool.end();
+  await close(server);
+  undoPg();
+  closeActivityReaders();
+});
 
 describe('findLeaks()', () => {
   it('returns the response this test left open, once', async () => {
@@ -55,5 +75,14 @@ describe('expectNoLeaks()', () => {
     expect(error).toBeInstanceOf(LeakError);
     expect((error as LeakError).message).toMatch(/this test left 1 leak behind[\s\S]*GET \/never\/3: still open at exit \[open-at-exit\]/);
     expect((error as LeakError).message).not.toContain('secret');
+  });
+
+  it("says what the server thinks of a stranded connection, as docs/ci.md shows", async () => {
+    expect(await request(port, '/orders?token=x')).toMatchObject({ status: 200 });
+    const error = await expectNoLeaks().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LeakError);
+    expect((error as LeakError).message).toMatch(
+      /pg \d+:pg\d+ on vitest-db: idle-in-transaction for [\d.]+ m?s, held [\d.]+ m?s \[held-after-response-closed\]\n {2}owned by \d+:r\d+, GET \/orders, closed\n {2}server says: pid \d+, idle in transaction for [\d.]+ m?s\n {2}acquired:\n {4}at /,
+    );
   });
 });

@@ -109,7 +109,8 @@ describe('leakwatch/vitest in setupFiles of a project that installed the packed 
     expect(test.status).toBe('failed');
     const message = test.failureMessages.join('\n');
     expect(message).toMatch(/pg .*held-after-response-closed/);
-    expect(message).toContain('/forgets-release');
+    expect(message).toMatch(/owned by \d+:r\d+, GET \/forgets-release, closed/);
+    expect(message).toMatch(/server says: pid \d+, idle for [\d.]+ m?s/);
     expect(message).not.toContain('hunter2');
   });
 
