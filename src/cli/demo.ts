@@ -159,15 +159,14 @@ export async function demo(args: string[]): Promise<number> {
   const progress = new Progress(out);
   out.write('leakwatch demo: a node:http service with the classic connection leaks, watched by leakwatch\n\n');
 
-  const services = await guard(
-    ensureServices({
-      pgUrl: options.pgUrl ?? process.env.LEAKWATCH_DEMO_PG_URL,
-      redisUrl: options.redisUrl ?? process.env.LEAKWATCH_DEMO_REDIS_URL,
-      redisOptional: true,
-      urlFlags: { pg: '--pg-url', redis: '--redis-url' },
-      log: (line) => out.write(`  ${line}\n`),
-    }),
-  );
+  // Not cut short by a closed stdout: what it starts is stopped in the finally below.
+  const services = await ensureServices({
+    pgUrl: options.pgUrl ?? process.env.LEAKWATCH_DEMO_PG_URL,
+    redisUrl: options.redisUrl ?? process.env.LEAKWATCH_DEMO_REDIS_URL,
+    redisOptional: true,
+    urlFlags: { pg: '--pg-url', redis: '--redis-url' },
+    log: (line) => out.write(`  ${line}\n`),
+  });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'leakwatch-demo-'));
   const reportFile = path.join(dir, 'report.json');
   let app: ChildProcess | null = null;

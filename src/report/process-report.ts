@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { logFailure } from '../core/guard.js';
 import type { Runtime } from '../core/runtime.js';
@@ -61,7 +61,10 @@ export function installExitReport(runtime: Runtime, options: ExitReportOptions):
     if (options.dir !== undefined) {
       try {
         // Written even when empty: it tells run that this process ended and has nothing to add.
-        writeFileSync(path.join(options.dir, `${process.pid}.json`), JSON.stringify(report) + '\n');
+        // Renamed into place, so run never reads half of it.
+        const part = path.join(options.dir, `${process.pid}.json`);
+        writeFileSync(`${part}.partial`, JSON.stringify(report) + '\n');
+        renameSync(`${part}.partial`, part);
       } catch (error) {
         logFailure('writing the leak report for leakwatch run', error);
       }

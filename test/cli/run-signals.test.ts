@@ -109,9 +109,9 @@ function get(port: number, urlPath: string, wait = true): Promise<void> {
 }
 
 /** A project folder whose `npm start` runs the signal app, and whose `npx leakwatch` is this build. */
-function npmProject(): string {
+function npmProject(scripts: Record<string, string> = {}): string {
   const project = mkdtempSync(path.join(os.tmpdir(), 'leakwatch-npm-project-'));
-  writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, scripts: { start: `node ${APP}` } }));
+  writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, scripts: { start: `node ${APP}`, ...scripts } }));
   const bin = path.join(project, 'node_modules', '.bin');
   spawnSync('mkdir', ['-p', bin]);
   writeFileSync(path.join(bin, 'leakwatch'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} "$@"\n`);
@@ -199,6 +199,21 @@ describe('leakwatch run: exit status and signals', () => {
       await until(() => tree.every((pid) => !alive(pid)), 'every process of the tree ends');
       await until(() => existsSync(file), 'the report is written');
       expectAppReport(JSON.parse(readFileSync(file, 'utf8')) as Report);
+    });
+  });
+
+  describe('when an npm script that runs `exec leakwatch run` is stopped by SIGTERM to npm', () => {
+    it('npm ends only after the report is written, and leaves no process behind', async () => {
+      const project = npmProject({ leaks: 'exec leakwatch run --report leaks.json --connection-threshold 300ms -- npm start' });
+      const file = path.join(project, 'leaks.json');
+      const npm = start('npm', ['run', 'leaks'], { cwd: project });
+      await drive(await npm.port());
+      const tree = treeOf(npm.child.pid!);
+      npm.child.kill('SIGTERM');
+      await npm.exited;
+      expect(existsSync(file), 'the report when npm has ended').toBe(true);
+      expectAppReport(JSON.parse(readFileSync(file, 'utf8')) as Report);
+      await until(() => tree.every((pid) => !alive(pid)), 'every process of the tree ends', 2000);
     });
   });
 
