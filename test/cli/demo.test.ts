@@ -1,9 +1,10 @@
-import { existsSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../src/cli/services.js';
-import { leakwatch } from '../support/cli.js';
+import { CLI, leakwatch, runCommand } from '../support/cli.js';
 
 const pgUrl = process.env.LEAKWATCH_TEST_PG_URL!;
 const redisUrl = process.env.LEAKWATCH_TEST_REDIS_URL!;
@@ -19,6 +20,21 @@ function pathWithout(name: string): string {
     }
   }
   return dir;
+}
+
+/** Live processes whose environment holds `marker` (the demo passes its environment to its app). */
+function processesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const state = readFileSync(`/proc/${name}/stat`, 'utf8').split(') ')[1]?.[0];
+      if (state !== 'Z' && readFileSync(`/proc/${name}/environ`, 'utf8').includes(marker)) found.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
 }
 
 describe('leakwatch demo', () => {
@@ -48,6 +64,19 @@ describe('leakwatch demo', () => {
     expect(exit.stdout).toContain('3 leaked responses, 5 leaked connections');
     expect(exit.stdout).toMatch(/idle-in-transaction for .*\[held-after-response-closed\]/);
   }, 150_000);
+
+  describe('when its output is closed early (leakwatch demo | head -3)', () => {
+    it('stops, and leaves nothing running', async () => {
+      const marker = `LEAKWATCH_DEMO_TEST_MARKER=${randomUUID()}`;
+      const pipeline = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} demo --pg-url ${JSON.stringify(pgUrl)} --redis-url ${JSON.stringify(redisUrl)} | head -3`;
+      const exit = await runCommand('sh', ['-c', `export ${marker}; ${pipeline}`], { timeoutMs: 30_000 });
+      expect(exit.stdout.trim().split('\n')).toHaveLength(3);
+      expect(exit.stdout).toContain('app listening on');
+      const until = Date.now() + 5000;
+      while (processesWith(marker).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      expect(processesWith(marker)).toEqual([]);
+    });
+  });
 
   it('says what it does with --help', async () => {
     const help = await leakwatch(['demo', '--help']);

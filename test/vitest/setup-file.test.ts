@@ -99,6 +99,10 @@ describe('leakwatch/vitest in setupFiles of a project that installed the packed 
 
   const byTitle = (title: string) => results.testResults[0].assertionResults.find((t) => t.title === title)!;
 
+  it('loads without source-map warnings (the maps carry their sources)', () => {
+    expect(output).not.toMatch(/Sourcemap for .* points to/);
+  });
+
   it('passes the clean tests', () => {
     expect(byTitle('clean: plain response').status).toBe('passed');
     expect(byTitle('clean: pool checkout released in finally').status).toBe('passed');
