@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instrumentPg } from '../../src/index.js';
 import { closeActivityReaders } from '../../src/pg/index.js';
 import { configure, expectNoLeaks, findLeaks, LeakError } from '../../src/vitest/index.mjs';
-import { close, fireAndForget, listen, request, sleep } from '../support/http.js';
+import { close, fireAndForget, listen, request, waitUntil } from '../support/http.js';
 
 // These tests leak on purpose and check by hand; the automatic after-test check would fail them.
 configure({ auto: false, settleMs: 300 });
@@ -14,10 +14,14 @@ let port: number;
 let undoPg: () => void;
 let pool: pg.Pool;
 const kept: pg.PoolClient[] = [];
+/** Paths the server has received, so a test waits for its request rather than guessing how long it takes. */
+const arrived = new Set<string>();
+const arrival = (path: string) => waitUntil(() => arrived.has(path), 3000, `${path} to reach the server`);
 beforeAll(async () => {
   undoPg = instrumentPg(pg);
   pool = new pg.Pool({ connectionString: process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test', max: 2, leakwatchName: 'vitest-db' });
   server = http.createServer(async (req, res) => {
+    arrived.add(req.url ?? '');
     if (req.url === '/late') return void setTimeout(() => res.end('late'), 100);
     if (req.url?.startsWith('/orders')) {
       const client = await pool.connect();
@@ -41,7 +45,7 @@ afterAll(async () => {
 describe('findLeaks()', () => {
   it('returns the response this test left open, once', async () => {
     fireAndForget(port, '/never?token=x');
-    await sleep(20);
+    await arrival('/never?token=x');
     const leaks = await findLeaks();
     expect(leaks).toEqual([expect.objectContaining({ type: 'response', method: 'GET', path: '/never', reason: 'open-at-exit' })]);
     expect(await findLeaks()).toEqual([]);
@@ -54,7 +58,7 @@ describe('findLeaks()', () => {
 
   it('lets in-flight work settle before deciding', async () => {
     const reply = request(port, '/late');
-    await sleep(10);
+    await arrival('/late');
     expect(await findLeaks()).toEqual([]);
     expect(await reply).toMatchObject({ body: 'late' });
   });
@@ -62,7 +66,7 @@ describe('findLeaks()', () => {
   it('ignores routes and predicates it is told to', async () => {
     fireAndForget(port, '/health');
     fireAndForget(port, '/never/2');
-    await sleep(20);
+    await Promise.all([arrival('/health'), arrival('/never/2')]);
     expect(await findLeaks({ ignoreRoutes: ['/health'], ignore: (leak) => leak.type === 'response' && leak.path === '/never/2' })).toEqual([]);
   });
 });
@@ -70,7 +74,7 @@ describe('findLeaks()', () => {
 describe('expectNoLeaks()', () => {
   it('throws a LeakError whose message is the readable report', async () => {
     fireAndForget(port, '/never/3?secret=1');
-    await sleep(20);
+    await arrival('/never/3?secret=1');
     const error = await expectNoLeaks().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LeakError);
     expect((error as LeakError).message).toMatch(/this test left 1 leak behind[\s\S]*GET \/never\/3: still open at exit \[open-at-exit\]/);
