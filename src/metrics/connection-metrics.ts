@@ -3,7 +3,7 @@ import type { Ledger, LedgerObserver } from '../core/ledger.js';
 import type { ConnectionKind, ConnectionRecord } from '../core/records.js';
 import type { PgPoolStats } from '../pg/types.js';
 import type { MetricSet } from './definitions.js';
-import { dbSystemLabel, LabelCap, poolName } from './labels.js';
+import { dbSystemLabel, LabelCap, poolLabel } from './labels.js';
 import { CONNECTION_LEAK_REASONS } from './names.js';
 
 /** One watched pool's counts, as `poolStats()` of src/pg gives them. */
@@ -34,7 +34,7 @@ export class ConnectionMetrics implements LedgerObserver {
   }
 
   private labels(kind: ConnectionKind, pool: string): DbLabels {
-    return { db_system: dbSystemLabel(kind), pool: this.pools.value(poolName(pool)) };
+    return { db_system: dbSystemLabel(kind), pool: this.pools.value(poolLabel(pool)) };
   }
 
   connectionLeaked(connection: ConnectionRecord): void {

@@ -21,7 +21,7 @@ export function dbSystemLabel(kind: ConnectionKind): string {
 export const MAX_LABEL_LENGTH = 128;
 
 /** A pool name as a label: without credentials, should a connection string reach it. */
-export function poolName(name: string): string {
+export function poolLabel(name: string): string {
   const clean = name.replace(/\/\/[^/@]*@/, '//').replace(/(password|pass|pwd)=[^&\s]*/gi, '$1=');
   return clean.length > MAX_LABEL_LENGTH ? clean.slice(0, MAX_LABEL_LENGTH) : clean;
 }
