@@ -65,7 +65,7 @@ export function describeLeakedConnection(c: LeakedConnection, paint: Paint = pai
     const own = frames.filter((f) => frameKind(f) === 'app');
     const shown = (own.length > 0 ? own : frames).slice(0, 3);
     const hidden = frames.length - shown.length;
-    lines.push(c.acquisitionSite ? `  acquired at ${c.acquisitionSite}:` : '  acquired (no frame of the app was captured):', indent(shown.join('\n'), '    '));
+    lines.push(c.acquisitionSite ? `  acquired at ${c.acquisitionSite}` : '  acquired (no frame of the app was captured):', indent(shown.join('\n'), '    '));
     if (hidden > 0) lines.push(`    … ${hidden} more frame${hidden === 1 ? '' : 's'} (libraries, the app's callers) in the JSON report`);
   }
   return lines.join('\n');

@@ -1,7 +1,12 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, healthyTraffic } from '../../fixtures/knex-app.mjs';
 import { poolStats } from '../../src/pg/index.js';
+import type { Report } from '../../src/report/json.js';
+import { fixture, leakwatch as leakwatchCli } from '../support/cli.js';
 import { close, listen, recordResponsesByUrl, request, sleep, waitUntil } from '../support/http.js';
 import { currentResponse, type ConnectionRecord, type ResponseRecord } from '../support/internals.js';
 import { getAndLeave, openLeaks, pgUrl, startLeakwatch } from '../pg/support.js';
@@ -132,5 +137,34 @@ describe('knex 3 (tarn) › a query stream piped into a response whose client le
     expect(reported.acquisitionSite).toMatch(lineOf('knex-app.mjs', 'return knex.raw(rows(200000)).stream()'));
     await app.forceClose();
     await close(app.server);
+  });
+});
+
+describe('leakwatch run -- node fixtures/knex-app.mjs', () => {
+  it('exits 0 with a report of zero leaks for the healthy traffic, and 1 naming both leaks when the leaky routes are driven too', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'leakwatch-knex-'));
+    const args = (file: string) => ['run', '--report', file, '--response-threshold', '1s', '--connection-threshold', '300ms', '--', process.execPath, fixture('knex-app.mjs')];
+    const [healthy, leaky] = await Promise.all([
+      leakwatchCli(args(path.join(dir, 'healthy.json'))),
+      leakwatchCli(args(path.join(dir, 'leaky.json')), { env: { FIXTURE_LEAKY: '1' } }),
+    ]);
+    expect(healthy.status, healthy.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(path.join(dir, 'healthy.json'), 'utf8')) as Report;
+    expect(report.summary).toMatchObject({ responses: 31, leakedResponses: 0, leakedConnections: 0, resolved: 0 });
+
+    expect(leaky.status, leaky.stderr).toBe(1);
+    const leaks = (JSON.parse(readFileSync(path.join(dir, 'leaky.json'), 'utf8')) as Report).leakedConnections;
+    expect(leaks.map((c) => [c.ownerPath, c.state, c.reason])).toEqual([
+      ['/orders', 'idle-in-transaction', 'held-after-response-closed'],
+      ['/export.csv', 'idle', 'held-after-response-closed'],
+    ]);
+    expect(leaks.map((c) => c.acquisitionSite)).toEqual([
+      expect.stringMatching(lineOf('knex-app.mjs', 'const order = await knex.transaction();')),
+      expect.stringMatching(lineOf('knex-app.mjs', 'return knex.raw(rows(200000)).stream()')),
+    ]);
+    // The text report leads with the app's line; knex's and tarn's frames are left to the JSON.
+    expect(leaky.stderr).toMatch(/acquired at .*knex-app\.mjs:\d+:\d+\n/);
+    expect(leaky.stderr).not.toMatch(/node_modules[\\/]tarn/);
+    expect(leaks[1].acquiredAt).toMatch(/node_modules[\\/]knex/);
   });
 });
