@@ -84,8 +84,9 @@ describe('a leaked pool checkout whose backend is terminated (pg_terminate_backe
     await waitUntil(() => connection.state === 'closed', 3000, 'the socket to go');
     expect(connection.closed?.how).toBe('terminated-by-server');
     expect(connection.leak?.resolvedAt).toBe(0);
-    await app.forceClose();
+    await app.returnStranded();
     expect(connection.leak?.resolvedAt).toBeGreaterThan(0);
+    await app.close();
     await close(app.server);
   });
 });

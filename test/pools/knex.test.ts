@@ -104,8 +104,9 @@ describe('knex 3 (tarn) › a route that answers 500 from inside a transaction i
     expect(reported).toMatchObject({ ownerPath: '/orders', ownerState: 'closed', ownerOutcome: 'finished', state: 'idle-in-transaction' });
     expect(reported.acquisitionSite).toMatch(lineOf('knex-app.mjs', 'const order = await knex.transaction();'));
     // Released late (the app’s pool gives it back), the leak resolves.
-    await app.forceClose();
+    await app.returnStranded();
     expect(connection.leak?.resolvedAt).toBeGreaterThan(0);
+    await app.close();
     await close(app.server);
   });
 });
@@ -135,7 +136,8 @@ describe('knex 3 (tarn) › a query stream piped into a response whose client le
     const reported = validReport(ledger).leakedConnections.find((c) => c.id === connection.id)!;
     expect(reported).toMatchObject({ ownerPath: '/export.csv', ownerOutcome: 'aborted' });
     expect(reported.acquisitionSite).toMatch(lineOf('knex-app.mjs', 'return knex.raw(rows(200000)).stream()'));
-    await app.forceClose();
+    await app.returnStranded();
+    await app.close();
     await close(app.server);
   });
 });

@@ -96,8 +96,9 @@ describe('sequelize 6 (sequelize-pool) › a route that answers 500 from inside 
     const reported = validReport(ledger).leakedConnections.find((c) => c.id === connection.id)!;
     expect(reported).toMatchObject({ ownerPath: '/orders', ownerOutcome: 'finished', state: 'idle-in-transaction' });
     expect(reported.acquisitionSite).toMatch(lineOf('sequelize-app.mjs', 'const order = await sequelize.transaction();'));
-    await app.close();
+    await app.returnStranded();
     expect(connection.leak?.resolvedAt).toBeGreaterThan(0);
+    await app.close();
     await close(app.server);
   });
 });
