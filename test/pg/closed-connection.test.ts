@@ -1,8 +1,11 @@
 import http from 'node:http';
 import net from 'node:net';
 import pg from 'pg';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../fixtures/knex-app.mjs';
+import { createMetrics, DB_CLIENT_CONNECTIONS } from '../../src/index.js';
+import { valueOf } from '../metrics/support/scrape.js';
 import { describeLeakedConnection } from '../../src/report/text.js';
 import { close, listen, request, waitUntil } from '../support/http.js';
 import { reportOf } from '../support/leaks.js';
@@ -44,7 +47,8 @@ async function leakOne(port: number) {
 }
 
 describe('a leaked pool checkout whose backend is terminated (pg_terminate_backend)', () => {
-  it('is reported closed, terminated by the server, still leaked while its pool counts it checked out, and resolved when released', async () => {
+  it('is reported closed, terminated by the server, still leaked (and used) while its pool counts it checked out, and resolved when released', async () => {
+    const metrics = createMetrics({ registry: new Registry() });
     const pool = new pg.Pool({ connectionString: pgUrl(), max: 2 });
     const stranded: pg.PoolClient[] = [];
     const server = leakyServer(pool, stranded);
@@ -63,10 +67,16 @@ describe('a leaked pool checkout whose backend is terminated (pg_terminate_backe
     expect(describeLeakedConnection(reported)).toMatch(/: closed \(terminated by the server, 57P01\) for \d+ ms, held/);
     expect(describeLeakedConnection(reported)).not.toMatch(/idle in transaction/);
 
+    // Metrics: still one used connection of its pool, as the pool itself counts.
+    let body = (await metrics.scrape()).body;
+    expect(valueOf(body, DB_CLIENT_CONNECTIONS, { db_system: 'postgresql', pool: '127.0.0.1:5432/test', state: 'used' })).toBe(1);
+
     stranded[0].release();
     expect(connection.leak?.resolvedAt).toBeGreaterThan(0);
     expect(leakwatch.ledger.held.has(connection)).toBe(false);
     expect(pool.totalCount).toBe(0);
+    body = (await metrics.scrape()).body;
+    expect(valueOf(body, DB_CLIENT_CONNECTIONS, { db_system: 'postgresql', pool: '127.0.0.1:5432/test', state: 'used' })).toBe(0);
     await pool.end();
     await close(server);
   });
