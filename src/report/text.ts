@@ -51,10 +51,13 @@ function describeState(c: LeakedConnection): string {
 }
 
 export function describeLeakedConnection(c: LeakedConnection, paint: Paint = painter(false)): string {
-  const ownerState = c.ownerOutcome === 'aborted' ? 'closed without finishing' : c.ownerState;
-  const owner = c.owner === null ? 'acquired outside any request' : `owned by ${c.owner}${c.ownerPath ? ` (${c.ownerPath}, ${ownerState})` : ` (${ownerState})`}`;
+  const owner = c.owner === null ? 'acquired outside any request' : `owned by ${c.owner}${c.ownerPath ? ` (${c.ownerPath}, ${c.ownerState})` : ` (${c.ownerState})`}`;
   const lines = [`${paint(1, `${c.kind} ${c.id}`)} on ${c.pool}: ${describeState(c)} for ${seconds(c.idleMs)}, held ${seconds(c.heldMs)} [${c.reason}]`, `  ${owner}`];
-  for (const o of c.ownerEndOverrides ?? []) lines.push(`    ${describeEndOverride(o, paint)}`);
+  if (c.ownerOutcome === 'aborted') {
+    const overrides = c.ownerEndOverrides ?? [];
+    lines.push(`  the owner closed without finishing (its client went away)${overrides.length > 0 ? '; its res.end replacements:' : ''}`);
+    for (const o of overrides) lines.push(`    ${describeEndOverride(o, paint)}`);
+  }
   if (c.server) {
     const id = c.server.pid !== undefined ? `pid ${c.server.pid}` : c.server.clientId !== undefined ? `client id ${c.server.clientId}` : 'server';
     lines.push(`  server says: ${id}${c.server.state ? `, ${c.server.state}` : ''}${c.server.stateAgeMs != null ? ` for ${seconds(c.server.stateAgeMs)}` : ''}`);
