@@ -14,8 +14,8 @@ import { activate, pgState } from './state.js';
  * client, one not made by a pool, is itself a held connection from `connect()` until `end()` or
  * the loss of its socket, owned by the response in whose context `connect()` was called. A client
  * that a pool made (inside pg-pool's `newClient`, or a pool library's `create`: see src/pools) is
- * the pool's: its checkouts are the records. Queries a response makes on a client it does not hold are operations of that
- * response.
+ * the pool's: its checkouts are the records. Queries a response makes on a client it does not
+ * hold are operations of that response.
  */
 
 function startClient(client: PgClient, below: Function): void {
@@ -24,10 +24,7 @@ function startClient(client: PgClient, below: Function): void {
   if (trackerOf(client) !== undefined || client._connecting === true || client._connected === true) return;
   const tracker = trackClient(client, true);
   const state = pgState();
-  if (state.poolClientDepth > 0 || isPoolWork()) {
-    tracker.inPool = true; // a pool's client: its checkouts are the records
-    return;
-  }
+  if (state.poolClientDepth > 0 || isPoolWork()) return; // a pool's client: its checkouts are the records
   const runtime = getRuntime();
   if (runtime === undefined) return;
   tracker.acquire(runtime.ledger, clientEndpointName(client.connectionParameters), false, captureStack(state.stackFrames, below));

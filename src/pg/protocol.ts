@@ -70,8 +70,6 @@ export class ClientTracker {
   listening = false;
   /** The checkout (pool) or the client itself (bare) as the ledger knows it; null when not held. */
   record: ConnectionRecord | null = null;
-  /** A pool made or holds this client: it is held only while checked out. */
-  inPool = false;
   /** The socket is gone; the tracker stays on the client only until its pool lets go of the checkout. */
   gone = false;
   /** What the end of the socket will be put down to (see closure()). */
@@ -162,7 +160,6 @@ export class ClientTracker {
 
   /** A pool received this client it made: from now on it is held only while checked out. */
   adoptIntoPool(): void {
-    this.inPool = true;
     if (this.record !== null && !this.record.pooled) this.release();
   }
 
@@ -180,7 +177,6 @@ export class ClientTracker {
       busy: this.busy,
     });
     this.record = record;
-    if (pooled) this.inPool = true;
     if (this.gone) ledger.connectionClosed(record, this.closure());
     else if (!this.busy) ledger.setIdleState(record, idleStateOf(this.txStatus, this.listening));
     return record;

@@ -5,8 +5,9 @@ import { patchMethod, wrapCreate, wrapGiveBack, wrapPromiseAcquire, wrapReceive,
 
 /**
  * generic-pool 3: `acquire(priority)` promises a resource; `release(resource)` and
- * `destroy(resource)` give it back (`use(fn)` goes through both); a resource the factory made
- * reaches `_addPooledResourceToAvailableObjects`, as does every one given back.
+ * `destroy(resource)` give it back (`use(fn)` goes through both); `_createResource()` has the
+ * factory make one, as the pool's own work (its `min` at start-up too), and
+ * `_addPooledResourceToAvailableObjects` receives it, as it does every one given back.
  */
 
 interface GenericPool {

@@ -5,8 +5,9 @@ import { patchMethod, wrapCreate, wrapGiveBack, wrapPromiseAcquire, wrapReceive,
 
 /**
  * sequelize-pool (sequelize 6): `acquire()` promises a resource; `release(resource)` and
- * `destroy(resource)` give it back; a resource the factory made is received by
- * `_addResourceToInUseObjects` or `_addResourceToAvailableObjects`, which also see every reuse.
+ * `destroy(resource)` give it back; `_createResource()` has the factory make one, as the pool's own
+ * work, and `_addResourceToInUseObjects` or `_addResourceToAvailableObjects` receives it (they also
+ * see every reuse).
  */
 
 interface SequelizePool {

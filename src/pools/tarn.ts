@@ -31,7 +31,11 @@ function counts(pool: TarnPool): PoolCounts | null {
   return poolCounts(used + free + (pool.numPendingCreates?.() ?? 0), free, pool.numPendingAcquires?.(), pool.max, used);
 }
 
-/** Replaces the operation's promise with one that records the checkout first; rejections pass through. */
+/**
+ * Calls `onResource` with what the operation's promise gives. Unless `fork`, the operation's
+ * promise is replaced by one that does so first, so the caller's continuation sees the record
+ * made; rejections pass through untouched.
+ */
 function observe(operation: unknown, onResource: (resource: unknown) => void, fork: boolean): void {
   const pending = operation as PendingOperation | null;
   const promise = pending?.promise;

@@ -41,8 +41,7 @@ describe('compression 1.8 › when the client leaves mid-response and the app re
     expect(reported.acquisitionSite).toMatch(lineOf('compression-release-on-end.mjs', 'const client = await pool.connect();'));
 
     const text = describeLeakedConnection(reported);
-    expect(text).toContain('owned by');
-    expect(text).toMatch(/\(\/orders, closed\)\n  the owner closed without finishing \(its client went away\); its res\.end replacements:\n/);
+    expect(text).toMatch(/\n  owned by .*\n  the owner closed without finishing \(its client went away\); its res\.end replacements:\n/);
     expect(text).toMatch(/res\.end replaced at .*compression-release-on-end\.mjs:\d+:\d+: never called/);
     expect(text).toMatch(/res\.end replaced at .*compression[\\/]index\.js:\d+:\d+: called, but did not call the end it replaced/);
     await close(server);
