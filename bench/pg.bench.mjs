@@ -1,9 +1,15 @@
 // The CPU cost of pg instrumentation: per checkout (connect + query + release) in-process, bare
-// against instrumented with acquisition stacks off and on; and per request on a pg-backed
-// node:http endpoint, bare against leakwatch preloaded, with load from a separate process.
+// against instrumented with acquisition stacks off and on, through pg-pool and through knex (tarn);
+// and per request on a pg-backed node:http endpoint, bare against leakwatch preloaded, with load
+// from a separate process.
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import knexFactory from 'knex';
 import pg from 'pg';
 import { instrumentPg } from '../dist/index.js';
+import { applyAll } from '../dist/core/patch.js';
+import { instrumentKnexPgClient, instrumentKnexRunner, instrumentKnexTransaction } from '../dist/pools/knex.js';
+import { instrumentTarnPool } from '../dist/pools/tarn.js';
 import { ensureRuntime, resetRuntime, responseContext } from '../dist/core/runtime.js';
 import { compare, REGISTER } from './lib/http-bench.mjs';
 import { median, summary } from './lib/stats.mjs';
@@ -14,6 +20,18 @@ const pgUrl = () => process.env.LEAKWATCH_TEST_PG_URL || process.env.DATABASE_UR
 const probe = { progress: () => 0, method: () => 'GET', path: () => '/bench', route: () => null, endOverrides: () => [] };
 
 let undoPg = null;
+const require = createRequire(import.meta.url);
+
+/** pg with the pool libraries knex uses: pg, tarn and knex's postgres client, transaction and runner. */
+function instrumentAll(frames) {
+  return applyAll([
+    () => instrumentPg(pg, { acquireStackFrames: frames }),
+    () => instrumentTarnPool(require('tarn').Pool),
+    () => instrumentKnexPgClient(require('knex/lib/dialects/postgres/index.js')),
+    () => instrumentKnexTransaction(require('knex/lib/execution/transaction.js')),
+    () => instrumentKnexRunner(require('knex/lib/execution/runner.js')),
+  ]);
+}
 
 /** Puts pg in one mode: bare, or instrumented with `frames` acquisition stack frames. */
 function setMode(mode) {
@@ -22,7 +40,7 @@ function setMode(mode) {
   if (mode.frames === null) return;
   resetRuntime();
   ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} });
-  undoPg = instrumentPg(pg, { acquireStackFrames: mode.frames });
+  undoPg = instrumentAll(mode.frames);
 }
 
 async function checkouts(pool, n) {
@@ -81,6 +99,61 @@ async function checkoutSection({ log, rounds, checkoutsPerRound, warmup }) {
   return { lines, figures };
 }
 
+/** knex's two kinds of checkout: a query (knex releases it itself) and a transaction the app holds. */
+const KNEX_WORKLOADS = {
+  'query (`await knex.raw(...)`)': (knex, i) => knex.raw('select ?::int as n', [i]),
+  'transaction (`knex.transaction(trx => ...)`: BEGIN, query, COMMIT)': (knex, i) => knex.transaction((trx) => trx.raw('select ?::int as n', [i])),
+};
+
+async function measureKnex(knex, workload, mode, n, warmup) {
+  setMode(mode);
+  const runtime = ensureRuntime();
+  const response = runtime.ledger.openResponse({}, probe);
+  const run = (count) =>
+    responseContext.run(response, async () => {
+      for (let i = 0; i < count; i++) await workload(knex, i);
+    });
+  await run(warmup);
+  const before = process.cpuUsage();
+  await run(n);
+  const used = process.cpuUsage(before);
+  runtime.ledger.closeResponse(response, 'finished');
+  return (used.user + used.system) / n;
+}
+
+async function knexSection({ log, rounds, checkoutsPerRound, warmup }) {
+  const modes = { bare: { frames: null }, 'instrumented, stacks off (0 frames)': { frames: 0 }, 'instrumented, stacks on (10 frames)': { frames: 10 } };
+  const names = Object.keys(modes);
+  const knex = knexFactory({ client: 'pg', connection: pgUrl(), pool: { min: 1, max: 1 } });
+  await knex.raw('select 1');
+  const lines = [
+    `In-process CPU per checkout through knex ${require('knex/package.json').version} (tarn pool of one pg client), inside a request's async context; ${checkoutsPerRound} checkouts per measurement after ${warmup} warm-up; ${rounds} rounds, modes in rotating order. Median (min–max); added is the median over rounds of (mode − bare) in the same round. A knex query releases its own connection, so no acquisition stack is captured for it; a transaction's stack is captured at \`knex.transaction()\`, where the app's line is.`,
+    '',
+    '| workload | mode | CPU µs/checkout | added µs/checkout |',
+    '| --- | --- | --- | --- |',
+  ];
+  const figures = {};
+  for (const [workloadName, workload] of Object.entries(KNEX_WORKLOADS)) {
+    const byMode = Object.fromEntries(names.map((name) => [name, []]));
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(round + k) % names.length];
+        const us = await measureKnex(knex, workload, modes[name], checkoutsPerRound, warmup);
+        byMode[name].push(us);
+        log?.(`  knex ${workloadName.split(' ')[0]} round ${round + 1}/${rounds} ${name}: ${us.toFixed(1)} µs CPU/checkout`);
+      }
+    }
+    for (const name of names) {
+      const added = byMode[name].map((us, i) => us - byMode.bare[i]);
+      lines.push(`| ${workloadName} | ${name} | ${summary(byMode[name])} | ${name === 'bare' ? '—' : summary(added)} |`);
+    }
+    figures[workloadName] = byMode;
+  }
+  setMode({ frames: null });
+  await knex.destroy();
+  return { lines, figures };
+}
+
 async function requestSection({ log, rounds, requests, warmup }) {
   const env = { BENCH_PG_URL: pgUrl() };
   const modes = {
@@ -108,6 +181,7 @@ async function requestSection({ log, rounds, requests, warmup }) {
 
 export async function run({ log, rounds = 7, checkoutsPerRound = 3_000, checkoutWarmup = 500, requests = 8_000, requestWarmup = 1_500 } = {}) {
   const checkout = await checkoutSection({ log, rounds, checkoutsPerRound, warmup: checkoutWarmup });
+  const knex = await knexSection({ log, rounds, checkoutsPerRound: Math.round(checkoutsPerRound / 2), warmup: checkoutWarmup });
   const perRequest = await requestSection({ log, rounds: Math.max(5, rounds), requests, warmup: requestWarmup });
   const stackCost = median(checkout.figures['instrumented, stacks on (10 frames)'].map((us, i) => us - checkout.figures['instrumented, stacks off (0 frames)'][i]));
   return [
@@ -118,6 +192,10 @@ export async function run({ log, rounds = 7, checkoutsPerRound = 3_000, checkout
     ...checkout.lines,
     '',
     `Capturing a 10-frame acquisition stack adds ${stackCost.toFixed(1)} µs per checkout (median of per-round differences); it is formatted only when a leak is reported.`,
+    '',
+    '#### Per checkout through knex',
+    '',
+    ...knex.lines,
     '',
     '#### Per request',
     '',

@@ -46,4 +46,4 @@ export {
 
 // The report
 export type { LeakedConnection, LeakedResponse, Report, ReportProcess, ResolvedLeak } from './report/json.js';
-export type { ConnectionLeakReason, ConnectionState, EndOverride, IdleState, LeakReason, ResponseLeakReason, ServerState } from './core/records.js';
+export type { ClosedHow, ConnectionLeakReason, ConnectionState, EndOverride, IdleState, LeakReason, ResponseLeakReason, ServerState } from './core/records.js';

@@ -3,6 +3,7 @@ import {
   ConnectionRecord,
   OperationList,
   ResponseRecord,
+  type ConnectionClosure,
   type ConnectionInit,
   type ConnectionLeakReason,
   type IdleState,
@@ -38,6 +39,7 @@ export interface LedgerObserver {
   responseLeaked?(response: ResponseRecord): void;
   connectionAcquired?(connection: ConnectionRecord): void;
   connectionReleased?(connection: ConnectionRecord): void;
+  connectionClosed?(connection: ConnectionRecord): void;
   connectionLeaked?(connection: ConnectionRecord): void;
   leakResolved?(item: ResponseRecord | ConnectionRecord): void;
 }
@@ -229,6 +231,21 @@ export class Ledger {
 
   setIdleState(connection: ConnectionRecord, state: IdleState): void {
     connection.idleState = state;
+  }
+
+  /**
+   * The connection's socket is gone while it is still held: its pool counts it checked out until
+   * it is released or dropped, so it stays held (and may leak) in state `closed`, waiting on nothing.
+   */
+  connectionClosed(connection: ConnectionRecord, closure: Omit<ConnectionClosure, 'at'>): void {
+    if (connection.releasedAt !== 0 || connection.closed !== null) return;
+    const now = this.clock();
+    connection.closed = { ...closure, at: now };
+    connection.busy = 0;
+    connection.idleSince = now;
+    const owner = connection.owner;
+    if (owner !== null && owner.leak !== null && connection.leak === null) this.connectionLeaked(connection, 'held-by-leaked-response', now);
+    this.notify('connectionClosed', connection);
   }
 
   /** Released to its pool, ended, quit or lost; it stops being held. Calling twice is harmless. */

@@ -7,7 +7,18 @@ export type LeakReason = ResponseLeakReason | ConnectionLeakReason;
 export type ConnectionKind = 'pg' | 'redis';
 /** What a connection waits for when it is not busy: the app's next move, in one of these modes. */
 export type IdleState = 'idle' | 'idle-in-transaction' | 'idle-in-transaction-aborted' | 'subscriber';
-export type ConnectionState = 'busy' | IdleState;
+/** `closed`: the socket is gone while the connection is still held (its pool counts it checked out). */
+export type ConnectionState = 'busy' | IdleState | 'closed';
+
+/** How a held connection's socket went away. */
+export type ClosedHow = 'terminated-by-server' | 'socket-error' | 'socket-closed' | 'ended-by-client';
+
+export interface ConnectionClosure {
+  how: ClosedHow;
+  /** The server's SQLSTATE (`57P01`) or the socket's error code (`ECONNRESET`); null when none was given. */
+  code: string | null;
+  at: number;
+}
 
 /** One `res.end` replacement made during a request. */
 export interface EndOverride {
@@ -238,6 +249,8 @@ export class ConnectionRecord implements DeadlineItem {
   idleState: IdleState = 'idle';
   idleSince: number;
   releasedAt = 0;
+  /** Set when the socket went away while the connection was still held. */
+  closed: ConnectionClosure | null = null;
   leak: Leak<ConnectionLeakReason> | null = null;
   server: ServerState | null = null;
   /** Settles once the server has answered about this leak (into `server`) or could not; null if not asked. */
@@ -270,7 +283,7 @@ export class ConnectionRecord implements DeadlineItem {
   }
 
   get state(): ConnectionState {
-    return this.busy > 0 ? 'busy' : this.idleState;
+    return this.closed !== null ? 'closed' : this.busy > 0 ? 'busy' : this.idleState;
   }
 
   /** Not released yet: checked out, connected, or lost but still counted by its pool. */

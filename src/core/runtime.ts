@@ -21,8 +21,26 @@ export const responseContext: AsyncLocalStorage<ResponseRecord> = shared('contex
 
 const slot = shared<{ runtime: Runtime | undefined }>('runtime', () => ({ runtime: undefined }));
 
+/**
+ * The store while a pool library makes a connection for itself (tarn's, sequelize-pool's,
+ * generic-pool's `create`): work of no response, whichever request's checkout set it off. The
+ * client connected there is the pool's, held by nobody until checked out.
+ */
+const POOL_WORK = shared('poolWork', () => Object.freeze({ poolWork: true }) as unknown as ResponseRecord);
+
 export function currentResponse(): ResponseRecord | undefined {
-  return responseContext.getStore();
+  const store = responseContext.getStore();
+  return store === POOL_WORK ? undefined : store;
+}
+
+/** Runs `fn`, and everything it sets off, as a pool's own work (see POOL_WORK). */
+export function runAsPoolWork<T>(fn: () => T): T {
+  return responseContext.run(POOL_WORK, fn);
+}
+
+/** We are inside a pool's own work: a client connected now belongs to the pool. */
+export function isPoolWork(): boolean {
+  return responseContext.getStore() === POOL_WORK;
 }
 
 export function getRuntime(): Runtime | undefined {

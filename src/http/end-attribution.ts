@@ -1,7 +1,7 @@
 import { ServerResponse } from 'node:http';
 import { logFailure } from '../core/guard.js';
 import { defineAccessor, install, type Fn, type Undo } from '../core/patch.js';
-import type { EndOverride, StackCapture } from '../core/records.js';
+import type { EndOverride, ResponseRecord, StackCapture } from '../core/records.js';
 import { captureStack, siteOf } from '../core/stack.js';
 import { shared } from '../core/state.js';
 import { responseOf } from './response-of.js';
@@ -27,8 +27,8 @@ import { responseOf } from './response-of.js';
 
 /** One replacement of `res.end`, at `position` in its response's list (0 = the first made). */
 class EndLayer {
-  called = false;
-  calledThrough = false;
+  /** Kept apart from the layer, so that a report's live view of it holds no closure of the app's. */
+  readonly verdict = { called: false, calledThrough: false };
   /** What callers get for `res.end` while this is the newest replacement. */
   readonly wrapper: Fn;
 
@@ -39,12 +39,12 @@ class EndLayer {
     position: number,
     replacement: unknown,
   ) {
-    const layer = this;
+    const verdict = this.verdict;
     this.wrapper = function end(this: unknown) {
-      layer.called = true;
+      verdict.called = true;
       // Reaching this replacement from the one made after it means that one called through.
       const above = layers[position + 1];
-      if (above !== undefined) above.calledThrough = true;
+      if (above !== undefined) above.verdict.calledThrough = true;
       return typeof replacement === 'function' ? (replacement as Fn).apply(this, arguments as unknown as unknown[]) : undefined;
     };
   }
@@ -63,33 +63,58 @@ function isPrototype(target: object): boolean {
 }
 
 /**
- * The replacements made on `res`: on its record when the response is followed (a property added to
- * a response that Express has re-prototyped costs microseconds), else under a Symbol on `res`.
+ * The replacements made on `res`: on its record while the response is followed and open (a
+ * property added to a response that Express has re-prototyped costs microseconds), else under a
+ * Symbol on `res`.
  */
 function layersOf(res: Response): EndLayer[] | undefined {
-  const response = responseOf(res);
-  if (response !== undefined) return (response.endLayers as EndLayer[] | null) ?? undefined;
-  return res[kLayers];
+  return (responseOf(res)?.endLayers as EndLayer[] | null | undefined) ?? res[kLayers];
 }
 
 function newLayers(res: Response): EndLayer[] {
   const layers: EndLayer[] = [];
   const response = responseOf(res);
-  if (response !== undefined) response.endLayers = layers;
+  if (response !== undefined && response.closedAt === 0) response.endLayers = layers;
   else res[kLayers] = layers;
   return layers;
 }
 
+/**
+ * At the close of a response whose record is kept for a report (it leaked, or still holds
+ * connections): the record must not keep the replacements, nor the response they close over. They
+ * move to the response object, which goes on calling `end` through them: an app may end a response
+ * after its client left, and its own replacement (a release on end) must still run.
+ */
+export function keepEndLayersOffRecord(res: object, response: ResponseRecord): void {
+  const layers = response.endLayers as EndLayer[] | null;
+  if (layers === null) return;
+  if (response.leak === null && (response.connections === null || response.connections.size === 0)) return; // let go with the record
+  response.endLayers = null;
+  (res as Response)[kLayers] = layers;
+}
+
+/**
+ * The replacements made on `res`. `called` and `calledThrough` are read live: a report may describe
+ * a response that closed (an abort) before its handler called `end`.
+ */
 export function endOverridesOf(res: object): EndOverride[] {
   const layers = layersOf(res as Response);
   if (layers === undefined) return [];
-  return layers.map(({ site, called, calledThrough }) => ({ at: siteOf(site), called, calledThrough }));
+  return layers.map(({ site, verdict }) => ({
+    at: siteOf(site),
+    get called() {
+      return verdict.called;
+    },
+    get calledThrough() {
+      return verdict.calledThrough;
+    },
+  }));
 }
 
 /** What a response calls when `end` was not replaced on it. Reaching it means the bottom replacement called through. */
 function end(this: Response) {
   const layers = layersOf(this);
-  if (layers !== undefined && layers.length > 0) layers[0].calledThrough = true;
+  if (layers !== undefined && layers.length > 0) layers[0].verdict.calledThrough = true;
   return this[kBase].apply(this, arguments as unknown as unknown[]);
 }
 

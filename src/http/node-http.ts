@@ -4,7 +4,7 @@ import { RESPONSE, UNTRACKED_SERVER } from '../core/marks.js';
 import { install, subscribe, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
 import type { ResponseProbe, ResponseRecord } from '../core/records.js';
 import { ensureRuntime, getRuntime, responseContext } from '../core/runtime.js';
-import { endOverridesOf, keepEndAttribution } from './end-attribution.js';
+import { endOverridesOf, keepEndAttribution, keepEndLayersOffRecord } from './end-attribution.js';
 import { responseOf } from './response-of.js';
 
 /**
@@ -53,9 +53,7 @@ function onResponseClose(this: Tracked): void {
     const response = this[RESPONSE];
     if (response === undefined) return;
     getRuntime()?.ledger.closeResponse(response, this.writableFinished ? 'finished' : 'aborted');
-    // A report needs the replacements only while the response is open; a record kept longer (a
-    // leak, an owner of held connections) must not keep them, nor the response they close over.
-    response.endLayers = null;
+    keepEndLayersOffRecord(this, response);
   } catch (error) {
     logFailure('response close', error);
   }

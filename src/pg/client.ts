@@ -2,7 +2,7 @@ import { logFailure } from '../core/guard.js';
 import { PG_INTERNAL_CLIENT } from '../core/marks.js';
 import type { ConnectionRecord, ResponseRecord } from '../core/records.js';
 import { applyAll, install, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
-import { currentResponse, getRuntime } from '../core/runtime.js';
+import { currentResponse, getRuntime, isPoolWork } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
 import { type PgClient } from './internal-types.js';
 import { clientEndpointName } from './naming.js';
@@ -12,8 +12,10 @@ import { activate, pgState } from './state.js';
 /**
  * pg `Client`: every client is followed on the wire from `connect()` (see protocol.ts). A bare
  * client, one not made by a pool, is itself a held connection from `connect()` until `end()` or
- * the loss of its socket, owned by the response in whose context `connect()` was called. Queries
- * a response makes on a client it does not hold are operations of that response.
+ * the loss of its socket, owned by the response in whose context `connect()` was called. A client
+ * that a pool made (inside pg-pool's `newClient`, or a pool library's `create`: see src/pools) is
+ * the pool's: its checkouts are the records. Queries a response makes on a client it does not
+ * hold are operations of that response.
  */
 
 function startClient(client: PgClient, below: Function): void {
@@ -22,7 +24,7 @@ function startClient(client: PgClient, below: Function): void {
   if (trackerOf(client) !== undefined || client._connecting === true || client._connected === true) return;
   const tracker = trackClient(client, true);
   const state = pgState();
-  if (state.poolClientDepth > 0) return; // a pool's client: its checkouts are the records
+  if (state.poolClientDepth > 0 || isPoolWork()) return; // a pool's client: its checkouts are the records
   const runtime = getRuntime();
   if (runtime === undefined) return;
   tracker.acquire(runtime.ledger, clientEndpointName(client.connectionParameters), false, captureStack(state.stackFrames, below));
@@ -128,7 +130,10 @@ function wrapEnd(layer: Layer): Fn {
   return function end(this: PgClient, ...args: unknown[]) {
     if (layer.active) {
       try {
-        trackerOf(this)?.release();
+        const tracker = trackerOf(this);
+        // A checkout ended by the app is still counted by its pool until released: it becomes `closed`.
+        if (tracker?.record?.pooled === true) tracker.endCalled = true;
+        else tracker?.release();
       } catch (error) {
         logFailure('pg client.end', error);
       }

@@ -1,35 +1,29 @@
 import { ConfigError } from '../config.js';
 import { logFailure } from '../core/guard.js';
-import type { ResponseRecord, StackCapture } from '../core/records.js';
 import { PG_POOL_WATCH } from '../core/marks.js';
+import type { ResponseRecord } from '../core/records.js';
+import { responseContext } from '../core/runtime.js';
 import { applyAll, install, layerOf, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
-import { getRuntime, responseContext } from '../core/runtime.js';
-import { captureStack } from '../core/stack.js';
-import type { PgClient, PgPool } from './internal-types.js';
+import { addPoolWatch, endCheckout, poolCounts, startCheckout, withCheckoutSite, type Checkout, type PoolWatch } from './checkout.js';
+import type { PgPool } from './internal-types.js';
 import { endpointName } from './naming.js';
-import { trackClient, trackerOf } from './protocol.js';
 import { activate, pgState } from './state.js';
-import type { PgPoolStats, WatchPoolOptions } from './types.js';
+import type { WatchPoolOptions } from './types.js';
 
 /**
  * pg-pool checkouts: `connect()` (promise and callback), `query()`, and the release of a client in
  * every form (`release()`, `release(err)`, `release(true)`), seen through the pool's public
- * 'release' event.
+ * 'release' event. typeorm, kysely, drizzle, pg-promise and Prisma's adapter-pg pool through it.
  *
- * The owner is taken where `connect()` is *called*. A checkout that waits in the queue is handed
- * its client from inside another request's `release()` (that is also where pg-pool emits
- * 'acquire'), so the record is made in the caller's async context, kept from the call.
+ * The owner is taken where `connect()` is *called* (see checkout.ts); pg-pool emits 'acquire'
+ * inside the release that served a queued checkout, in the releaser's context, so it is not used.
  */
 
-type Watched = PgPool & { [PG_POOL_WATCH]?: PoolWatch };
+type Watched = PgPool & { [PG_POOL_WATCH]?: PgPoolWatch };
 
-export interface PoolWatch {
-  readonly pool: WeakRef<PgPool>;
+interface PgPoolWatch extends PoolWatch {
   name: string;
-  /** Watched through watchPool() (rather than found at its first checkout). */
-  explicit: boolean;
   undo: (() => void) | null;
-  unwatch(): void;
 }
 
 function nameOption(pool: PgPool): string | undefined {
@@ -38,72 +32,43 @@ function nameOption(pool: PgPool): string | undefined {
 }
 
 /** The pool's watch, made (with its 'release' listener) on first use. */
-function watchOf(pool: PgPool): PoolWatch {
+function watchOf(pool: PgPool): PgPoolWatch {
   const watched = pool as Watched;
   const existing = watched[PG_POOL_WATCH];
   if (existing !== undefined) return existing;
-  const onRelease = (_error: unknown, client: unknown) => {
-    try {
-      if (client !== null && typeof client === 'object') trackerOf(client)?.release();
-    } catch (error) {
-      logFailure('pg pool release', error);
-    }
-  };
-  const watch: PoolWatch = {
-    pool: new WeakRef(pool),
+  const onRelease = (_error: unknown, client: unknown) => endCheckout(client);
+  const ref = new WeakRef(pool);
+  let remove = () => {};
+  const watch: PgPoolWatch = {
     name: nameOption(pool) ?? endpointName(pool.options),
     explicit: false,
+    holdsPg: true,
     undo: null,
+    counts() {
+      const p = ref.deref();
+      if (p === undefined || p.ended === true) return null;
+      return poolCounts(p.totalCount, p.idleCount, p.waitingCount, p.options?.max);
+    },
     unwatch() {
-      pool.removeListener('release', onRelease);
-      if (watched[PG_POOL_WATCH] === watch) delete watched[PG_POOL_WATCH];
-      pgState().pools.delete(watch);
+      // Through the WeakRef: the set of watches must not keep an abandoned pool alive.
+      const p = ref.deref() as Watched | undefined;
+      p?.removeListener('release', onRelease);
+      if (p !== undefined && p[PG_POOL_WATCH] === watch) delete p[PG_POOL_WATCH];
+      remove();
     },
   };
   pool.on('release', onRelease);
   Object.defineProperty(watched, PG_POOL_WATCH, { value: watch, configurable: true, enumerable: false, writable: true });
-  pgState().pools.add(watch);
+  remove = addPoolWatch(watch);
   return watch;
 }
 
-/** One `connect()` call: who asked, from where, and for which pool. */
-class Checkout {
-  constructor(
-    readonly watch: PoolWatch,
-    readonly owner: ResponseRecord | undefined,
-    readonly stack: StackCapture | null,
-  ) {}
-
-  /** Records the delivered client as held by the caller of `connect()`, whatever context we are in. */
-  deliver(client: unknown): void {
-    try {
-      if (client === null || typeof client !== 'object') return;
-      const ledger = getRuntime()?.ledger;
-      if (ledger === undefined) return;
-      const acquire = () => (trackerOf(client) ?? trackClient(client as PgClient, false)).acquire(ledger, this.watch.name, true, this.stack);
-      if (responseContext.getStore() === this.owner) acquire();
-      else responseContext.run(this.owner as ResponseRecord, acquire);
-    } catch (error) {
-      logFailure('pg pool checkout', error);
-    }
-  }
-
-  /** The app's callback, called in the caller's async context after the client is recorded. */
-  bind(callback: Fn): Fn {
-    const checkout = this;
-    return function (this: unknown, error: unknown, client: unknown, done: unknown) {
-      if (!error) checkout.deliver(client);
-      return responseContext.run(checkout.owner as ResponseRecord, () => callback.call(this, error, client, done));
-    };
-  }
-}
-
-// The stack of the app's pool.query() call, for the connect() it makes inside.
-let queryStack: StackCapture | null | undefined;
-
-function startCheckout(pool: PgPool, below: Function): Checkout {
-  const stack = queryStack !== undefined ? queryStack : captureStack(pgState().stackFrames, below);
-  return new Checkout(watchOf(pool), responseContext.getStore(), stack);
+/** The app's callback, called in the caller's async context after the client is recorded. */
+function bindCallback(checkout: Checkout, callback: Fn): Fn {
+  return function (this: unknown, error: unknown, client: unknown, done: unknown) {
+    if (!error) checkout.deliver(client);
+    return responseContext.run(checkout.owner as ResponseRecord, () => callback.call(this, error, client, done));
+  };
 }
 
 function wrapConnect(layer: Layer): Fn {
@@ -111,12 +76,12 @@ function wrapConnect(layer: Layer): Fn {
     if (!layer.active) return layer.original.apply(this, args);
     let checkout: Checkout | null = null;
     try {
-      checkout = startCheckout(this, connect);
+      checkout = startCheckout(watchOf(this), connect);
     } catch (error) {
       logFailure('pg pool.connect', error);
     }
     if (checkout === null) return layer.original.apply(this, args);
-    if (typeof args[0] === 'function') return layer.original.call(this, checkout.bind(args[0] as Fn), ...args.slice(1));
+    if (typeof args[0] === 'function') return layer.original.call(this, bindCallback(checkout, args[0] as Fn), ...args.slice(1));
     const result = layer.original.apply(this, args) as PromiseLike<unknown> | undefined;
     if (result === null || typeof result !== 'object' || typeof result.then !== 'function') return result;
     const delivering = checkout;
@@ -132,16 +97,10 @@ function wrapConnect(layer: Layer): Fn {
 function wrapQuery(layer: Layer): Fn {
   const query = function (this: PgPool, ...args: unknown[]) {
     if (!layer.active) return layer.original.apply(this, args);
-    const previous = queryStack;
     // pool.query() releases its client itself when the query ends, so that checkout is never idle
     // in the app's hands and cannot leak by the idle rules; a stack per query (~11 us, the largest
     // cost on a pool.query endpoint in bench/realistic.bench.mjs) would buy nothing.
-    queryStack = null;
-    try {
-      return layer.original.apply(this, args);
-    } finally {
-      queryStack = previous;
-    }
+    return withCheckoutSite(null, () => layer.original.apply(this, args));
   };
   return query as unknown as Fn;
 }
@@ -215,23 +174,4 @@ export function watchPool(pool: unknown, options: WatchPoolOptions = {}): Undo {
   return undo;
 }
 
-const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
-
-/**
- * The gauges of every watched pool, read now: pools given to watchPool() and pools of an
- * instrumented class from their first `connect()` or `query()` on. Ended and collected pools drop out.
- */
-export function poolStats(): PgPoolStats[] {
-  const stats: PgPoolStats[] = [];
-  for (const watch of [...pgState().pools]) {
-    const pool = watch.pool.deref();
-    if (pool === undefined || pool.ended === true) {
-      watch.unwatch();
-      continue;
-    }
-    const total = count(pool.totalCount);
-    const idle = count(pool.idleCount);
-    stats.push({ name: watch.name, total, idle, used: Math.max(0, total - idle), pending: count(pool.waitingCount), max: count(pool.options?.max) });
-  }
-  return stats;
-}
+export { poolStats } from './checkout.js';

@@ -1,7 +1,7 @@
 import { logFailure } from '../core/guard.js';
 import { PG_TRACKER } from '../core/marks.js';
 import type { Ledger } from '../core/ledger.js';
-import type { ConnectionRecord, IdleState, StackCapture } from '../core/records.js';
+import type { ConnectionClosure, ConnectionRecord, IdleState, StackCapture } from '../core/records.js';
 import { pgConnectionProbe } from './confirm.js';
 import type { Fn } from '../core/patch.js';
 import type { PgClient, PgConnection } from './internal-types.js';
@@ -20,6 +20,12 @@ import { pgState } from './state.js';
  *
  * The counting is done by wrapping four send methods of the client's own Connection object and by
  * listeners put *before* pg's own, so the state is right before pg runs the app's callbacks.
+ *
+ * When the socket goes away, a bare client's record is released (nothing is held any more), but a
+ * pool's checkout stays held in state `closed` until its pool lets go of it (`release()`, the pool
+ * dropping it): the pool counts it checked out until then. How it went is kept: terminated by the
+ * server (an ErrorResponse nobody asked for, or a FATAL one, before the end), a socket error, or
+ * the client's own `end()`.
  */
 
 
@@ -64,6 +70,12 @@ export class ClientTracker {
   listening = false;
   /** The checkout (pool) or the client itself (bare) as the ledger knows it; null when not held. */
   record: ConnectionRecord | null = null;
+  /** The socket is gone; the tracker stays on the client only until its pool lets go of the checkout. */
+  gone = false;
+  /** What the end of the socket will be put down to (see closure()). */
+  endCalled = false;
+  private serverError: string | null = null;
+  private socketError: { code: string | null } | null = null;
   private ledger: Ledger | null = null;
   private readonly undos: Array<() => void> = [];
 
@@ -114,21 +126,41 @@ export class ClientTracker {
     this.listen(connection, 'commandComplete', executed);
     this.listen(connection, 'portalSuspended', executed);
     this.listen(connection, 'emptyQuery', executed);
-    this.listen(connection, 'errorMessage', () => {
+    this.listen(connection, 'errorMessage', (message) => {
+      // Unasked for (nothing pending) or FATAL: the server is ending the session; only its code is kept.
+      const { severity, code } = (message ?? {}) as { severity?: unknown; code?: unknown };
+      if (!this.busy || severity === 'FATAL' || severity === 'PANIC') this.serverError = typeof code === 'string' ? code : 'unknown';
       // The server skips everything up to the next Sync; only that Sync is still answered.
       this.pendingDescribe = this.pendingExecute = 0;
       this.update();
+    });
+    this.listen(connection, 'error', (error) => {
+      const code = (error as { code?: unknown } | undefined)?.code;
+      this.socketError ??= { code: typeof code === 'string' ? code : null };
     });
     this.listen(connection, 'end', () => this.ended());
   }
 
   /** Stops following the client: its Connection gets its own methods back. Records stay. */
   detach(): void {
+    this.unfollow();
+    this.forget();
+  }
+
+  private unfollow(): void {
     for (let i = this.undos.length - 1; i >= 0; i--) this.undos[i]();
     this.undos.length = 0;
+  }
+
+  private forget(): void {
     pgState().trackers.delete(this);
     const tracked = this.client as Tracked;
     if (tracked[PG_TRACKER] === this) delete tracked[PG_TRACKER];
+  }
+
+  /** A pool received this client it made: from now on it is held only while checked out. */
+  adoptIntoPool(): void {
+    if (this.record !== null && !this.record.pooled) this.release();
   }
 
   /** Records a checkout or a bare client as held by the owner of the current async context. */
@@ -145,22 +177,40 @@ export class ClientTracker {
       busy: this.busy,
     });
     this.record = record;
-    if (!this.busy) ledger.setIdleState(record, idleStateOf(this.txStatus, this.listening));
+    if (this.gone) ledger.connectionClosed(record, this.closure());
+    else if (!this.busy) ledger.setIdleState(record, idleStateOf(this.txStatus, this.listening));
     return record;
   }
 
   release(): void {
     const record = this.record;
-    if (record === null) return;
-    this.record = null;
-    this.ledger?.releaseConnection(record);
+    if (record !== null) {
+      this.record = null;
+      this.ledger?.releaseConnection(record);
+    }
+    if (this.gone) this.forget();
+  }
+
+  private closure(): Omit<ConnectionClosure, 'at'> {
+    if (this.endCalled) return { how: 'ended-by-client', code: null };
+    if (this.serverError !== null) return { how: 'terminated-by-server', code: this.serverError };
+    if (this.socketError !== null) return { how: 'socket-error', code: this.socketError.code };
+    return { how: 'socket-closed', code: null };
   }
 
   private ended(): void {
     this.pendingSync = this.pendingDescribe = this.pendingExecute = 0;
     this.busy = false;
+    this.unfollow();
+    const record = this.record;
+    if (record !== null && record.pooled && this.ledger !== null) {
+      // Still checked out of its pool: held, closed, until the pool lets go of it.
+      this.gone = true;
+      this.ledger.connectionClosed(record, this.closure());
+      return;
+    }
     this.release();
-    this.detach();
+    this.forget();
   }
 
   private update(): void {

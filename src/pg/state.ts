@@ -1,13 +1,19 @@
+import type { StackCapture } from '../core/records.js';
 import { shared } from '../core/state.js';
+import type { PoolWatch } from './checkout.js';
 import type { ClientTracker } from './protocol.js';
-import type { PoolWatch } from './pool.js';
 
 /** What the pg instrumentation knows across the process (a part of the process-wide slot). */
 export interface PgState {
   /** Clients followed now (removed when their connection ends or instrumentation is undone). */
   readonly trackers: Set<ClientTracker>;
-  /** Pools whose gauges `poolStats()` reports. */
+  /** Pools whose gauges `poolStats()` reports, of every pool library. */
   readonly pools: Set<PoolWatch>;
+  /**
+   * The acquisition stack of the checkout being requested now, when a caller above knows it
+   * (see withCheckoutSite); undefined: capture one.
+   */
+  checkoutSite: StackCapture | null | undefined;
   /** Depth of pg-pool's `newClient()`: a client connected inside it is a pool's, not a bare one. */
   poolClientDepth: number;
   /** Active instrumentations (pg classes, watchPool); when none is left, trackers and found pools let go. */
@@ -16,7 +22,7 @@ export interface PgState {
   stackFrames: number;
 }
 
-const state = shared<PgState>('pg', () => ({ trackers: new Set(), pools: new Set(), poolClientDepth: 0, active: 0, stackFrames: 10 }));
+const state = shared<PgState>('pg', () => ({ trackers: new Set(), pools: new Set(), checkoutSite: undefined, poolClientDepth: 0, active: 0, stackFrames: 10 }));
 
 export function pgState(): PgState {
   return state;

@@ -1,6 +1,6 @@
 import type { Ledger } from '../core/ledger.js';
-import { ConnectionRecord, ResponseRecord, type EndOverride, type ServerState } from '../core/records.js';
-import { formatStack } from '../core/stack.js';
+import { ConnectionRecord, ResponseRecord, type ClosedHow, type EndOverride, type ServerState } from '../core/records.js';
+import { appSiteOf, formatStack } from '../core/stack.js';
 import { VERSION } from '../version.js';
 
 /** The JSON report, `schemaVersion: 1`; schema/report.schema.json is its JSON Schema. */
@@ -57,14 +57,24 @@ export interface LeakedConnection {
   state: string;
   reason: 'held-by-leaked-response' | 'held-after-response-closed' | 'idle-past-threshold';
   heldMs: number;
+  /** How long it has been in its state: idle since its last answer, or closed since its socket went. */
   idleMs: number;
+  /** How its socket went away, when `state` is `closed`; else null. */
+  closed: { how: ClosedHow; code: string | null } | null;
   owner: string | null;
   /** The owning request's method; absent from reports of leakwatch 0.1.0. */
   ownerMethod?: string | null;
   ownerPath: string | null;
   ownerRoute: string | null;
   ownerState: 'open' | 'closed' | null;
+  /** How the owner closed: `aborted` is a close without finishing (the client went away). */
+  ownerOutcome: 'finished' | 'aborted' | null;
+  /** For an owner that closed without finishing: its `res.end` replacements, whether each was called and called through. */
+  ownerEndOverrides: EndOverride[];
+  /** The stack where it was acquired (library frames included, leakwatch's own left out). */
   acquiredAt: string | null;
+  /** `file:line:column` of the first frame of that stack in the app's own code; null when none was captured. */
+  acquisitionSite: string | null;
   server: ServerState | null;
 }
 
@@ -111,12 +121,17 @@ function describeConnection(ledger: Ledger, c: ConnectionRecord, now: number): L
     reason: c.leak!.reason,
     heldMs: until - c.acquiredAt,
     idleMs: c.busy > 0 ? 0 : until - c.idleSince,
+    closed: c.closed === null ? null : { how: c.closed.how, code: c.closed.code },
     owner: owner?.id ?? null,
     ownerMethod: owner === null ? null : owner.method,
     ownerPath: owner === null ? null : (owner.detail?.path ?? null),
     ownerRoute: owner === null ? null : owner.route,
     ownerState: owner === null ? null : owner.closedAt === 0 ? 'open' : 'closed',
+    ownerOutcome: owner?.outcome ?? null,
+    // The root cause of a stranded connection whose owner was aborted: an `end` that never reached Node's.
+    ownerEndOverrides: owner !== null && owner.outcome === 'aborted' ? (owner.detail?.endOverrides ?? []) : [],
     acquiredAt: formatStack(c.stack),
+    acquisitionSite: appSiteOf(c.stack),
     server: c.server,
   };
 }

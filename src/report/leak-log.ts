@@ -2,7 +2,7 @@ import { isDefaultLog } from '../config.js';
 import type { Ledger, LedgerObserver } from '../core/ledger.js';
 import { ConnectionRecord, ResponseRecord, type EndOverride, type ServerState } from '../core/records.js';
 import { logFailure } from '../core/guard.js';
-import { formatStack } from '../core/stack.js';
+import { appSiteOf } from '../core/stack.js';
 
 /**
  * One log line per leak found and per leak resolved, for production, where no report is read: what
@@ -63,8 +63,12 @@ export interface ConnectionLogEntry {
   heldMs: number;
   leakedForMs?: number;
   owner: { id: string; method: string; route: string | null; path: string | null; state: 'open' | 'closed' } | null;
-  /** The first frame of the app's own code where the connection was acquired; null when not captured. */
+  /** `file:line:column` of the first frame of the app's own code where the connection was acquired; null when none was captured. */
   acquiredAt: string | null;
+  /** How its socket went away, when `state` is `closed`; else null. */
+  closed: { how: string; code: string | null } | null;
+  /** When the owner was aborted (its client went away): its `res.end` replacements, the likely root cause. */
+  ownerEndOverrides: EndOverride[];
   server: ServerState | null;
 }
 
@@ -207,7 +211,9 @@ class LeakLog implements LedgerObserver {
               path: owner.detail?.path ?? null,
               state: owner.closedAt === 0 ? 'open' : 'closed',
             },
-      acquiredAt: firstAppFrame(formatStack(connection.stack)),
+      acquiredAt: appSiteOf(connection.stack),
+      closed: connection.closed === null ? null : { how: connection.closed.how, code: connection.closed.code },
+      ownerEndOverrides: owner !== null && owner.outcome === 'aborted' ? (owner.detail?.endOverrides ?? []) : [],
       // At resolution what the server said at detection is stale: not repeated.
       server: event === 'resolved' ? null : (connection.server ?? this.identityOf(connection)),
     };
@@ -304,13 +310,8 @@ function guarded(fn: () => void): void {
   }
 }
 
-/** `fn (file:line:col)` of the first frame outside node_modules; the first frame when all are. */
-function firstAppFrame(stack: string | null): string | null {
-  if (stack === null || stack === '') return null;
-  const frames = stack.split('\n');
-  const frame = frames.find((f) => !/[\\/]node_modules[\\/]/.test(f)) ?? frames[0];
-  // ES modules' frames carry file URLs; a path reads better and is what editors open.
-  return frame.replace(/^at /, '').replace(/file:\/\/(\/[^:()]*)/, (_, file: string) => decodeURIComponent(file));
+function endVerdict(o: EndOverride): string {
+  return !o.called ? 'never called' : o.calledThrough ? 'called, and called through' : 'called, but did not call the end it replaced';
 }
 
 function requestText(method: string, route: string | null, path: string | null): string {
@@ -318,9 +319,10 @@ function requestText(method: string, route: string | null, path: string | null):
   return `${method} ${route}${path ? ` (path ${path})` : ''}`;
 }
 
-function serverText(server: ServerState | null): string | null {
+function serverText(server: ServerState | null, closed: boolean): string | null {
   if (server === null) return null;
   const id = server.pid !== undefined ? `pid ${server.pid}` : server.clientId !== undefined ? `client id ${server.clientId}` : 'the server';
+  if (closed) return `server ${id}, its session is gone`;
   if (server.state === null) return `server ${id}, state not confirmed`;
   return `server says ${id}, ${server.state}${server.stateAgeMs != null ? ` for ${seconds(server.stateAgeMs)}` : ''}`;
 }
@@ -331,9 +333,7 @@ export function responseText(e: ResponseLogEntry): string {
     return `resolved: ${what} finished after ${seconds(e.ageMs)}${e.leakedForMs !== undefined ? `, ${seconds(e.leakedForMs)} after it was reported` : ''}`;
   }
   const parts = [`leaked ${what}: ${e.reason === 'open-at-exit' ? `still open at exit after ${seconds(e.ageMs)}` : `open ${seconds(e.ageMs)}, stalled`}`];
-  for (const o of e.endOverrides) {
-    parts.push(`res.end replaced at ${o.at}: ${!o.called ? 'never called' : o.calledThrough ? 'called, and called through' : 'called, but did not call the end it replaced'}`);
-  }
+  for (const o of e.endOverrides) parts.push(`res.end replaced at ${o.at}: ${endVerdict(o)}`);
   if (e.connections.length > 0) parts.push(`holds ${e.connections.map((c) => `${c.kind} ${c.id} on ${c.pool} (${c.state})`).join(', ')}`);
   for (const p of e.pendingCommands) parts.push(`waits on ${p.command.toUpperCase()} sent ${seconds(p.ageMs)} ago on shared connection ${p.connection}`);
   return parts.join('; ');
@@ -345,9 +345,11 @@ export function connectionText(e: ConnectionLogEntry): string {
     return `resolved: ${what} released after ${seconds(e.heldMs)} held${e.leakedForMs !== undefined ? `, ${seconds(e.leakedForMs)} after it was reported` : ''}`;
   }
   const owner = e.owner === null ? 'acquired outside any request' : `owner ${e.owner.id} ${requestText(e.owner.method, e.owner.route, e.owner.path)}, ${e.owner.state}`;
-  const parts = [`leaked ${what}: ${e.state} for ${seconds(e.idleMs)}, held ${seconds(e.heldMs)}`, owner];
+  const state = e.closed === null ? e.state : `closed (${e.closed.how}${e.closed.code ? ` ${e.closed.code}` : ''})`;
+  const parts = [`leaked ${what}: ${state} for ${seconds(e.idleMs)}, held ${seconds(e.heldMs)}`, owner];
+  for (const o of e.ownerEndOverrides) parts.push(`the owner's res.end replaced at ${o.at}: ${endVerdict(o)}`);
   if (e.acquiredAt !== null) parts.push(`acquired at ${e.acquiredAt}`);
-  const server = serverText(e.server);
+  const server = serverText(e.server, e.closed !== null);
   if (server !== null) parts.push(server);
   return parts.join('; ');
 }

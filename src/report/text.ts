@@ -1,3 +1,5 @@
+import type { ClosedHow, EndOverride } from '../core/records.js';
+import { frameKind } from '../core/stack.js';
 import type { LeakedConnection, LeakedResponse, Report } from './json.js';
 
 /** Colour only for a terminal, and never when NO_COLOR is set (https://no-color.org). */
@@ -22,17 +24,15 @@ function indent(text: string, prefix: string): string {
     .join('\n');
 }
 
+function describeEndOverride(o: EndOverride, paint: Paint): string {
+  const verdict = !o.called ? 'never called' : o.calledThrough ? 'called, and called through' : paint(31, 'called, but did not call the end it replaced');
+  return `res.end replaced at ${o.at}: ${verdict}`;
+}
+
 export function describeLeakedResponse(r: LeakedResponse, paint: Paint = painter(false)): string {
   const why = r.reason === 'unclosed' ? `never closed (open ${seconds(r.ageMs)})` : 'still open at exit';
   const lines = [`${paint(1, `${r.method} ${r.path}`)}${r.route ? ` (route ${r.route})` : ''}: ${why} [${r.reason}]`];
-  for (const o of r.endOverrides) {
-    const verdict = !o.called
-      ? 'never called'
-      : o.calledThrough
-        ? 'called, and called through'
-        : paint(31, 'called, but did not call the end it replaced');
-    lines.push(`  res.end replaced at ${o.at}: ${verdict}`);
-  }
+  for (const o of r.endOverrides) lines.push(`  ${describeEndOverride(o, paint)}`);
   if (r.connections.length > 0) lines.push(`  holds ${r.connections.join(', ')}`);
   for (const p of r.pendingCommands ?? []) lines.push(`  waits on ${p.command.toUpperCase()} sent ${seconds(p.ageMs)} ago on shared connection ${p.connection}`);
   return lines.join('\n');
@@ -46,22 +46,43 @@ function ownerRequest(c: LeakedConnection): string | null {
   return null;
 }
 
+const CLOSED_HOW: Record<ClosedHow, string> = {
+  'terminated-by-server': 'terminated by the server',
+  'socket-error': 'socket error',
+  'socket-closed': 'socket closed',
+  'ended-by-client': 'ended by the app',
+};
+
+function describeState(c: LeakedConnection): string {
+  if (c.closed === null || c.closed === undefined) return c.state;
+  return `closed (${CLOSED_HOW[c.closed.how] ?? c.closed.how}${c.closed.code ? `, ${c.closed.code}` : ''})`;
+}
+
 export function describeLeakedConnection(c: LeakedConnection, paint: Paint = painter(false)): string {
   const request = ownerRequest(c);
   const owner = c.owner === null ? 'acquired outside any request' : `owned by ${c.owner}, ${request !== null ? `${request}, ` : ''}${c.ownerState}`;
-  const lines = [`${paint(1, `${c.kind} ${c.id}`)} on ${c.pool}: ${c.state} for ${seconds(c.idleMs)}, held ${seconds(c.heldMs)} [${c.reason}]`, `  ${owner}`];
+  const lines = [`${paint(1, `${c.kind} ${c.id}`)} on ${c.pool}: ${describeState(c)} for ${seconds(c.idleMs)}, held ${seconds(c.heldMs)} [${c.reason}]`, `  ${owner}`];
+  if (c.ownerOutcome === 'aborted') {
+    const overrides = c.ownerEndOverrides ?? [];
+    lines.push(`  the owner closed without finishing (its client went away)${overrides.length > 0 ? '; its res.end replacements:' : ''}`);
+    for (const o of overrides) lines.push(`    ${describeEndOverride(o, paint)}`);
+  }
   if (c.server) {
     const id = c.server.pid !== undefined ? `pid ${c.server.pid}` : c.server.clientId !== undefined ? `client id ${c.server.clientId}` : 'server';
-    // A leak found as the process ends has the server's id, but no time was left to ask it.
-    if (c.server.state === null) lines.push(`  server: ${id}, state not confirmed`);
+    // A closed connection's session is gone; a leak found as the process ends has the server's id,
+    // but no time was left to ask it.
+    if (c.closed) lines.push(`  server: ${id}, its session is gone`);
+    else if (c.server.state === null) lines.push(`  server: ${id}, state not confirmed`);
     else lines.push(`  server says: ${id}, ${c.server.state}${c.server.stateAgeMs != null ? ` for ${seconds(c.server.stateAgeMs)}` : ''}`);
   }
   if (c.acquiredAt) {
-    // The app's own frames say where; library frames (node_modules) are in the JSON report.
+    // The app's own frames say where; library frames are collapsed here and listed in the JSON report.
     const frames = c.acquiredAt.split('\n');
-    const own = frames.filter((f) => !/[\\/]node_modules[\\/]/.test(f));
+    const own = frames.filter((f) => frameKind(f) === 'app');
     const shown = (own.length > 0 ? own : frames).slice(0, 3);
-    lines.push('  acquired:', indent(shown.join('\n'), '    '));
+    const hidden = frames.length - shown.length;
+    lines.push(c.acquisitionSite ? `  acquired at ${c.acquisitionSite}` : '  acquired (no frame of the app was captured):', indent(shown.join('\n'), '    '));
+    if (hidden > 0) lines.push(`    … ${hidden} more frame${hidden === 1 ? '' : 's'} (libraries, the app's callers) in the JSON report`);
   }
   return lines.join('\n');
 }

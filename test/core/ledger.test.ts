@@ -169,6 +169,43 @@ describe('Ledger', () => {
     });
   });
 
+  describe('when a held connection’s socket goes away', () => {
+    it('stays held in state closed, waiting on nothing, leaks by the same rules and resolves when released', () => {
+      const t = makeLedger();
+      const closed: string[] = [];
+      t.ledger.observe({ connectionClosed: (c) => void closed.push(c.id) });
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      const c = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+      t.ledger.connectionBusy(c);
+      t.ledger.closeResponse(r, 'finished');
+      t.advance(10);
+      t.ledger.connectionClosed(c, { how: 'terminated-by-server', code: '57P01' });
+      t.ledger.connectionClosed(c, { how: 'socket-error', code: 'ECONNRESET' }); // the first word stands
+      expect(c.state).toBe('closed');
+      expect(c.closed).toEqual({ how: 'terminated-by-server', code: '57P01', at: c.idleSince });
+      expect(closed).toEqual([c.id]);
+      expect(t.ledger.held.has(c)).toBe(true);
+      t.advance(50);
+      expect(c.leak?.reason).toBe('held-after-response-closed');
+      t.ledger.releaseConnection(c);
+      expect(c.leak?.resolvedAt).toBeGreaterThan(0);
+      expect(t.ledger.held.size).toBe(0);
+    });
+
+    it('is held by a leaked response at once, since nothing more can come on it', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      const c = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+      t.ledger.connectionBusy(c);
+      t.advance(100);
+      expect(r.leak).toBeNull(); // waiting on a busy connection is progress
+      t.ledger.connectionClosed(c, { how: 'socket-closed', code: null });
+      t.advance(100);
+      expect(r.leak?.reason).toBe('unclosed');
+      expect(c.leak?.reason).toBe('held-by-leaked-response');
+    });
+  });
+
   describe('connections with no owner', () => {
     it('reports a pool checkout idle past the threshold, counting from its last use', () => {
       const t = makeLedger();

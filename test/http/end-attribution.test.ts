@@ -35,6 +35,36 @@ describe('res.end attribution', () => {
     });
   });
 
+  describe('when the app ends a response after its client left', () => {
+    it('still calls the app’s replacement, as Node would, and reports it called', async () => {
+      let called = 0;
+      let overrides: EndOverride[] = [];
+      let ended!: () => void;
+      const done = new Promise<void>((resolve) => (ended = resolve));
+      const server = http.createServer((req, res) => {
+        const end = res.end;
+        res.end = function (this: http.ServerResponse, ...args: unknown[]) {
+          called++;
+          return (end as (...a: unknown[]) => unknown).apply(this, args);
+        } as typeof res.end;
+        overrides = endOverridesOf(res);
+        res.write('first bytes');
+        res.once('close', () =>
+          setTimeout(() => {
+            res.end('too late');
+            ended();
+          }, 20),
+        );
+      });
+      const port = await listen(server);
+      expect(await request(port, '/', { abortAfterMs: 50 })).toBe('aborted');
+      await done;
+      expect(called).toBe(1);
+      expect(overrides).toEqual([{ at: expect.stringContaining('end-attribution.test.ts:'), called: true, calledThrough: true }]);
+      await close(server);
+    });
+  });
+
   describe('when replacements call through', () => {
     it('marks every layer called and called through, and the response finishes', async () => {
       const server = http.createServer((req, res) => {

@@ -184,7 +184,9 @@ describe('leakwatch/register › the leak log', () => {
         idleMs: expect.any(Number),
         heldMs: expect.any(Number),
         owner: { id: expect.stringMatching(/^\d+:r\d+$/), method: 'GET', route: '/exports/:id', path: '/exports/7', state: 'closed' },
-        acquiredAt: expect.stringContaining('leaky-app.mjs:'),
+        acquiredAt: expect.stringMatching(/leaky-app\.mjs:\d+:\d+$/),
+        closed: null,
+        ownerEndOverrides: [],
         server: { pid: expect.any(Number), state: 'idle', stateAgeMs: expect.any(Number) },
       });
       expect(app.stderr).not.toMatch(SECRETS);

@@ -86,7 +86,7 @@ describe('expectNoLeaks()', () => {
     const error = await expectNoLeaks().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LeakError);
     expect((error as LeakError).message).toMatch(
-      /pg \d+:pg\d+ on vitest-db: idle-in-transaction for [\d.]+ m?s, held [\d.]+ m?s \[held-after-response-closed\]\n {2}owned by \d+:r\d+, GET \/orders, closed\n {2}server says: pid \d+, idle in transaction for [\d.]+ m?s\n {2}acquired:\n {4}at /,
+      /pg \d+:pg\d+ on vitest-db: idle-in-transaction for [\d.]+ m?s, held [\d.]+ m?s \[held-after-response-closed\]\n {2}owned by \d+:r\d+, GET \/orders, closed\n {2}server says: pid \d+, idle in transaction for [\d.]+ m?s\n {2}acquired at [^\n]*find-leaks\.test\.ts:\d+:\d+\n {4}at /,
     );
   });
 });

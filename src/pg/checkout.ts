@@ -1,0 +1,164 @@
+import { logFailure } from '../core/guard.js';
+import type { ResponseRecord, StackCapture } from '../core/records.js';
+import { currentResponse, getRuntime, responseContext } from '../core/runtime.js';
+import { captureStack } from '../core/stack.js';
+import type { PgClient } from './internal-types.js';
+import { clientEndpointName } from './naming.js';
+import { trackClient, trackerOf } from './protocol.js';
+import { pgState } from './state.js';
+import type { PgPoolStats } from './types.js';
+
+/**
+ * A checkout of a pg client from a pool, whichever library keeps the pool (pg-pool, tarn,
+ * sequelize-pool, generic-pool): who asked, from where, and the record of the client while it is
+ * checked out.
+ *
+ * The owner is taken where the checkout is *requested* (`pool.connect()`, `pool.acquire()`), in
+ * that caller's async context, and re-taken at every checkout. A request that waits in the pool's
+ * queue is handed its client from inside another request's release, so the record is made in the
+ * requester's context, kept from the call. A client idle in its pool is held by nobody.
+ */
+
+/** One pool leakwatch follows, whatever library keeps it. */
+export interface PoolWatch {
+  /** The pool's name in reports and metrics; null until known (a pool is named after its first client). */
+  name: string | null;
+  /** Watched through watchPool() (rather than found at its first checkout). */
+  explicit: boolean;
+  /** Whether the pool holds pg clients; null until its first client is seen (a generic pool may hold anything). */
+  holdsPg: boolean | null;
+  /** The pool's own counts now; null once the pool is gone (ended, destroyed, collected). */
+  counts(): Omit<PgPoolStats, 'name'> | null;
+  unwatch(): void;
+}
+
+/** A pg `Client` (from any copy of pg): what a pool library hands out when it pools pg. */
+export function isPgClient(value: unknown): value is PgClient {
+  if (value === null || typeof value !== 'object') return false;
+  if (trackerOf(value) !== undefined) return true;
+  const client = value as Partial<PgClient>;
+  return typeof client.query === 'function' && typeof client.connect === 'function' && typeof client.connectionParameters === 'object';
+}
+
+export class Checkout {
+  constructor(
+    readonly watch: PoolWatch,
+    readonly owner: ResponseRecord | undefined,
+    readonly stack: StackCapture | null,
+  ) {}
+
+  /** Records the delivered client as held by the requester, whatever context we are in. */
+  deliver(client: unknown): void {
+    try {
+      const watch = this.watch;
+      if (!isPgClient(client)) {
+        watch.holdsPg ??= false; // a pool of something else (knex on mysql): its checkouts are not followed
+        return;
+      }
+      watch.holdsPg = true;
+      const ledger = getRuntime()?.ledger;
+      if (ledger === undefined) return;
+      const name = (watch.name ??= clientEndpointName(client.connectionParameters));
+      const acquire = () => (trackerOf(client) ?? trackClient(client, false)).acquire(ledger, name, true, this.stack);
+      if (currentResponse() === this.owner) acquire();
+      else responseContext.run(this.owner as ResponseRecord, acquire);
+    } catch (error) {
+      logFailure('pg pool checkout', error);
+    }
+  }
+}
+
+/**
+ * A checkout requested now. Its acquisition stack is captured here unless a caller above said
+ * where it comes from (see {@link withCheckoutSite}).
+ */
+export function startCheckout(watch: PoolWatch, below: Function): Checkout | null {
+  if (watch.holdsPg === false) return null;
+  const state = pgState();
+  const site = state.checkoutSite;
+  return new Checkout(watch, currentResponse(), site !== undefined ? site : captureStack(state.stackFrames, below));
+}
+
+/**
+ * Runs `fn` (which requests a checkout synchronously) with the checkout's acquisition stack given:
+ * `null` for a checkout the library releases itself as soon as its query ends (`pool.query()`, a
+ * knex query), which is never idle in the app's hands and needs no stack; a capture made earlier
+ * where the app's own frames were still on the stack (`knex.transaction()`).
+ */
+export function withCheckoutSite<T>(site: StackCapture | null, fn: () => T): T {
+  const state = pgState();
+  const previous = state.checkoutSite;
+  state.checkoutSite = site;
+  try {
+    return fn();
+  } finally {
+    state.checkoutSite = previous;
+  }
+}
+
+/** The pool took the client back (released it, or dropped it): it is no longer held. */
+export function endCheckout(client: unknown): void {
+  try {
+    if (client !== null && typeof client === 'object') trackerOf(client)?.release();
+  } catch (error) {
+    logFailure('pg pool release', error);
+  }
+}
+
+/**
+ * The pool received a client it made (connected inside its `create`, maybe in some request's
+ * context): from now on the client is held only while checked out.
+ */
+export function adoptIntoPool(watch: PoolWatch, client: unknown): void {
+  try {
+    if (!isPgClient(client)) {
+      watch.holdsPg ??= false;
+      return;
+    }
+    watch.holdsPg = true;
+    watch.name ??= clientEndpointName(client.connectionParameters);
+    trackerOf(client)?.adoptIntoPool();
+  } catch (error) {
+    logFailure('pg pool create', error);
+  }
+}
+
+/** Registers a pool's watch with the gauges of {@link poolStats}; the returned function takes it out. */
+export function addPoolWatch(watch: PoolWatch): () => void {
+  const pools = pgState().pools;
+  pools.add(watch);
+  return () => pools.delete(watch);
+}
+
+const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
+
+/** Normalised counts; `used` is `total - idle` where a library does not count it itself. */
+export function poolCounts(total: unknown, idle: unknown, pending: unknown, max: unknown, used?: unknown): Omit<PgPoolStats, 'name'> {
+  const t = count(total);
+  const i = count(idle);
+  return { total: t, idle: i, used: used === undefined ? Math.max(0, t - i) : count(used), pending: count(pending), max: count(max) };
+}
+
+/**
+ * The gauges of every followed pool, read now: pools given to watchPool() and pools found at their
+ * first checkout, of any library. Ended and collected pools drop out; a pool whose name is not
+ * known yet (no client seen) is left out.
+ */
+export function poolStats(): PgPoolStats[] {
+  const stats: PgPoolStats[] = [];
+  for (const watch of [...pgState().pools]) {
+    let counts: Omit<PgPoolStats, 'name'> | null;
+    try {
+      counts = watch.counts();
+    } catch (error) {
+      logFailure('reading a pool’s counts', error);
+      continue;
+    }
+    if (counts === null) {
+      watch.unwatch();
+      continue;
+    }
+    if (watch.name !== null) stats.push({ name: watch.name, ...counts });
+  }
+  return stats;
+}

@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs';
+import type http from 'node:http';
+import path from 'node:path';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Ledger } from '../../src/core/ledger.js';
+import type { ConnectionRecord } from '../../src/core/records.js';
+import { poolStats } from '../../src/pg/index.js';
+import type { Report } from '../../src/report/json.js';
+import { ROOT } from '../support/cli.js';
+import { close, listen, request, sleep, waitUntil } from '../support/http.js';
+import { reportOf } from '../support/leaks.js';
+import { openLeaks, startLeakwatch } from '../pg/support.js';
+
+const ajv = new Ajv2020({ allErrors: true, strict: true });
+addFormats(ajv);
+const validate = ajv.compile(JSON.parse(readFileSync(path.join(ROOT, 'schema/report.schema.json'), 'utf8')));
+
+/** The report of the ledger now, checked against the schema. */
+export function validReport(ledger: Ledger): Report {
+  const report = reportOf(ledger);
+  expect(validate(report), ajv.errorsText(validate.errors)).toBe(true);
+  return report;
+}
+
+/** Matches `file:line:column` of the one line of a fixture that contains `text`, for acquisition sites. */
+export function lineOf(fixture: string, text: string): RegExp {
+  const file = path.join(ROOT, 'fixtures', fixture);
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const found = lines.flatMap((l, i) => (l.includes(text) ? [i + 1] : []));
+  if (found.length !== 1) throw new Error(`${fixture} has ${found.length} lines with ${text}, not one`);
+  return new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:${found[0]}:\\d+$`);
+}
+
+/** Connections the ledger holds now for the pool named `pool`. */
+export function heldIn(ledger: Ledger, pool: string): ConnectionRecord[] {
+  return [...ledger.held].filter((c) => c.pool === pool);
+}
+
+export interface OrmApp {
+  server: http.Server;
+  /** The app's own shutdown. */
+  close(): Promise<void>;
+  /** Gives back what the leaky route stranded, as a late fix would. */
+  returnStranded(): Promise<void>;
+}
+
+export interface OrmSpec {
+  /** The library as the test names it: `typeorm 1.1`. */
+  library: string;
+  fixture: string;
+  createApp(): OrmApp | Promise<OrmApp>;
+  healthyTraffic(port: number): Promise<void>;
+  /**
+   * The leaky request, the state its connection is left in, and the fixture's text on the line that
+   * acquired it; null where no frame of the app is on any stack V8 can give at the checkout.
+   */
+  leak: { path: string; ownerPath: string; status: number; state: 'idle' | 'idle-in-transaction'; acquiredOn: string | null };
+}
+
+/**
+ * The acceptance of one pg-pool-based library, in-process against the real PostgreSQL: a healthy
+ * app reports nothing (its pool's idle clients included), and its one leak is found, owned by the
+ * request that made it, at the app's line, confirmed by pg_stat_activity, and resolved when the
+ * app finally gives the connection back.
+ */
+export function describeLibrary(spec: OrmSpec): void {
+  let leakwatch: ReturnType<typeof startLeakwatch>;
+  const acquired: ConnectionRecord[] = [];
+  beforeAll(() => {
+    leakwatch = startLeakwatch({ responseThreshold: 1000, connectionThreshold: 300 });
+    leakwatch.ledger.observe({ connectionAcquired: (c) => void acquired.push(c) });
+  });
+  afterAll(() => leakwatch.stop());
+
+  describe(`${spec.library} › a healthy app`, () => {
+    it('reports no leak: requests at once, transactions that commit and roll back, and the pool’s idle clients', async () => {
+      const app = await spec.createApp();
+      const port = await listen(app.server);
+      const first = acquired.length;
+      await spec.healthyTraffic(port);
+      await sleep(700); // two connection thresholds
+
+      const { ledger } = leakwatch;
+      expect(ledger.leaks).toEqual([]);
+      expect(validReport(ledger).summary).toMatchObject({ leakedResponses: 0, leakedConnections: 0 });
+      const checkouts = acquired.slice(first).filter((r) => r.pooled);
+      expect(checkouts.length).toBeGreaterThan(0);
+      expect(checkouts.every((r) => r.owner !== null && r.releasedAt > 0)).toBe(true);
+      const pools = poolStats().filter((s) => s.name === '127.0.0.1:5432/test');
+      expect(pools.length).toBeGreaterThan(0);
+      expect(pools.every((s) => s.used === 0 && s.pending === 0)).toBe(true);
+      expect(pools.some((s) => s.idle > 0)).toBe(true); // idle in the pool, held by nobody
+      await app.close();
+      await close(app.server);
+    });
+  });
+
+  describe(`${spec.library} › when ${spec.leak.path} leaves its connection behind`, () => {
+    it(`reports it ${spec.leak.state}, owned by ${spec.leak.ownerPath}, ${spec.leak.acquiredOn === null ? 'with the library’s frames (no frame of the app is reachable)' : 'at the app’s line'}, confirmed by pg_stat_activity, resolved when given back`, async () => {
+      const app = await spec.createApp();
+      const port = await listen(app.server);
+      const { ledger } = leakwatch;
+      // An app that has served before: kysely's very first query waits for its driver to start, and
+      // that wait cuts V8's async stack off from the app's frames (the only checkout without a site).
+      expect(await request(port, '/count')).toMatchObject({ status: 200 });
+      const before = openLeaks(ledger).connections.length;
+      expect(await request(port, spec.leak.path)).toMatchObject({ status: spec.leak.status });
+
+      await waitUntil(() => openLeaks(ledger).connections.length === before + 1, 3000, 'the connection to leak');
+      const connection = openLeaks(ledger).connections.at(-1)!;
+      expect(connection).toMatchObject({ kind: 'pg', pooled: true, pool: '127.0.0.1:5432/test', state: spec.leak.state });
+      expect(connection.leak?.reason).toBe('held-after-response-closed');
+      await waitUntil(() => typeof connection.server?.state === 'string', 3000, 'pg_stat_activity');
+      expect(connection.server?.state).toBe(spec.leak.state === 'idle' ? 'idle' : 'idle in transaction');
+      const reported = validReport(ledger).leakedConnections.find((c) => c.id === connection.id)!;
+      expect(reported).toMatchObject({ ownerPath: spec.leak.ownerPath, ownerOutcome: 'finished', state: spec.leak.state });
+      if (spec.leak.acquiredOn === null) {
+        expect(reported.acquisitionSite).toBeNull();
+        expect(reported.acquiredAt).toMatch(/node_modules/);
+      } else {
+        expect(reported.acquisitionSite ?? `none in:\n${reported.acquiredAt}`).toMatch(lineOf(spec.fixture, spec.leak.acquiredOn));
+      }
+      await app.returnStranded();
+      expect(connection.leak?.resolvedAt).toBeGreaterThan(0);
+      await app.close();
+      await close(app.server);
+    });
+  });
+}
