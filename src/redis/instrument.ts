@@ -97,16 +97,7 @@ function patchRedis(Redis: RedisClass, stackFrames: number): Undo {
   const kClient = Symbol('leakwatch.redis.client');
   type Slot = RedisLike & { [kClient]?: TrackedClient | null };
   const live = new Set<TrackedClient>();
-  let untrackedDepth = 0;
-  const untracked = <T>(make: () => T): T => {
-    untrackedDepth++;
-    try {
-      return make();
-    } finally {
-      untrackedDepth--;
-    }
-  };
-  const confirmation = new ClientListConfirmation(Redis, untracked);
+  const confirmation = new ClientListConfirmation();
   const probe = confirmation.probe;
 
   /** The client's state; clients made before instrumentation are adopted with no owner; null: not followed. */
@@ -125,15 +116,11 @@ function patchRedis(Redis: RedisClass, stackFrames: number): Undo {
         const result = Reflect.apply(layer.original, this, arguments);
         if (layer.active) {
           try {
-            if (untrackedDepth > 0) {
-              this[kClient] = null;
-            } else {
-              let owner = currentResponse();
-              const stack = captureStack(stackFrames, parseOptions);
-              // A Cluster (or a Sentinel lookup) makes connections whenever it needs them, in whatever context asked.
-              if (owner !== undefined && madeByIoredis(parseOptions)) owner = undefined;
-              this[kClient] = new TrackedClient(this, owner, stack, probe, live);
-            }
+            let owner = currentResponse();
+            const stack = captureStack(stackFrames, parseOptions);
+            // A Cluster (or a Sentinel lookup) makes connections whenever it needs them, in whatever context asked.
+            if (owner !== undefined && madeByIoredis(parseOptions)) owner = undefined;
+            this[kClient] = new TrackedClient(this, owner, stack, probe, live);
           } catch (error) {
             logFailure('new Redis()', error);
           }
