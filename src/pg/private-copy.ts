@@ -114,8 +114,10 @@ const failed = new WeakMap<Function, unknown>();
 export function privateClientClass(appClient: Function): PgClientClass {
   if (failed.has(appClient)) throw failed.get(appClient);
   try {
-    const filename = clientFileOf(appClient);
+    let filename = clientFileOf(appClient);
     if (filename === null) throw new Error("no pg lib/client.js in require.cache holds the app's Client (a bundled app?)");
+    // pg.native's Client: the reader uses the JavaScript one beside it (no native addon to load).
+    if (/[\\/]lib[\\/]native[\\/]client\.js$/.test(filename)) filename = path.join(path.dirname(filename), '..', 'client.js');
     let Client = copies.get(filename);
     if (Client === undefined) {
       Client = new PrivateLoader().load(filename) as PgClientClass;

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureRuntime, resetRuntime } from '../support/internals.js';
@@ -64,7 +65,7 @@ describe('pgConnectionProbe › confirmation through pg_stat_activity', () => {
       }
     });
 
-    it('is another class than the app’s, made once per pg, also for a subclass of the app’s Client', async () => {
+    it('is another class than the app’s, made once per pg, for a subclass of the app’s Client and for pg.native’s', async () => {
       const { privateClientClass } = await import('../../src/pg/private-copy.js');
       const Private = privateClientClass(pg.Client);
       expect(Private).not.toBe(pg.Client);
@@ -72,6 +73,15 @@ describe('pgConnectionProbe › confirmation through pg_stat_activity', () => {
       expect(privateClientClass(pg.Client)).toBe(Private); // made once
       class AppClient extends pg.Client {}
       expect(privateClientClass(AppClient)).toBe(Private); // a subclass: the pg it extends
+      // pg.native's Client (pg-native is not installed here: its module is planted in the cache).
+      const nativeFile = path.join(path.dirname(require.resolve('pg/lib/client.js')), 'native', 'client.js');
+      class NativeClient {}
+      require.cache[nativeFile] = { id: nativeFile, filename: nativeFile, loaded: true, exports: NativeClient } as unknown as NodeModule;
+      try {
+        expect(privateClientClass(NativeClient)).toBe(Private);
+      } finally {
+        delete require.cache[nativeFile];
+      }
       expect(() => privateClientClass(class NotPg {})).toThrow(/no pg lib\/client\.js in require\.cache/);
     });
   });

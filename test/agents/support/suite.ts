@@ -47,7 +47,7 @@ export function describeAgentScenarios(agent: AgentName, options: AgentSuiteOpti
   const beside = new Map<string, ScenarioResult>();
 
   beforeAll(async () => {
-    const { dir } = await agentPackages();
+    const dir = agent === 'patcher' ? '' : (await agentPackages()).dir; // the patcher needs no package of its own
     const port = await closedPort();
     // Two processes at a time: each spends much of its life waiting on thresholds and sockets.
     const queue = [null, ...ORDERS];
