@@ -14,10 +14,11 @@ import { RespConnection, type RespEndpoint } from './resp-connection.js';
  * The lookup runs on a connection of leakwatch's own to the server the app's socket is connected
  * to, made on first use and logged in as the app's client logs in. It is a plain socket
  * (resp-connection.ts), not the app's Redis class, so no agent or patcher on that class sees it,
- * and it runs outside any request's async context. The app's client names are left alone. The join is by the app socket's local
- * address and port, read only when a leak is confirmed: it costs nothing per connection, where
- * reading each connection's `CLIENT ID` at connect would cost a round trip on every connection the
- * app makes (bench/redis.bench.mjs measures both). It cannot join through NAT or a proxy, nor over
+ * and it runs outside any request's async context. The app's client names are left alone.
+ *
+ * The join is by the app socket's local address and port, read only when a leak is confirmed: it
+ * costs nothing per connection, where reading each connection's `CLIENT ID` at connect would cost
+ * a round trip on every connection the app makes (bench/redis.bench.mjs measures both). It cannot join through NAT or a proxy, nor over
  * a Unix socket (every client there has the same address): confirmation then resolves null.
  * Leaks found close together share one `CLIENT LIST`.
  */
