@@ -19,5 +19,3 @@ export const PG_TRACKER = Symbol.for('leakwatch.pg.tracker.v1');
 export const PG_POOL_WATCH = Symbol.for('leakwatch.pg.poolWatch.v1');
 /** On an ioredis command: its PendingCommand. */
 export const REDIS_COMMAND = Symbol.for('leakwatch.redis.command.v1');
-/** On a pg client leakwatch made for itself (the pg_stat_activity reader): never followed. */
-export const PG_INTERNAL_CLIENT = Symbol.for('leakwatch.pg.internalClient.v1');

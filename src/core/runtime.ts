@@ -19,6 +19,13 @@ export interface Runtime {
 /** The async context that carries the current response through a request's continuations. */
 export const responseContext: AsyncLocalStorage<ResponseRecord> = shared('context', () => new AsyncLocalStorage<ResponseRecord>());
 
+/**
+ * Runs a function in the async context leakwatch was loaded in, outside every request and every
+ * other tool's context (an agent's active span): for leakwatch's own I/O, so that none of it is
+ * charged to a response or recorded as part of the app's work by another tool.
+ */
+export const outsideAnyContext: <R>(fn: () => R) => R = AsyncLocalStorage.snapshot();
+
 const slot = shared<{ runtime: Runtime | undefined }>('runtime', () => ({ runtime: undefined }));
 
 /**

@@ -1,5 +1,4 @@
 import { logFailure } from '../core/guard.js';
-import { PG_INTERNAL_CLIENT } from '../core/marks.js';
 import type { ConnectionRecord, ResponseRecord } from '../core/records.js';
 import { applyAll, install, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
 import { currentResponse, getRuntime, isPoolWork } from '../core/runtime.js';
@@ -19,7 +18,6 @@ import { activate, pgState } from './state.js';
  */
 
 function startClient(client: PgClient, below: Function): void {
-  if ((client as unknown as Record<symbol, unknown>)[PG_INTERNAL_CLIENT] === true) return;
   // Already followed, or already connected (pg answers that with an error of its own).
   if (trackerOf(client) !== undefined || client._connecting === true || client._connected === true) return;
   const tracker = trackClient(client, true);

@@ -1,15 +1,17 @@
 import { logFailure } from '../core/guard.js';
-import { PG_INTERNAL_CLIENT } from '../core/marks.js';
 import type { ConnectionProbe, ServerState } from '../core/records.js';
-import { responseContext } from '../core/runtime.js';
+import { outsideAnyContext } from '../core/runtime.js';
 import { type PgClient, type PgClientClass } from './internal-types.js';
+import { privateClientClass } from './private-copy.js';
 
 /**
  * Asks PostgreSQL what it thinks of a connection suspected of leaking: `pg_stat_activity.state` and
  * how long it has been in it, for the connection's backend pid.
  *
  * The question goes through a connection of leakwatch's own, made the first time it is needed,
- * never through the app's pool (which may be the very thing that is exhausted). Lookups are batched
+ * never through the app's pool (which may be the very thing that is exhausted), from a private copy
+ * of the app's pg (private-copy.ts says why): no agent or patcher on the app's `Client` sees it, and
+ * it runs outside any request's async context, so it is nobody's child span. Lookups are batched
  * into one query at most every {@link MIN_INTERVAL_MS}; when the reader cannot connect, lookups
  * resolve null for {@link RETRY_AFTER_MS} and leakwatch carries on without confirmation. Only pid,
  * state and age are read: never the query text.
@@ -55,8 +57,8 @@ class ActivityReader {
   private schedule(): void {
     if (this.timer !== null || this.running || this.waiting.size === 0) return;
     const delay = Math.max(0, this.lastRunAt + MIN_INTERVAL_MS - Date.now());
-    // Outside any response: nothing the reader does is charged to a request.
-    this.timer = responseContext.exit(() => setTimeout(() => void this.run(), delay));
+    // Outside any request: nothing the reader does is charged to one, or made a child of its span.
+    this.timer = outsideAnyContext(() => setTimeout(() => void this.run(), delay));
     this.timer.unref();
   }
 
@@ -109,7 +111,6 @@ class ActivityReader {
       statement_timeout: TIMEOUT_MS,
       query_timeout: TIMEOUT_MS + 1000,
     });
-    (client as unknown as Record<symbol, boolean>)[PG_INTERNAL_CLIENT] = true;
     // An 'error' without a listener would crash the app; a lost reader is simply made again.
     client.on('error', (error: unknown) => {
       logFailure('the pg_stat_activity reader connection', error);
@@ -155,8 +156,7 @@ function readerFor(client: PgClient): ActivityReader | null {
   const key = `${String(params.host)}|${String(params.port)}|${String(params.database)}|${String(params.user)}`;
   let reader = readers.get(key);
   if (reader === undefined) {
-    const Client = (client.constructor as PgClientClass | undefined) ?? null;
-    if (typeof Client !== 'function') return null;
+    const Client = privateClientClass(client.constructor);
     // The password is handed to our own client only; it is never stored anywhere else.
     const password = typeof client.password === 'string' ? client.password : params.password;
     reader = new ActivityReader(Client, {

@@ -1,17 +1,24 @@
+import net from 'node:net';
+import type tls from 'node:tls';
 import { logFailure } from '../core/guard.js';
 import type { ConnectionProbe, ServerState } from '../core/records.js';
+import { outsideAnyContext } from '../core/runtime.js';
 import { findByAddress, parseClientList, serverStateOf, type ClientListEntry } from './client-list.js';
-import type { RedisClass, RedisLike } from './internal-types.js';
+import type { RedisLike } from './internal-types.js';
+import { RespConnection, type RespEndpoint } from './resp-connection.js';
 
 /**
  * Confirms a suspected leak with the server: finds the connection in `CLIENT LIST` and attaches
  * what the server says about it (`idle`, `age`, `flags`, `cmd`).
  *
- * The lookup runs on a connection of leakwatch's own, made on first use per server and never one
- * of the app's, and the app's client names are left alone. The join is by the app socket's local
- * address and port, read only when a leak is confirmed: it costs nothing per connection, where
- * reading each connection's `CLIENT ID` at connect would cost a round trip on every connection the
- * app makes (bench/redis.bench.mjs measures both). It cannot join through NAT or a proxy, nor over
+ * The lookup runs on a connection of leakwatch's own to the server the app's socket is connected
+ * to, made on first use and logged in as the app's client logs in. It is a plain socket
+ * (resp-connection.ts), not the app's Redis class, so no agent or patcher on that class sees it,
+ * and it runs outside any request's async context. The app's client names are left alone.
+ *
+ * The join is by the app socket's local address and port, read only when a leak is confirmed: it
+ * costs nothing per connection, where reading each connection's `CLIENT ID` at connect would cost
+ * a round trip on every connection the app makes (bench/redis.bench.mjs measures both). It cannot join through NAT or a proxy, nor over
  * a Unix socket (every client there has the same address): confirmation then resolves null.
  * Leaks found close together share one `CLIENT LIST`.
  */
@@ -22,49 +29,29 @@ interface Waiter {
   resolve(entry: ClientListEntry | null): void;
 }
 
-/** Options of the lookup connection over the app client's own: no retries, no name of the app's, no user scripts. */
-const LOOKUP_OPTIONS = {
-  lazyConnect: true,
-  connectionName: 'leakwatch',
-  enableOfflineQueue: true,
-  enableAutoPipelining: false,
-  autoResubscribe: false,
-  autoResendUnfulfilledCommands: false,
-  maxRetriesPerRequest: 1,
-  retryStrategy: null,
-  reconnectOnError: null,
-  readOnly: false,
-  monitor: false,
-  scripts: undefined,
-  himportFieldsets: undefined,
-  commandTimeout: 5000,
-};
+const LOOKUP_TIMEOUT_MS = 5_000;
 
 class ClientListLookup {
-  private connection: RedisLike | null = null;
+  private readonly connection: RespConnection;
   private waiting: Waiter[] = [];
   private flushing = false;
 
-  constructor(
-    private readonly Redis: RedisClass,
-    private readonly options: Record<string, unknown>,
-    private readonly untracked: <T>(make: () => T) => T,
-  ) {}
+  constructor(endpoint: RespEndpoint) {
+    this.connection = new RespConnection(endpoint);
+  }
 
   find(address: string, port: number): Promise<ClientListEntry | null> {
     return new Promise((resolve) => {
       this.waiting.push({ address, port, resolve });
       if (!this.flushing) {
         this.flushing = true;
-        setImmediate(() => void this.flush());
+        outsideAnyContext(() => setImmediate(() => void this.flush()));
       }
     });
   }
 
   close(): void {
-    const connection = this.connection;
-    this.connection = null;
-    if (connection !== null) connection.disconnect();
+    this.connection.close();
   }
 
   private async flush(): Promise<void> {
@@ -72,7 +59,7 @@ class ClientListLookup {
     this.waiting = [];
     let entries: ClientListEntry[] | null = null;
     try {
-      entries = parseClientList(String(await this.open().call('CLIENT', 'LIST')));
+      entries = parseClientList(String(await this.connection.command('CLIENT', 'LIST')));
     } catch (error) {
       logFailure('CLIENT LIST', error);
     }
@@ -80,26 +67,11 @@ class ClientListLookup {
     if (this.waiting.length > 0) setImmediate(() => void this.flush());
     else this.flushing = false;
   }
-
-  private open(): RedisLike {
-    const existing = this.connection;
-    if (existing !== null && existing.status !== 'end') return existing;
-    const connection = this.untracked(() => new this.Redis({ ...this.options, ...LOOKUP_OPTIONS }));
-    connection.on('error', () => {}); // a failure reaches the CLIENT LIST call, which logs it
-    connection.on('connect', () => connection.stream?.unref());
-    this.connection = connection;
-    return connection;
-  }
 }
 
 /** One lookup connection per server an app client talks to. */
 export class ClientListConfirmation {
   private readonly lookups = new Map<string, ClientListLookup>();
-
-  constructor(
-    private readonly Redis: RedisClass,
-    private readonly untracked: <T>(make: () => T) => T,
-  ) {}
 
   /** The ConnectionProbe the ledger calls for a suspected leak. */
   readonly probe: ConnectionProbe = {
@@ -111,11 +83,10 @@ export class ClientListConfirmation {
       const socket = client.stream;
       const options = client.options;
       if (socket === undefined || options.path) return Promise.resolve(null);
-      const address = socket.localAddress;
-      const port = socket.localPort;
-      if (!address || !port) return Promise.resolve(null);
-      return this.lookupFor(options)
-        .find(address, port)
+      const { localAddress, localPort, remoteAddress, remotePort } = socket;
+      if (!localAddress || !localPort || !remoteAddress || !remotePort) return Promise.resolve(null);
+      return this.lookupFor(remoteAddress, remotePort, options)
+        .find(localAddress, localPort)
         .then(
           (entry) => (entry === null ? null : serverStateOf(entry)),
           () => null,
@@ -131,11 +102,24 @@ export class ClientListConfirmation {
     this.lookups.clear();
   }
 
-  private lookupFor(options: Record<string, unknown>): ClientListLookup {
-    const key = [options.host, options.port, options.username, options.tls ? 'tls' : '', options.name].join('|');
+  /** The server the app's socket is connected to (after DNS, a Sentinel's answer), as the app's client logs in. */
+  private lookupFor(host: string, port: number, options: Record<string, unknown>): ClientListLookup {
+    const username = typeof options.username === 'string' && options.username !== '' ? options.username : undefined;
+    const tlsOptions = options.tls !== null && typeof options.tls === 'object' ? (options.tls as tls.ConnectionOptions) : null;
+    const key = [host, port, username, tlsOptions === null ? '' : 'tls'].join('|');
     let lookup = this.lookups.get(key);
     if (lookup === undefined) {
-      lookup = new ClientListLookup(this.Redis, options, this.untracked);
+      lookup = new ClientListLookup({
+        host,
+        port,
+        tls: tlsOptions,
+        servername: typeof options.host === 'string' && net.isIP(options.host) === 0 ? options.host : undefined,
+        username,
+        // Handed to the lookup connection only; never kept anywhere else.
+        password: typeof options.password === 'string' ? options.password : undefined,
+        clientName: 'leakwatch',
+        timeoutMs: LOOKUP_TIMEOUT_MS,
+      });
       this.lookups.set(key, lookup);
     }
     return lookup;

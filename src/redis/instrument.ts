@@ -95,22 +95,13 @@ function patchRedis(Redis: RedisClass, stackFrames: number): Undo {
   const proto = Redis.prototype as unknown as Record<string, unknown>;
   // Per instrumentation, so that after an undo a new one starts afresh with every client.
   const kClient = Symbol('leakwatch.redis.client');
-  type Slot = RedisLike & { [kClient]?: TrackedClient | null };
+  type Slot = RedisLike & { [kClient]?: TrackedClient };
   const live = new Set<TrackedClient>();
-  let untrackedDepth = 0;
-  const untracked = <T>(make: () => T): T => {
-    untrackedDepth++;
-    try {
-      return make();
-    } finally {
-      untrackedDepth--;
-    }
-  };
-  const confirmation = new ClientListConfirmation(Redis, untracked);
+  const confirmation = new ClientListConfirmation();
   const probe = confirmation.probe;
 
-  /** The client's state; clients made before instrumentation are adopted with no owner; null: not followed. */
-  const trackedOf = (client: Slot): TrackedClient | null => {
+  /** The client's state; clients made before instrumentation are adopted with no owner. */
+  const trackedOf = (client: Slot): TrackedClient => {
     const tracked = client[kClient];
     if (tracked !== undefined) return tracked;
     const adopted = new TrackedClient(client, undefined, null, probe, live);
@@ -125,15 +116,11 @@ function patchRedis(Redis: RedisClass, stackFrames: number): Undo {
         const result = Reflect.apply(layer.original, this, arguments);
         if (layer.active) {
           try {
-            if (untrackedDepth > 0) {
-              this[kClient] = null;
-            } else {
-              let owner = currentResponse();
-              const stack = captureStack(stackFrames, parseOptions);
-              // A Cluster (or a Sentinel lookup) makes connections whenever it needs them, in whatever context asked.
-              if (owner !== undefined && madeByIoredis(parseOptions)) owner = undefined;
-              this[kClient] = new TrackedClient(this, owner, stack, probe, live);
-            }
+            let owner = currentResponse();
+            const stack = captureStack(stackFrames, parseOptions);
+            // A Cluster (or a Sentinel lookup) makes connections whenever it needs them, in whatever context asked.
+            if (owner !== undefined && madeByIoredis(parseOptions)) owner = undefined;
+            this[kClient] = new TrackedClient(this, owner, stack, probe, live);
           } catch (error) {
             logFailure('new Redis()', error);
           }
@@ -145,7 +132,7 @@ function patchRedis(Redis: RedisClass, stackFrames: number): Undo {
         const result = Reflect.apply(layer.original, this, arguments);
         if (layer.active) {
           try {
-            trackedOf(this)?.statusChanged(status);
+            trackedOf(this).statusChanged(status);
           } catch (error) {
             logFailure('redis status change', error);
           }
@@ -158,7 +145,7 @@ function patchRedis(Redis: RedisClass, stackFrames: number): Undo {
         if (layer.active) {
           try {
             const tracked = trackedOf(this);
-            if (tracked !== null && typeof command === 'object' && command !== null) pending = followCommand(tracked, command);
+            if (typeof command === 'object' && command !== null) pending = followCommand(tracked, command);
           } catch (error) {
             logFailure('redis command', error);
           }

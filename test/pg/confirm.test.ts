@@ -1,3 +1,4 @@
+import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureRuntime, resetRuntime } from '../support/internals.js';
@@ -39,6 +40,50 @@ describe('pgConnectionProbe › confirmation through pg_stat_activity', () => {
     expect(rows[0].n).toBe(1);
     expect(pgConnectionProbe.serverIdentity!(clients[2])).toEqual({ pid: clients[2].processID });
     await Promise.all(clients.map((client) => client.end()));
+  });
+
+  describe('when another tool wraps the app’s Client (a patcher, an agent)', () => {
+    it('asks through a private copy of the app’s pg: no wrapper sees it, and require.cache is unchanged', async () => {
+      const seen: string[] = [];
+      const query = pg.Client.prototype.query;
+      pg.Client.prototype.query = function countedQuery(this: pg.Client, ...args: unknown[]) {
+        seen.push(String((args[0] as { text?: string })?.text ?? args[0]));
+        return (query as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof query;
+      const cached = Object.keys(require.cache).sort();
+      const client = new pg.Client(pgUrl());
+      try {
+        await client.connect();
+        closeActivityReaders(); // a reader made by the test above would be reused
+        const state = await pgConnectionProbe.confirm!(client);
+        expect(state).toMatchObject({ pid: client.processID, state: 'idle' });
+        expect(seen).toEqual([]);
+        expect(Object.keys(require.cache).sort()).toEqual(cached);
+      } finally {
+        pg.Client.prototype.query = query;
+        await client.end();
+      }
+    });
+
+    it('is another class than the app’s, made once per pg, for a subclass of the app’s Client and for pg.native’s', async () => {
+      const { privateClientClass } = await import('../../src/pg/private-copy.js');
+      const Private = privateClientClass(pg.Client);
+      expect(Private).not.toBe(pg.Client);
+      expect(Private.name).toBe('Client');
+      expect(privateClientClass(pg.Client)).toBe(Private); // made once
+      class AppClient extends pg.Client {}
+      expect(privateClientClass(AppClient)).toBe(Private); // a subclass: the pg it extends
+      // pg.native's Client (pg-native is not installed here: its module is planted in the cache).
+      const nativeFile = path.join(path.dirname(require.resolve('pg/lib/client.js')), 'native', 'client.js');
+      class NativeClient {}
+      require.cache[nativeFile] = { id: nativeFile, filename: nativeFile, loaded: true, exports: NativeClient } as unknown as NodeModule;
+      try {
+        expect(privateClientClass(NativeClient)).toBe(Private);
+      } finally {
+        delete require.cache[nativeFile];
+      }
+      expect(() => privateClientClass(class NotPg {})).toThrow(/no pg lib\/client\.js in require\.cache/);
+    });
   });
 
   it('resolves null, never rejects, and logs once when it cannot connect', async () => {

@@ -1,0 +1,110 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import IORedis from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setFailureLog } from '../../src/core/guard.js';
+import { ClientListConfirmation } from '../../src/redis/confirm.js';
+import { parseReply, RespConnection, RespReplyError } from '../../src/redis/resp-connection.js';
+import { REDIS_URL } from '../support/redis.js';
+
+const logged: string[] = [];
+beforeAll(() => setFailureLog((line) => logged.push(line)));
+afterAll(() => setFailureLog((line) => process.stderr.write(`${line}\n`)));
+
+const { hostname: HOST, port: PORT } = new URL(REDIS_URL);
+const endpoint = (port: number, more: object = {}) => ({ host: HOST, port, clientName: 'leakwatch', timeoutMs: 2000, ...more });
+
+describe('parseReply(buffer, offset)', () => {
+  it('reads simple strings, errors, integers, bulk strings, nulls and arrays, and says when a reply is not all there', () => {
+    const text = '+OK\r\n-ERR no\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*2\r\n$1\r\na\r\n:1\r\n';
+    const buffer = Buffer.from(text);
+    const replies = [];
+    for (let at = 0, parsed = parseReply(buffer, 0); parsed !== null; parsed = parseReply(buffer, at)) {
+      replies.push(parsed.reply);
+      at = parsed.next;
+    }
+    expect(replies).toEqual(['OK', new RespReplyError('ERR no'), 42, 'hello', null, ['a', 1]]);
+    expect(parseReply(Buffer.from('$5\r\nhel'), 0)).toBeNull();
+    expect(parseReply(Buffer.from('*2\r\n:1\r\n'), 0)).toBeNull();
+  });
+});
+
+describe('RespConnection', () => {
+  it('reads CLIENT LIST on a connection of its own, named leakwatch', async () => {
+    const connection = new RespConnection(endpoint(Number(PORT || 6379)));
+    try {
+      const list = String(await connection.command('CLIENT', 'LIST'));
+      expect(list).toMatch(/ name=leakwatch /);
+      expect(await connection.command('PING')).toBe('PONG'); // the same connection, again
+    } finally {
+      connection.close();
+    }
+  });
+
+  describe('when the server does not answer', () => {
+    it('fails the command after its timeout, and when nothing listens, at once', async () => {
+      const silent = net.createServer(() => {});
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const { port } = silent.address() as net.AddressInfo;
+      const connection = new RespConnection({ ...endpoint(port), host: '127.0.0.1', timeoutMs: 100 });
+      await expect(connection.command('CLIENT', 'LIST')).rejects.toThrow(`no answer from Redis at 127.0.0.1:${port} in 100 ms`);
+      silent.close();
+      const nobody = new RespConnection({ ...endpoint(port), host: '127.0.0.1' });
+      await expect(nobody.command('CLIENT', 'LIST')).rejects.toThrow(/ECONNREFUSED/);
+    });
+  });
+});
+
+const hasRedisServer = spawnSync('redis-server', ['--version']).error === undefined;
+
+describe.skipIf(!hasRedisServer)('ClientListConfirmation › on a server that requires a user and password (an own redis-server) [skipped without redis-server on PATH]', () => {
+  let server: ChildProcess;
+  let port: number;
+  beforeAll(async () => {
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--user', 'default', 'off', '--user', 'alice', 'on', '>s3cret-pw', '~*', '&*', '+@all'], { stdio: 'ignore' });
+    // Up once it answers; without a login it answers NOAUTH.
+    for (const until = Date.now() + 10_000; ; ) {
+      const ping = new RespConnection({ ...endpoint(port), host: '127.0.0.1', timeoutMs: 500 });
+      const answer = await ping.command('PING').catch((error: Error) => error.message);
+      ping.close();
+      if (/NOAUTH/.test(String(answer))) break;
+      if (Date.now() > until) throw new Error(`redis-server on port ${port} did not answer: ${String(answer)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }, 20_000);
+  afterAll(() => void server?.kill());
+
+  it('logs in as the app’s client does and finds its connection', async () => {
+    const app = new IORedis({ host: '127.0.0.1', port, username: 'alice', password: 's3cret-pw' });
+    const confirmation = new ClientListConfirmation();
+    try {
+      await app.ping();
+      const id = Number(await app.client('ID'));
+      expect(await confirmation.confirm(app as never)).toMatchObject({ clientId: id, state: 'idle' });
+    } finally {
+      confirmation.close();
+      app.disconnect();
+    }
+  });
+
+  it('resolves null when its login is refused, and logs no password', async () => {
+    const app = new IORedis({ host: '127.0.0.1', port, username: 'alice', password: 's3cret-pw' });
+    const confirmation = new ClientListConfirmation();
+    try {
+      await app.ping();
+      (app.options as { password?: string }).password = 'wrong-pw';
+      expect(await confirmation.confirm(app as never)).toBeNull();
+      const lines = logged.filter((line) => line.includes('CLIENT LIST'));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/NOAUTH|WRONGPASS/);
+      expect(logged.join('\n')).not.toMatch(/wrong-pw|s3cret-pw/);
+    } finally {
+      confirmation.close();
+      app.disconnect();
+    }
+  });
+});
