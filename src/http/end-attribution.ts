@@ -1,6 +1,6 @@
 import { ServerResponse } from 'node:http';
 import { logFailure } from '../core/guard.js';
-import { defineAccessor, install, type Fn, type Undo } from '../core/patch.js';
+import { install, type Fn, type Undo } from '../core/patch.js';
 import type { EndOverride, ResponseRecord, StackCapture } from '../core/records.js';
 import { captureStack, siteOf } from '../core/stack.js';
 import { shared } from '../core/state.js';
@@ -10,7 +10,8 @@ import { responseOf } from './response-of.js';
  * Records every assignment to `res.end` on a server response: where it was made, whether the
  * replacement was called, and whether it called through to the `end` it replaced.
  *
- * `ServerResponse.prototype.end` becomes an accessor. On a response, reading it gives the newest
+ * `end` becomes an accessor, on a prototype of leakwatch's own just below ServerResponse.prototype
+ * (see installEndAttribution). On a response, reading it gives the newest
  * replacement (wrapped to note the call) or, when there is none, an `end` of leakwatch's that
  * notes the bottom replacement called through and calls the prototype's `end`; assigning it
  * records the replacement (on the response's record, see layersOf) instead of making an own
@@ -20,9 +21,9 @@ import { responseOf } from './response-of.js';
  * On a prototype (`ServerResponse.prototype` itself, or a framework's response prototype such as
  * Express's `app.response`) the property behaves as a plain method: reading gives the `end` every
  * response of that prototype calls, and assigning replaces it for all of them, followed or not, as
- * an agent patching the prototype expects. A tool that redefines the property outright
- * (`Object.defineProperty`, shimmer) is taken in at the next response: its function becomes that
- * `end`, and attribution goes on above it.
+ * an agent patching the prototype expects. A tool that defines `end` on ServerResponse.prototype
+ * itself (`Object.defineProperty`, shimmer) is taken in at the next response: its function becomes
+ * that `end`, and attribution goes on above it.
  */
 
 /** One replacement of `res.end`, at `position` in its response's list (0 = the first made). */
@@ -165,52 +166,63 @@ function assign(res: Response, fn: unknown): void {
 /** The installed attribution's check, whichever copy of leakwatch installed it. */
 const installed = shared<{ keep: (() => void) | null }>('endAttribution', () => ({ keep: null }));
 
-function defineEnd(): void {
-  defineAccessor(proto, 'end', { get: getEnd as () => unknown, set: setEnd as (value: unknown) => void });
-}
-
 /**
- * Takes the property back if another tool redefined it since (its function becomes the base every
- * response calls). Called as each response starts; a getter lookup when nothing changed.
+ * Takes in an `end` another tool defined on ServerResponse.prototype itself since (shimmer's wrap,
+ * `Object.defineProperty`): it becomes the base every response calls, and attribution goes on
+ * above it. Called as each response starts; one own-property test when nothing changed.
  */
 export function keepEndAttribution(): void {
   installed.keep?.();
 }
 
 function keep(): void {
-  if ((proto as unknown as { __lookupGetter__(name: string): unknown }).__lookupGetter__('end') === getEnd) return;
+  if (!Object.prototype.hasOwnProperty.call(proto, 'end')) return;
   try {
     const current = Object.getOwnPropertyDescriptor(proto, 'end');
-    if (current === undefined || !current.configurable || typeof current.value !== 'function') return;
-    proto[kBase] = current.value as Fn;
-    defineEnd();
+    if (current === undefined || !current.configurable || typeof current.value !== 'function') return; // an accessor of theirs: theirs stands
+    Object.defineProperty(proto, kBase, { value: current.value, writable: true, configurable: true });
+    delete (proto as Partial<Response>).end;
   } catch (error) {
     logFailure('res.end attribution', error);
   }
 }
 
+/**
+ * The accessor is not put on ServerResponse.prototype but on a prototype of leakwatch's own,
+ * inserted between it and OutgoingMessage.prototype (where Node defines `end`). ServerResponse's
+ * own properties stay exactly Node's: a tool that wraps `ServerResponse.prototype.end` finds no
+ * own property there, as without leakwatch, and wraps the method rather than a getter (dd-trace's
+ * shimmer wraps an accessor's getter in place, so its hook would run when `res.end` is read).
+ */
 function installEndAttribution(): Undo {
-  // `end` is OutgoingMessage's, inherited; an own one only if some tool put it there already.
+  const parent = Object.getPrototypeOf(proto) as object;
+  // Node's `end` is OutgoingMessage's; an own one only if some tool put it there already.
   const before = Object.getOwnPropertyDescriptor(proto, 'end');
   const base: unknown = proto.end;
   if (typeof base !== 'function') throw new TypeError('ServerResponse.prototype.end is not a method here; res.end attribution is off.');
-  Object.defineProperty(proto, kBase, { value: base, writable: true, configurable: true });
-  defineEnd();
+  const layer = Object.create(parent) as object;
+  Object.defineProperty(layer, kBase, { value: base, writable: true, configurable: true });
+  Object.defineProperty(layer, 'end', { get: getEnd, set: setEnd, enumerable: false, configurable: true });
+  if (before !== undefined) delete (proto as Partial<Response>).end;
+  Object.setPrototypeOf(proto, layer);
   installed.keep = keep;
   return () => {
-    const ours = Object.getOwnPropertyDescriptor(proto, 'end')?.get === getEnd;
     if (installed.keep === keep) installed.keep = null;
-    // Each prototype gets back a plain `end`: the one it calls now, including later patches of others.
-    if (ours) {
-      if (before !== undefined || proto[kBase] !== base) Object.defineProperty(proto, 'end', { ...(before ?? { writable: true, enumerable: false }), configurable: true, value: proto[kBase] });
-      else delete (proto as Partial<Response>).end;
+    // The `end` responses call now, including other tools' patches made since.
+    const current = proto[kBase];
+    const own = Object.prototype.hasOwnProperty.call(proto, 'end');
+    if (Object.getPrototypeOf(proto) === layer) Object.setPrototypeOf(proto, parent);
+    else Object.defineProperty(layer, 'end', { value: current, writable: true, configurable: true }); // someone re-parented since: stay, inert
+    if (!own && (before !== undefined || current !== parent[('end' as keyof object)])) {
+      Object.defineProperty(proto, 'end', { writable: true, enumerable: before?.enumerable ?? false, configurable: true, value: current });
     }
+    delete (proto as Partial<Response>)[kBase];
+    // Each other prototype assigned an `end` gets it back as a plain property.
     for (const target of prototypesWithBase) {
       Object.defineProperty(target, 'end', { value: (target as Response)[kBase], writable: true, configurable: true, enumerable: true });
       delete (target as Partial<Response>)[kBase];
     }
     prototypesWithBase.clear();
-    delete (proto as Partial<Response>)[kBase];
   };
 }
 

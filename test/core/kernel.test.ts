@@ -38,7 +38,6 @@ const methodPatches: Patched[] = [
 ];
 
 const accessorPatches = [
-  { name: 'res.end attribution', install: instrumentEndAttribution, target: () => ServerResponse.prototype, property: 'end' },
   { name: 'Express routes', install: instrumentExpressRoutes, target: () => IncomingMessage.prototype, property: 'route' },
   { name: 'Koa routes', install: () => instrumentKoaRoutes(KoaContext), target: () => KoaContext, property: '_matchedRoute' },
 ];
@@ -54,6 +53,8 @@ function everything(): Record<string, unknown> {
   for (const p of methodPatches) for (const m of p.methods) seen[`${p.name}.${m}`] = Object.getOwnPropertyDescriptor(p.target(), m);
   for (const p of accessorPatches) seen[p.name] = Object.getOwnPropertyDescriptor(p.target(), p.property);
   for (const p of channelPatches) seen[p.name] = diagnostics_channel.channel(p.channel).hasSubscribers;
+  seen['ServerResponse.prototype.end'] = Object.getOwnPropertyDescriptor(ServerResponse.prototype, 'end');
+  seen['ServerResponse.prototype’s prototype'] = Object.getPrototypeOf(ServerResponse.prototype);
   seen['Module.prototype.loaded'] = Object.getOwnPropertyDescriptor(require('node:module').prototype, 'loaded');
   return seen;
 }
@@ -153,6 +154,44 @@ describe.each(channelPatches)('diagnostics channels: $name', ({ install, channel
     expect(diagnostics_channel.channel(channel).hasSubscribers).toBe(true);
     second();
     expect(diagnostics_channel.channel(channel).hasSubscribers).toBe(false);
+  });
+});
+
+describe('res.end attribution', () => {
+  it('installs once however often it is asked, leaves ServerResponse.prototype’s own properties as Node has them, and the last release restores its prototype', () => {
+    const first = instrumentEndAttribution();
+    const layer = Object.getPrototypeOf(ServerResponse.prototype) as object;
+    expect(layer).not.toBe(OutgoingMessage.prototype);
+    expect(Object.getPrototypeOf(layer)).toBe(OutgoingMessage.prototype);
+    expect(Object.getOwnPropertyDescriptor(layer, 'end')?.get).toBeTypeOf('function');
+    expect(Object.getOwnPropertyDescriptor(ServerResponse.prototype, 'end')).toBeUndefined(); // as without leakwatch
+    const second = instrumentEndAttribution();
+    expect(Object.getPrototypeOf(ServerResponse.prototype)).toBe(layer);
+    first();
+    expect(Object.getPrototypeOf(ServerResponse.prototype)).toBe(layer);
+    second();
+    expect(Object.getPrototypeOf(ServerResponse.prototype)).toBe(OutgoingMessage.prototype);
+    expect(ServerResponse.prototype.end).toBe(OutgoingMessage.prototype.end);
+  });
+
+  it('lets a shimmer that wraps an accessor’s getter in place (dd-trace’s) wrap the method: its hook runs per end() call, not per read', () => {
+    const undo = instrumentEndAttribution();
+    const proto = ServerResponse.prototype as unknown as Record<string, unknown>;
+    // datadog-shimmer's wrap(): an own accessor's getter is what it wraps; with no own property it wraps the value read.
+    const descriptor = Object.getOwnPropertyDescriptor(proto, 'end') ?? { value: proto.end, writable: true, configurable: true, enumerable: false };
+    const original = (descriptor.value ?? descriptor.get) as (...args: unknown[]) => unknown;
+    let hooked = 0;
+    const wrapped = function (this: unknown, ...args: unknown[]) {
+      hooked++;
+      return original.apply(this, args);
+    };
+    Object.defineProperty(proto, 'end', { ...descriptor, value: wrapped });
+    const res = new ServerResponse(new IncomingMessage(null as never));
+    void res.end; // a read is no call
+    expect(hooked).toBe(0);
+    expect(typeof res.end).toBe('function');
+    delete proto.end;
+    undo();
   });
 });
 
@@ -268,12 +307,13 @@ describe('start() over every instrumentation', () => {
       await close(server);
       handle.stop();
     }
-    // Undone with the other tool's patch in place: the prototype keeps it, as the base it was.
+    // Undone with the other tool's patch in place: the prototype keeps it, as the `end` it was.
     expect(calls).toBe(3);
     const kept = Object.getOwnPropertyDescriptor(ServerResponse.prototype, 'end');
     expect(kept?.value).toBeTypeOf('function');
     expect(kept?.value).not.toBe(OutgoingMessage.prototype.end);
-    delete (ServerResponse.prototype as { end?: unknown }).end; // the other tool leaves
+    ServerResponse.prototype.end = original; // the other tool leaves, as it came
+    delete (ServerResponse.prototype as { end?: unknown }).end;
   });
 
   it('takes back res.end after another tool redefined it with defineProperty, running that tool’s function', async () => {
@@ -290,7 +330,7 @@ describe('start() over every instrumentation', () => {
       const port = await listen(server);
       expect(await request(port, '/work/7')).toEqual({ status: 200, body: 'done 7' });
       expect(calls).toBe(1);
-      expect(Object.getOwnPropertyDescriptor(ServerResponse.prototype, 'end')?.get).toBeTypeOf('function'); // taken back
+      expect(Object.getOwnPropertyDescriptor(ServerResponse.prototype, 'end')).toBeUndefined(); // taken in below
       expect(ServerResponse.prototype.end).toBe(theirs); // what the prototype's end is, read from it
     } finally {
       await close(server);
