@@ -29,7 +29,19 @@ describe('pgConnectionProbe › confirmation through pg_stat_activity', () => {
     );
     await clients[0].query('BEGIN');
     const heldBefore = ledger.held.size;
-    const states = await Promise.all(clients.flatMap((client) => [pgConnectionProbe.confirm!(client), pgConnectionProbe.confirm!(client)]));
+    // Count what the reader sends: its Client is leakwatch's private copy of pg's.
+    const { privateClientClass } = await import('../../src/pg/private-copy.js');
+    const Reader = privateClientClass(pg.Client) as unknown as { prototype: { query: (...args: unknown[]) => unknown } };
+    const readerQuery = Reader.prototype.query;
+    let sent = 0;
+    Reader.prototype.query = function (this: unknown, ...args: unknown[]) {
+      sent++;
+      return readerQuery.apply(this, args);
+    };
+    const states = await Promise.all(clients.flatMap((client) => [pgConnectionProbe.confirm!(client), pgConnectionProbe.confirm!(client)])).finally(
+      () => (Reader.prototype.query = readerQuery),
+    );
+    expect(sent).toBe(1); // ten lookups, one query
     expect(states.map((s) => s?.pid)).toEqual(clients.flatMap((c) => [c.processID, c.processID]));
     expect(states[0]?.state).toBe('idle in transaction');
     expect(states.slice(2).every((s) => s?.state === 'idle')).toBe(true);
