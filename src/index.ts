@@ -15,6 +15,7 @@ export { honoRoutes, instrumentExpressRoutes, instrumentFastifyRoutes, instrumen
 // Connections: start() instruments the app's own copies as they load; these do it explicitly
 export { instrumentPg, watchPool, poolStats, type PgInstrumentationOptions, type PgPoolStats, type WatchPoolOptions } from './pg/index.js';
 export { instrumentIoredis, type RedisInstrumentationOptions } from './redis/index.js';
+export { instrumentNodeRedis, type NodeRedisInstrumentationOptions } from './node-redis/index.js';
 
 // Prometheus metrics
 export { createMetrics, type Exposition, type LeakwatchMetrics, type MetricsOptions } from './metrics/create-metrics.js';

@@ -1,6 +1,6 @@
 /**
  * `node --import leakwatch/register app.js` (or `--require`): follows every response of the process,
- * instruments the app's own pg and ioredis as they load, and serves metrics when
+ * instruments the app's own pg, ioredis and node-redis as they load, and serves metrics when
  * LEAKWATCH_METRICS_PORT is set, all configured by `LEAKWATCH_*`.
  * `leakwatch run` puts this into NODE_OPTIONS of every Node process it starts.
  *
