@@ -7,6 +7,7 @@ import { ConfigError, ENV, parseDuration, resolveConfig } from '../config.js';
 import { mergeReports, type Report } from '../report/json.js';
 import { formatJunit } from '../report/junit.js';
 import { formatReport, useColour } from '../report/text.js';
+import { unfollowedLibrariesWarning } from '../report/unfollowed.js';
 
 export interface RunOptions {
   report?: string;
@@ -161,7 +162,8 @@ export async function run(options: RunOptions, io = { stderr: process.stderr }):
   process.removeListener('SIGTERM', forward);
 
   const warn = (line: string) => io.stderr.write(line + '\n');
-  const report = mergeReports(readParts(dir, warn), {
+  const parts = readParts(dir, warn);
+  const report = mergeReports(parts, {
     startedAt,
     endedAt: Date.now(),
     responseMs: config.responseThresholdMs,
@@ -171,6 +173,8 @@ export async function run(options: RunOptions, io = { stderr: process.stderr }):
   if (options.report !== undefined) writeFile(options.report, JSON.stringify(report, null, 2) + '\n');
   if (options.junit !== undefined) writeFile(options.junit, formatJunit(report));
   io.stderr.write(formatReport(report, { colour: useColour(io.stderr as { isTTY?: boolean }) }) + '\n');
+  const unfollowed = unfollowedLibrariesWarning(parts);
+  if (unfollowed !== null) warn(unfollowed);
 
   if (status !== 0) return status;
   const leaked = report.summary.leakedResponses + report.summary.leakedConnections > 0;

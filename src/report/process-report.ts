@@ -26,7 +26,8 @@ export function installExitReport(runtime: Runtime, options: ExitReportOptions):
       const ledger = runtime.ledger;
       ledger.finalize();
       const report = buildReport(ledger, startedAt);
-      const seenAnything = report.summary.responses > 0 || ledger.leaks.length > 0 || ledger.held.size > 0;
+      // A process that loaded a library leakwatch follows is part of the run even when it saw nothing: `run` warns about it.
+      const seenAnything = report.summary.responses > 0 || ledger.leaks.length > 0 || ledger.held.size > 0 || report.processes[0].libraries.length > 0;
       if (options.file !== undefined) {
         mkdirSync(path.dirname(path.resolve(options.file)), { recursive: true });
         writeFileSync(options.file, JSON.stringify(report, null, 2) + '\n');
