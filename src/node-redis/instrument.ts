@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import path from 'node:path';
 import { logFailure } from '../core/guard.js';
@@ -118,8 +118,9 @@ function redisPackageOf(filename: string): { folder: string; name: string } | nu
   for (let dir = path.dirname(filename), i = 0; i < 12; dir = path.dirname(dir), i++) {
     try {
       const { name } = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
-      if (name === 'redis' || name === '@redis/client') return { folder: dir, name };
-      if (name !== undefined) return null;
+      // dist/ holds a copy of the package.json: the package is the folder that holds dist/.
+      if ((name === 'redis' || name === '@redis/client') && existsSync(path.join(dir, 'dist'))) return { folder: dir, name };
+      if (name !== undefined && name !== 'redis' && name !== '@redis/client') return null;
     } catch {
       // no package.json here (dist/ folders): go up
     }
