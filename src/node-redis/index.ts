@@ -1,5 +1,6 @@
 import type { ModulePatch } from '../core/module-hooks.js';
-import { CLIENT_FILE, instrumentClientModule, type NodeRedisInstrumentationOptions } from './instrument.js';
+import { CLIENT_FILE } from './copy.js';
+import { instrumentClientModule, type NodeRedisInstrumentationOptions } from './instrument.js';
 
 export { instrumentNodeRedis, type NodeRedisInstrumentationOptions } from './instrument.js';
 
