@@ -51,11 +51,15 @@ export interface OwnRedis {
   stop(): Promise<void>;
 }
 
-export async function startOwnRedis(extraArgs: string[] = []): Promise<OwnRedis> {
+/** `tls`: serve TLS only, with this certificate and key (PEM files), and no client certificates asked for. */
+export async function startOwnRedis(extraArgs: string[] = [], tls?: { cert: string; key: string }): Promise<OwnRedis> {
   const port = await freePort();
+  const listen = tls === undefined
+    ? ['--port', String(port)]
+    : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.cert, '--tls-auth-clients', 'no'];
   let child: ChildProcess | null = null;
   const launch = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], { stdio: 'ignore' });
+    child = spawn('redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], { stdio: 'ignore' });
     const until = Date.now() + 10_000;
     while (!(await answers('127.0.0.1', port, 300))) {
       if (Date.now() > until) throw new Error(`redis-server did not answer on 127.0.0.1:${port} within 10 s`);
@@ -72,7 +76,7 @@ export async function startOwnRedis(extraArgs: string[] = []): Promise<OwnRedis>
   };
   await launch();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
     port,
     async restart({ downMs = 200 } = {}) {
       await halt();
