@@ -8,7 +8,7 @@ import tls from 'node:tls';
 export interface RedisEndpoint {
   host: string;
   port: number;
-  /** `tls.connect()` options when the app's client uses TLS; null for plain TCP. */
+  /** `tls.connect()` options when the app's client uses TLS (its servername included); null for plain TCP. */
   tls: tls.ConnectionOptions | null;
   username?: string;
   password?: string;
@@ -64,7 +64,7 @@ export function readClientList(endpoint: RedisEndpoint, timeoutMs = 5000): Promi
     const socket =
       endpoint.tls === null
         ? net.connect({ host: endpoint.host, port: endpoint.port })
-        : tls.connect({ ...endpoint.tls, host: endpoint.host, port: endpoint.port, servername: endpoint.tls.servername ?? (net.isIP(endpoint.host) ? undefined : endpoint.host) });
+        : tls.connect({ ...endpoint.tls, host: endpoint.host, port: endpoint.port });
     socket.unref();
     socket.setTimeout(timeoutMs);
     let received: Buffer = Buffer.alloc(0);

@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { logFailure } from '../core/guard.js';
 import type { ServerState } from '../core/records.js';
@@ -19,21 +19,27 @@ import type { ClientOptions } from './internal-types.js';
  * reader) without a change of behaviour.
  */
 
-/** The server `client.options` points at, or null for a Unix socket (every client there has the same address). */
-export function endpointOf(options: ClientOptions | undefined): RedisEndpoint | null {
-  const socket = options?.socket ?? {};
-  if (typeof socket.path === 'string' && socket.path !== '') return null;
-  const host = typeof socket.host === 'string' && socket.host !== '' ? socket.host : 'localhost';
-  const port = Number(socket.port ?? 6379) || 6379;
+/**
+ * The server the app's socket is connected to (its remote address: after DNS, whatever the URL
+ * said), as the app's client logs in; null for a Unix socket (every client there has the same
+ * address, so no join is possible) or a socket not connected.
+ */
+export function endpointOf(options: ClientOptions | undefined, socket: Socket): RedisEndpoint | null {
+  const configured = options?.socket ?? {};
+  if (typeof configured.path === 'string' && configured.path !== '') return null;
+  const { remoteAddress, remotePort } = socket;
+  if (!remoteAddress || !remotePort) return null;
   let tlsOptions: ConnectionOptions | null = null;
-  if (socket.tls === true) {
+  if (configured.tls === true) {
     // The app's own TLS settings (ca, cert, servername …); node-redis's socket options are ignored by tls.connect.
-    const { tls: _tls, host: _host, port: _port, ...rest } = socket;
+    const { tls: _tls, host, port: _port, ...rest } = configured;
     tlsOptions = rest as ConnectionOptions;
+    // The certificate names the host the app asked for, not the address it resolved to.
+    if (tlsOptions.servername === undefined && typeof host === 'string' && net.isIP(host) === 0) tlsOptions = { ...tlsOptions, servername: host };
   }
   const username = typeof options?.username === 'string' ? options.username : undefined;
   const password = typeof options?.password === 'string' ? options.password : undefined;
-  return { host, port, tls: tlsOptions, username, password };
+  return { host: remoteAddress, port: remotePort, tls: tlsOptions, username, password };
 }
 
 interface Waiter {
@@ -87,8 +93,9 @@ const join = shared('nodeRedisClientList', () => new ClientListJoin(readClientLi
 /** What the server says of the connection on `socket`, a client of the server in `options`; null when it cannot tell. */
 export function confirmConnection(socket: Socket | null, options: ClientOptions | undefined): Promise<ServerState | null> {
   try {
-    const endpoint = endpointOf(options);
-    if (socket === null || endpoint === null) return Promise.resolve(null);
+    if (socket === null) return Promise.resolve(null);
+    const endpoint = endpointOf(options, socket);
+    if (endpoint === null) return Promise.resolve(null);
     const { localAddress, localPort } = socket;
     if (!localAddress || !localPort) return Promise.resolve(null);
     return join.find(endpoint, localAddress, localPort).then((entry) => (entry === null ? null : serverStateOf(entry)));
