@@ -18,7 +18,7 @@ export default tseslint.config(
       // Wrappers pass `arguments` through untouched, without an array per call.
       'prefer-rest-params': 'off',
       'prefer-spread': 'off',
-      '@typescript-eslint/no-this-alias': ['error', { allowedNames: ['layer', 'tracker', 'checkout'] }],
+      '@typescript-eslint/no-this-alias': ['error', { allowedNames: ['layer', 'tracker', 'checkout', 'clients'] }],
     },
   },
   {

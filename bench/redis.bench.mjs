@@ -1,16 +1,21 @@
-// The CPU cost of ioredis instrumentation per command, for ioredis 5 and 6, against the real
-// server: GET/SET one at a time and pipelined, bare against instrumented, in alternating rounds.
-// Also the figures behind two design choices: what subscribing to ioredis 6's tracing channel
-// costs by itself, and joining CLIENT LIST by socket address (paid per confirmation) against
-// reading each connection's CLIENT ID (paid per connection).
+// The CPU cost of Redis instrumentation per command, for ioredis 5 and 6 and node-redis (redis 6, 5
+// and 4), against the real server: GET/SET one at a time and pipelined, bare against instrumented,
+// in alternating rounds; then the hooks alone, with the network out. Also the figures behind two
+// design choices: what subscribing to ioredis 6's tracing channel costs by itself, and joining
+// CLIENT LIST by socket address (paid per confirmation) against reading each connection's CLIENT
+// ID (paid per connection).
 import diagnostics_channel from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import IORedis5 from 'ioredis';
 import IORedis6 from 'ioredis6';
-import { instrumentIoredis } from '../dist/index.js';
+import * as nodeRedis6 from 'redis';
+import * as nodeRedis5 from 'redis5';
+import * as nodeRedis4 from 'redis4';
+import { instrumentIoredis, instrumentNodeRedis } from '../dist/index.js';
 import { ensureRuntime, resetRuntime, responseContext } from '../dist/core/runtime.js';
+import { nodeRedisWindows } from '../dist/node-redis/state.js';
 import { findByAddress, parseClientList } from '../dist/redis/index.js';
 import { median, summary } from './lib/stats.mjs';
 
@@ -21,7 +26,7 @@ const spread = (xs, digits = 2) => {
   return `${median(xs).toFixed(digits)} (${at(0.25).toFixed(digits)}–${at(0.75).toFixed(digits)})`;
 };
 
-export const title = 'Redis (ioredis)';
+export const title = 'Redis (ioredis and node-redis)';
 
 const redisUrl = () => process.env.LEAKWATCH_TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 const require = createRequire(import.meta.url);
@@ -70,6 +75,33 @@ function bareCopy(id) {
   try {
     return require(id);
   } finally {
+    for (const [file, module] of saved) require.cache[file] = module;
+  }
+}
+
+const NODE_REDIS = {
+  [`redis ${require('redis/package.json').version}`]: { module: nodeRedis6, id: 'redis' },
+  [`redis ${require('redis5/package.json').version}`]: { module: nodeRedis5, id: 'redis5' },
+  [`redis ${require('redis4/package.json').version}`]: { module: nodeRedis4, id: 'redis4' },
+};
+
+/**
+ * A second, never instrumented copy of an installed node-redis: the package and the @redis/*
+ * packages it uses are loaded again (the first copy's modules are put back in the cache after).
+ */
+function bareNodeRedis(id) {
+  const ours = (file) => /[\\/]node_modules[\\/](?:redis\d*|@redis)[\\/]/.test(file);
+  const saved = Object.keys(require.cache)
+    .filter(ours)
+    .map((file) => [file, require.cache[file]]);
+  for (const [file] of saved) delete require.cache[file];
+  try {
+    const copy = require(id);
+    const clientFolder = path.resolve(path.dirname(createRequire(require.resolve(`${id}/package.json`)).resolve('@redis/client')), '..');
+    const Queue = require(path.join(clientFolder, 'dist/lib/client/commands-queue.js')).default;
+    return { module: copy, Queue };
+  } finally {
+    for (const file of Object.keys(require.cache).filter(ours)) delete require.cache[file];
     for (const [file, module] of saved) require.cache[file] = module;
   }
 }
@@ -237,6 +269,158 @@ async function hookSection({ log, rounds, commands }) {
   ];
 }
 
+async function nodeRedisOneAtATime(client, n) {
+  for (let i = 0; i < n; i += 2) {
+    await client.set(KEY, 'value');
+    await client.get(KEY);
+  }
+}
+
+/** node-redis pipelines the commands sent in one tick: 100 at a time, as a handler that awaits Promise.all would. */
+async function nodeRedisPipelined(client, n, depth = 100) {
+  for (let i = 0; i < n; i += depth) {
+    const replies = [];
+    for (let j = 0; j < depth; j += 2) replies.push(client.set(KEY, 'value'), client.get(KEY));
+    await Promise.all(replies);
+  }
+}
+
+const NODE_REDIS_WORKLOADS = {
+  'GET/SET one at a time': { workload: nodeRedisOneAtATime, scale: 1 },
+  'GET/SET 100 in flight (pipelined)': { workload: nodeRedisPipelined, scale: 10 },
+};
+
+async function nodeRedisCommandSection({ log, rounds, commands, warmup }) {
+  const rows = [];
+  for (const [moduleName, { module: redis, id }] of Object.entries(NODE_REDIS)) {
+    const bare = bareNodeRedis(id).module;
+    for (const [workloadName, { workload, scale }] of Object.entries(NODE_REDIS_WORKLOADS)) {
+      const n = commands * scale;
+      resetRuntime();
+      ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} });
+      const undo = instrumentNodeRedis(redis);
+      const ledger = ensureRuntime().ledger;
+      const response = ledger.openResponse({}, probe);
+      const clients = {
+        bare: bare.createClient({ url: redisUrl() }),
+        'instrumented, shared client': redis.createClient({ url: redisUrl() }),
+        'instrumented, client owned by the request': responseContext.run(response, () => redis.createClient({ url: redisUrl() })),
+      };
+      await Promise.all(Object.values(clients).map((client) => client.connect()));
+      const figures = Object.fromEntries(MODES.map((mode) => [mode, []]));
+      for (const mode of MODES) await responseContext.run(response, () => workload(clients[mode], warmup));
+      for (let round = 0; round < rounds; round++) {
+        for (let k = 0; k < MODES.length; k++) {
+          const mode = MODES[(round + k) % MODES.length];
+          const before = process.cpuUsage();
+          await responseContext.run(response, () => workload(clients[mode], n));
+          figures[mode].push(cpuUs(before) / n);
+        }
+      }
+      log?.(`  ${moduleName} ${workloadName}: ${MODES.map((mode) => `${mode} ${median(figures[mode]).toFixed(2)}`).join(', ')} µs CPU/command`);
+      await Promise.all(Object.values(clients).map((client) => client.quit()));
+      ledger.closeResponse(response, 'finished');
+      undo();
+      for (const mode of MODES) {
+        const added = figures[mode].map((us, i) => us - figures.bare[i]);
+        rows.push(`| ${moduleName} | ${workloadName} | ${mode} | ${spread(figures[mode])} | ${mode === 'bare' ? '—' : spread(added)} |`);
+      }
+    }
+  }
+  return [
+    `The same measure for node-redis: bare clients come from a second, uninstrumented copy of the same redis package (and its @redis/client). node-redis writes the commands sent in one tick together, so the pipelined workload sends 100 at once and awaits them all. ${rounds} rounds of ${commands} commands (${commands * 10} pipelined) per mode, rotating order, after ${warmup} warm-up commands each. Median (25th–75th percentile).`,
+    '',
+    '| node-redis | workload | mode | CPU µs/command | added µs/command |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+  ];
+}
+
+/**
+ * The hooks alone: commands go through a real command queue of each node-redis (leakwatch wraps the
+ * queue's addCommand), are moved to "waiting for a reply" as a socket write would, and are answered
+ * through the queue's own RESP decoder, 100 at a time, so the network's noise is out. Each queue
+ * belongs to a connected client, bare (an uninstrumented copy) or instrumented; their sockets are
+ * left alone.
+ */
+async function nodeRedisHookSection({ log, rounds, commands }) {
+  const rows = [];
+  const OK = Buffer.from('+OK\r\n'.repeat(100));
+  for (const [moduleName, { module: redis, id }] of Object.entries(NODE_REDIS)) {
+    const { Queue: BareQueue, module: bareModule } = bareNodeRedis(id);
+    const v4 = id === 'redis4';
+    const replyAll = (queue) => {
+      if (v4) {
+        while (queue.getCommandToSend() !== undefined);
+        queue.onReplyChunk(OK);
+      } else {
+        for (const _ of queue.commandsToWrite());
+        queue.decoder.write(OK);
+      }
+    };
+    const batch = async (queue, n) => {
+      for (let i = 0; i < n; i += 100) {
+        const replies = [];
+        for (let j = 0; j < 100; j++) replies.push(queue.addCommand(j % 2 ? ['GET', KEY] : ['SET', KEY, 'value']));
+        replyAll(queue);
+        await Promise.all(replies);
+      }
+    };
+    resetRuntime();
+    ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} });
+    const undo = instrumentNodeRedis(redis);
+    const ledger = ensureRuntime().ledger;
+    const response = ledger.openResponse({}, probe);
+    const shared = redis.createClient({ url: redisUrl() });
+    const owned = responseContext.run(response, () => redis.createClient({ url: redisUrl() }));
+    await Promise.all([shared.connect(), owned.connect()]);
+    const queueOf = (client) => {
+      const capture = nodeRedisWindows.queueCapture;
+      capture.armed = true;
+      void client.isPubSubActive;
+      capture.armed = false;
+      return capture.queue;
+    };
+    // The bare client's queue, found the way leakwatch finds one: its getter, briefly, notes who asks.
+    const bareClient = bareModule.createClient({ url: redisUrl() });
+    await bareClient.connect();
+    const getter = Object.getOwnPropertyDescriptor(BareQueue.prototype, 'isPubSubActive');
+    let bareQueue = null;
+    Object.defineProperty(BareQueue.prototype, 'isPubSubActive', { ...getter, get() { bareQueue = this; return getter.get.call(this); } });
+    void bareClient.isPubSubActive;
+    Object.defineProperty(BareQueue.prototype, 'isPubSubActive', getter);
+    const queues = {
+      bare: bareQueue,
+      'instrumented, shared client': queueOf(shared),
+      'instrumented, client owned by the request': queueOf(owned),
+    };
+    const figures = Object.fromEntries(MODES.map((mode) => [mode, []]));
+    for (const mode of MODES) await responseContext.run(response, () => batch(queues[mode], commands));
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < MODES.length; k++) {
+        const mode = MODES[(round + k) % MODES.length];
+        const before = process.cpuUsage();
+        await responseContext.run(response, () => batch(queues[mode], commands));
+        figures[mode].push((cpuUs(before) / commands) * 1000);
+      }
+    }
+    await Promise.all([shared.quit(), owned.quit(), bareClient.quit()]);
+    ledger.closeResponse(response, 'finished');
+    undo();
+    log?.(`  ${moduleName} hook path: ${MODES.map((mode) => `${mode} ${median(figures[mode]).toFixed(0)}`).join(', ')} ns CPU/command`);
+    for (const mode of MODES) {
+      rows.push(`| ${moduleName} | ${mode} | ${spread(figures[mode], 0)} | ${mode === 'bare' ? '—' : spread(figures[mode].map((ns, i) => ns - figures.bare[i]), 0)} |`);
+    }
+  }
+  return [
+    `node-redis's hooks alone: commands go through a real command queue of each version (leakwatch wraps its \`addCommand\`), are taken off it as a socket write would take them, and are answered through the queue's own RESP decoder, 100 at a time, so the network is out. ${rounds} rounds of ${commands} commands per mode, rotating order. Median (25th–75th percentile), nanoseconds. Compare with ioredis's stand-in above: there the bare figure includes no parsing of replies.`,
+    '',
+    '| node-redis | mode | CPU ns/command | added ns/command |',
+    '| --- | --- | --- | --- |',
+    ...rows,
+  ];
+}
+
 /** Joining CLIENT LIST by address (per confirmation) against CLIENT ID read at connect (per connection). */
 async function joinSection({ log, rounds }) {
   instrumentIoredis(IORedis5)();
@@ -281,7 +465,9 @@ async function joinSection({ log, rounds }) {
 
 export async function run({ log, rounds = 30, commands = 1_000, warmup = 2_000 } = {}) {
   const perCommand = await commandSection({ log, rounds, commands, warmup });
+  const nodeRedisPerCommand = await nodeRedisCommandSection({ log, rounds, commands, warmup });
   const hook = await hookSection({ log, rounds, commands: 20_000 });
+  const nodeRedisHook = await nodeRedisHookSection({ log, rounds, commands: 20_000 });
   const channel = await channelSection({ log, rounds, commands, warmup });
   const join = await joinSection({ log, rounds: 5 });
   return [
@@ -291,9 +477,13 @@ export async function run({ log, rounds = 30, commands = 1_000, warmup = 2_000 }
     '',
     ...perCommand,
     '',
+    ...nodeRedisPerCommand,
+    '',
     '#### Per command, the hooks alone',
     '',
     ...hook,
+    '',
+    ...nodeRedisHook,
     '',
     '#### ioredis 6 tracing channels',
     '',

@@ -19,6 +19,7 @@ export { honoRoutes, instrumentExpressRoutes, instrumentFastifyRoutes, instrumen
 // Connections: start() instruments the app's own copies as they load; these do it explicitly
 export { instrumentPg, watchPool, poolStats, type PgInstrumentationOptions, type PgPoolStats, type WatchPoolOptions } from './pg/index.js';
 export { instrumentIoredis, type RedisInstrumentationOptions } from './redis/index.js';
+export { instrumentNodeRedis, type NodeRedisInstrumentationOptions } from './node-redis/index.js';
 
 // Prometheus metrics
 export { createMetrics, type Exposition, type LeakwatchMetrics, type MetricsOptions } from './metrics/create-metrics.js';
@@ -46,4 +47,4 @@ export {
 
 // The report
 export type { LeakedConnection, LeakedResponse, Report, ReportProcess, ResolvedLeak } from './report/json.js';
-export type { ClosedHow, ConnectionLeakReason, ConnectionState, EndOverride, IdleState, LeakReason, ResponseLeakReason, ServerState } from './core/records.js';
+export type { ClosedHow, ConnectionKind, ConnectionLeakReason, ConnectionState, EndOverride, IdleState, LeakReason, ResponseLeakReason, ServerState } from './core/records.js';

@@ -1,8 +1,8 @@
 /**
  * `node --import leakwatch/register app.js` (or `--require`): follows every response of the process,
- * instruments the app's own pg and ioredis as they load, logs a line per leak (LEAKWATCH_LOG),
- * serves metrics when LEAKWATCH_METRICS_PORT is set and writes the report at exit when
- * LEAKWATCH_REPORT is, all configured by `LEAKWATCH_*`.
+ * instruments the app's own pg, ioredis and node-redis as they load, logs a line per leak
+ * (LEAKWATCH_LOG), serves metrics when LEAKWATCH_METRICS_PORT is set and writes the report at exit
+ * when LEAKWATCH_REPORT is, all configured by `LEAKWATCH_*`.
  * `leakwatch run` puts this into NODE_OPTIONS of every Node process it starts.
  *
  * A configuration error stops the process (exit 2) with a sentence naming the variable; any other

@@ -7,6 +7,7 @@ import { instrumentEndAttribution } from './http/end-attribution.js';
 import { instrumentHttp } from './http/node-http.js';
 import { instrumentExpressRoutes, instrumentFastifyRoutes, instrumentKoaRoutes } from './http/routes.js';
 import { pgModulePatches } from './pg/index.js';
+import { nodeRedisModulePatches } from './node-redis/index.js';
 import { redisModulePatches } from './redis/index.js';
 import { buildReport, type Report } from './report/json.js';
 import { installLeakLog } from './report/leak-log.js';
@@ -38,6 +39,7 @@ function instrumentAll(runtime: Runtime): Undo {
       () => onModuleLoad({ package: 'koa', file: 'lib/context.js', majors: [2, 3], patch: (context) => instrumentKoaRoutes(context as object) }),
       ...pgModulePatches(libraries).map((patch) => () => onModuleLoad(patch)),
       ...redisModulePatches(libraries).map((patch) => () => onModuleLoad(patch)),
+      ...nodeRedisModulePatches(libraries).map((patch) => () => onModuleLoad(patch)),
     ],
     'stopping leakwatch',
   );

@@ -10,6 +10,7 @@ import { whyNotWritable, writeOutputFile } from '../report/output-file.js';
 import type { ProcessAnnouncement } from '../report/process-report.js';
 import { formatReport, useColour } from '../report/text.js';
 import { inTerminalForeground, isRunning, signalTree } from './process-tree.js';
+import { unfollowedLibrariesWarning } from '../report/unfollowed.js';
 
 export interface RunOptions {
   report?: string;
@@ -251,6 +252,8 @@ export async function run(options: RunOptions, io = { stderr: process.stderr }):
     }
   }
   io.stderr.write(formatReport(report, { colour: useColour(io.stderr as { isTTY?: boolean }) }) + '\n');
+  const unfollowed = unfollowedLibrariesWarning(parts.reports);
+  if (unfollowed !== null) warn(unfollowed);
   for (const signal of FORWARDED) process.removeListener(signal, forward);
 
   if (commandExit !== 0) return commandExit;

@@ -5,6 +5,7 @@ import {
   ResponseRecord,
   type ConnectionClosure,
   type ConnectionInit,
+  type ConnectionKind,
   type ConnectionLeakReason,
   type IdleState,
   type PendingOperation,
@@ -52,6 +53,8 @@ export interface LedgerTotals {
   resolved: number;
   /** Leaks counted but no longer kept in detail (over maxReportedLeaks). */
   droppedLeaks: number;
+  /** Connections acquired, by kind: each pg checkout or client connect, each Redis connection or pool lease. */
+  connections: Record<ConnectionKind, number>;
 }
 
 /**
@@ -74,6 +77,7 @@ export class Ledger {
     leakedConnections: 0,
     resolved: 0,
     droppedLeaks: 0,
+    connections: { pg: 0, redis: 0 },
   };
   /** Held connections, busy or idle. */
   readonly held = new Set<ConnectionRecord>();
@@ -200,6 +204,7 @@ export class Ledger {
     const owner = this.currentResponse() ?? null;
     const connection = new ConnectionRecord(++this.connectionSeq, init, owner, now);
     this.held.add(connection);
+    this.totals.connections[connection.kind]++;
     if (owner !== null) {
       (owner.connections ??= new Set()).add(connection);
       if (owner.closedAt !== 0) this.scheduleConnection(connection, now);

@@ -25,6 +25,12 @@ export interface ModulePatch {
   majors: readonly number[];
   /** Patches the file's exports; may return a function that undoes it. */
   patch(exports: unknown, filename: string): Undo | void;
+  /**
+   * The library a report names when this file loads, whatever its version (`pg`, `ioredis`,
+   * `redis`): a process that loaded it but whose connections leakwatch never saw can then be told
+   * apart from one that made none (see {@link loadedLibraries}).
+   */
+  library?: string;
 }
 
 interface Hooks {
@@ -37,6 +43,13 @@ const hooks = shared<Hooks>('moduleHooks', () => ({ patches: new Set(), undos: n
 const manifests = shared('packageManifests', () => new Map<string, { name?: string; version?: string } | null>());
 /** Warnings already given, so each is given once. */
 const warned = shared('moduleHookWarnings', () => new Set<string>());
+/** The `library` of every patched file seen loading, supported version or not. */
+const libraries = shared('loadedLibraries', () => new Set<string>());
+
+/** Libraries (a ModulePatch's `library`) this process has loaded since a hook was installed, sorted. */
+export function loadedLibraries(): string[] {
+  return [...libraries].sort();
+}
 
 const kLoaded = Symbol('leakwatch.moduleLoaded');
 type Loading = NodeModule & { [kLoaded]?: boolean };
@@ -76,6 +89,7 @@ function apply(patch: ModulePatch, exports: unknown, filename: string): void {
     if (exports === null || (typeof exports !== 'object' && typeof exports !== 'function')) return;
     const folder = packageFolder(filename, patch);
     if (folder === null) return;
+    if (patch.library !== undefined) libraries.add(patch.library);
     const version = manifestOf(folder)?.version;
     const major = version === undefined ? NaN : Number.parseInt(version, 10);
     if (!patch.majors.includes(major)) {

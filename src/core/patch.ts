@@ -105,7 +105,8 @@ export function wrapMethod<F extends Fn>(target: object, name: string, wrap: (la
 
 export interface Accessor {
   get(this: unknown): unknown;
-  set(this: unknown, value: unknown): void;
+  /** Left out for a read-only property (a class getter): assigning it then fails as it did. */
+  set?(this: unknown, value: unknown): void;
 }
 
 /**

@@ -21,7 +21,7 @@ export type { PgPoolStats, WatchPoolOptions } from './types.js';
 export function pgModulePatches(options: PgInstrumentationOptions = {}): ModulePatch[] {
   configurePg(options);
   return [
-    { package: 'pg', file: 'lib/client.js', majors: [8], patch: (Client) => instrumentClientClass(Client) },
+    { package: 'pg', file: 'lib/client.js', majors: [8], library: 'pg', patch: (Client) => instrumentClientClass(Client) },
     { package: 'pg-pool', file: 'index.js', majors: [3], patch: (Pool) => instrumentPoolClass(Pool) },
     ...poolModulePatches(),
   ];

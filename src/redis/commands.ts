@@ -1,6 +1,6 @@
 import { logFailure } from '../core/guard.js';
 import type { Ledger } from '../core/ledger.js';
-import type { ConnectionRecord, PendingOperation, ResponseRecord } from '../core/records.js';
+import type { ConnectionRecord, IdleState, PendingOperation, ResponseRecord } from '../core/records.js';
 import { currentResponse } from '../core/runtime.js';
 import { kPending, type TrackedClient } from './connection.js';
 import type { CommandLike } from './internal-types.js';
@@ -18,6 +18,18 @@ import type { CommandLike } from './internal-types.js';
  * response lists it in `operations`.
  */
 
+/**
+ * What a command needs of the client it runs on (an ioredis TrackedClient, a node-redis one): the
+ * record of the connection held now, the ledger holding it, the kind of idle after a reply, and
+ * how to let go of it (a QUIT).
+ */
+export interface CommandConnection {
+  readonly connection: ConnectionRecord | null;
+  readonly ledger: Ledger | null;
+  idleState(connection: ConnectionRecord): IdleState | undefined;
+  release(): void;
+}
+
 const NEW = 0;
 const STARTED = 1;
 const SETTLED = 2;
@@ -33,12 +45,12 @@ export class PendingCommand implements PendingOperation {
   readonly command: string;
   #phase = NEW;
   #ledger: Ledger | null = null;
-  readonly #tracked: TrackedClient;
+  readonly #tracked: CommandConnection;
   readonly #caller: ResponseRecord | undefined;
   /** The response this is an operation of, when it does not own the connection. */
   #operationOf: ResponseRecord | null = null;
 
-  constructor(tracked: TrackedClient, command: string, caller: ResponseRecord | undefined) {
+  constructor(tracked: CommandConnection, command: string, caller: ResponseRecord | undefined) {
     this.#tracked = tracked;
     this.command = command;
     this.#caller = caller;
@@ -64,7 +76,7 @@ export class PendingCommand implements PendingOperation {
       this.#operationOf = caller;
       ledger.beginOperation(caller, this);
     }
-    if (this.command === 'quit') tracked.release(); // ioredis will not reconnect after it
+    if (this.command === 'quit') tracked.release(); // the client will not reconnect after it
   }
 
   /** The reply, an error, a timeout or a flush reached the command. Only the first counts. */

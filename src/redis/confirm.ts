@@ -3,6 +3,7 @@ import type tls from 'node:tls';
 import { logFailure } from '../core/guard.js';
 import type { ConnectionProbe, ServerState } from '../core/records.js';
 import { outsideAnyContext } from '../core/runtime.js';
+import { shared } from '../core/state.js';
 import { findByAddress, parseClientList, serverStateOf, type ClientListEntry } from './client-list.js';
 import type { RedisLike } from './internal-types.js';
 import { RespConnection, type RespEndpoint } from './resp-connection.js';
@@ -29,7 +30,9 @@ interface Waiter {
   resolve(entry: ClientListEntry | null): void;
 }
 
-const LOOKUP_TIMEOUT_MS = 5_000;
+/** Bounds every command of a lookup connection; its name on the server is `leakwatch`. */
+export const LOOKUP_TIMEOUT_MS = 5_000;
+export const LOOKUP_NAME = 'leakwatch';
 
 class ClientListLookup {
   private readonly connection: RespConnection;
@@ -69,59 +72,59 @@ class ClientListLookup {
   }
 }
 
-/** One lookup connection per server an app client talks to. */
-export class ClientListConfirmation {
-  private readonly lookups = new Map<string, ClientListLookup>();
+/** The lookups of the process: one connection of leakwatch's own per server and login, shared by ioredis and node-redis. */
+const lookups = shared('redisClientListLookups', () => new Map<string, ClientListLookup>());
 
-  /** The ConnectionProbe the ledger calls for a suspected leak. */
-  readonly probe: ConnectionProbe = {
-    confirm: (target) => this.confirm(target as RedisLike),
+/**
+ * What the server at `endpoint` says of the connection whose local address is `address:port`,
+ * from `CLIENT LIST`; null when it cannot tell. Never rejects.
+ */
+export function confirmByClientList(endpoint: RespEndpoint, address: string, port: number): Promise<ServerState | null> {
+  // The key names the server and the user, never the password.
+  const key = [endpoint.host, endpoint.port, endpoint.username ?? '', endpoint.tls ? 'tls' : ''].join('|');
+  let lookup = lookups.get(key);
+  if (lookup === undefined) lookups.set(key, (lookup = new ClientListLookup(endpoint)));
+  return lookup.find(address, port).then(
+    (entry) => (entry === null ? null : serverStateOf(entry)),
+    () => null,
+  );
+}
+
+/** Closes every lookup connection (an undo, tests); they are made again when needed. */
+export function closeClientListLookups(): void {
+  for (const lookup of lookups.values()) lookup.close();
+  lookups.clear();
+}
+
+/** The endpoint of an ioredis client's server: the address its socket is connected to (after DNS, a Sentinel's answer), logged in as it logs in. */
+function ioredisEndpoint(remoteAddress: string, remotePort: number, options: Record<string, unknown>): RespEndpoint {
+  return {
+    host: remoteAddress,
+    port: remotePort,
+    tls: options.tls !== null && typeof options.tls === 'object' ? (options.tls as tls.ConnectionOptions) : null,
+    servername: typeof options.host === 'string' && net.isIP(options.host) === 0 ? options.host : undefined,
+    username: typeof options.username === 'string' && options.username !== '' ? options.username : undefined,
+    // Handed to the lookup connection only; never kept anywhere else.
+    password: typeof options.password === 'string' ? options.password : undefined,
+    clientName: LOOKUP_NAME,
+    timeoutMs: LOOKUP_TIMEOUT_MS,
   };
+}
 
-  confirm(client: RedisLike): Promise<ServerState | null> {
+/** How the ledger asks Redis about an ioredis client. */
+export const ioredisConnectionProbe: ConnectionProbe = {
+  confirm(target) {
     try {
+      const client = target as RedisLike;
       const socket = client.stream;
       const options = client.options;
       if (socket === undefined || options.path) return Promise.resolve(null);
       const { localAddress, localPort, remoteAddress, remotePort } = socket;
       if (!localAddress || !localPort || !remoteAddress || !remotePort) return Promise.resolve(null);
-      return this.lookupFor(remoteAddress, remotePort, options)
-        .find(localAddress, localPort)
-        .then(
-          (entry) => (entry === null ? null : serverStateOf(entry)),
-          () => null,
-        );
+      return confirmByClientList(ioredisEndpoint(remoteAddress, remotePort, options), localAddress, localPort);
     } catch (error) {
       logFailure('redis confirmation', error);
       return Promise.resolve(null);
     }
-  }
-
-  close(): void {
-    for (const lookup of this.lookups.values()) lookup.close();
-    this.lookups.clear();
-  }
-
-  /** The server the app's socket is connected to (after DNS, a Sentinel's answer), as the app's client logs in. */
-  private lookupFor(host: string, port: number, options: Record<string, unknown>): ClientListLookup {
-    const username = typeof options.username === 'string' && options.username !== '' ? options.username : undefined;
-    const tlsOptions = options.tls !== null && typeof options.tls === 'object' ? (options.tls as tls.ConnectionOptions) : null;
-    const key = [host, port, username, tlsOptions === null ? '' : 'tls'].join('|');
-    let lookup = this.lookups.get(key);
-    if (lookup === undefined) {
-      lookup = new ClientListLookup({
-        host,
-        port,
-        tls: tlsOptions,
-        servername: typeof options.host === 'string' && net.isIP(options.host) === 0 ? options.host : undefined,
-        username,
-        // Handed to the lookup connection only; never kept anywhere else.
-        password: typeof options.password === 'string' ? options.password : undefined,
-        clientName: 'leakwatch',
-        timeoutMs: LOOKUP_TIMEOUT_MS,
-      });
-      this.lookups.set(key, lookup);
-    }
-    return lookup;
-  }
-}
+  },
+};

@@ -10,5 +10,5 @@ export { parseClientList, findByAddress, serverStateOf, type ClientListEntry } f
  * (`ioredis/built/Redis.js`), and found in a folder of any name (an npm alias such as `ioredis6`).
  */
 export function redisModulePatches(options: RedisInstrumentationOptions = {}): ModulePatch[] {
-  return [{ package: 'ioredis', file: 'built/Redis.js', majors: [5, 6], patch: (exports) => instrumentIoredis(exports, options) }];
+  return [{ package: 'ioredis', file: 'built/Redis.js', majors: [5, 6], library: 'ioredis', patch: (exports) => instrumentIoredis(exports, options) }];
 }

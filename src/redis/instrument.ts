@@ -3,7 +3,7 @@ import { applyAll, install, wrapMethod, type Fn, type Layer, type Undo } from '.
 import { currentResponse, ensureRuntime } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
 import { followCommand, type PendingCommand } from './commands.js';
-import { ClientListConfirmation } from './confirm.js';
+import { closeClientListLookups, ioredisConnectionProbe } from './confirm.js';
 import { TrackedClient } from './connection.js';
 import type { CommandLike, RedisClass, RedisLike } from './internal-types.js';
 
@@ -97,8 +97,7 @@ function patchRedis(Redis: RedisClass, stackFrames: number): Undo {
   const kClient = Symbol('leakwatch.redis.client');
   type Slot = RedisLike & { [kClient]?: TrackedClient };
   const live = new Set<TrackedClient>();
-  const confirmation = new ClientListConfirmation();
-  const probe = confirmation.probe;
+  const probe = ioredisConnectionProbe;
 
   /** The client's state; clients made before instrumentation are adopted with no owner. */
   const trackedOf = (client: Slot): TrackedClient => {
@@ -177,7 +176,7 @@ function patchRedis(Redis: RedisClass, stackFrames: number): Undo {
   return applyAll([
     ...PATCHED_METHODS.map((name) => () => wrapMethod(proto, name, wrappers[name])),
     () => () => {
-      confirmation.close();
+      closeClientListLookups();
       for (const tracked of [...live]) tracked.release();
     },
   ]);

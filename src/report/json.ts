@@ -1,5 +1,6 @@
 import type { Ledger } from '../core/ledger.js';
-import { ConnectionRecord, ResponseRecord, type ClosedHow, type EndOverride, type ServerState } from '../core/records.js';
+import { loadedLibraries } from '../core/module-hooks.js';
+import { ConnectionRecord, ResponseRecord, type ClosedHow, type ConnectionKind, type EndOverride, type ServerState } from '../core/records.js';
 import { appSiteOf, formatStack } from '../core/stack.js';
 import { VERSION } from '../version.js';
 
@@ -16,18 +17,26 @@ export interface Report {
     leakedResponses: number;
     leakedConnections: number;
     resolved: number;
+    /**
+     * Connections leakwatch followed, by kind (each pg checkout or client connect, each Redis
+     * connection or pool lease): 0 says it saw none, which is not the same as none leaking.
+     */
+    connections: Record<ConnectionKind, number>;
   };
   leakedResponses: LeakedResponse[];
   leakedConnections: LeakedConnection[];
   /** Leaks that stopped being leaks before the report (finished late, released late). */
   resolved: ResolvedLeak[];
-  /** Processes whose parts were merged into this report (pid and command line). */
+  /** Processes whose parts were merged into this report. */
   processes: ReportProcess[];
 }
 
+/** One process of a report. */
 export interface ReportProcess {
   pid: number;
   argv: string[];
+  /** The libraries leakwatch follows that the process loaded (`pg`, `ioredis`, `redis`); absent from reports of leakwatch 0.1.0. */
+  libraries?: string[];
   /**
    * Set by `leakwatch run` for a process that announced itself but whose part is not in the report:
    * it `exited` without writing it (killed by SIGKILL, say), or was `still-running` when run stopped
@@ -181,11 +190,12 @@ export function buildReport(
       leakedResponses: t.leakedResponses,
       leakedConnections: t.leakedConnections,
       resolved: t.resolved,
+      connections: { ...t.connections },
     },
     leakedResponses,
     leakedConnections,
     resolved,
-    processes: [{ pid: process.pid, argv: process.argv.slice(1) }],
+    processes: [{ pid: process.pid, argv: process.argv.slice(1), libraries: loadedLibraries() }],
   };
 }
 
@@ -197,14 +207,20 @@ export function mergeReports(parts: Report[], fallback: { startedAt: number; end
     startedAt: iso(fallback.startedAt),
     endedAt: iso(fallback.endedAt),
     thresholds: parts[0]?.thresholds ?? { responseMs: fallback.responseMs, connectionMs: fallback.connectionMs },
-    summary: { responses: 0, aborted: 0, leakedResponses: 0, leakedConnections: 0, resolved: 0 },
+    summary: { responses: 0, aborted: 0, leakedResponses: 0, leakedConnections: 0, resolved: 0, connections: { pg: 0, redis: 0 } },
     leakedResponses: [],
     leakedConnections: [],
     resolved: [],
     processes: [],
   };
+  const { summary } = merged;
   for (const part of parts) {
-    for (const key of Object.keys(merged.summary) as Array<keyof Report['summary']>) merged.summary[key] += part.summary[key];
+    summary.responses += part.summary.responses;
+    summary.aborted += part.summary.aborted;
+    summary.leakedResponses += part.summary.leakedResponses;
+    summary.leakedConnections += part.summary.leakedConnections;
+    summary.resolved += part.summary.resolved;
+    for (const kind of Object.keys(summary.connections) as ConnectionKind[]) summary.connections[kind] += part.summary.connections?.[kind] ?? 0;
     merged.leakedResponses.push(...part.leakedResponses);
     merged.leakedConnections.push(...part.leakedConnections);
     merged.resolved.push(...part.resolved);

@@ -95,7 +95,8 @@ export function formatReport(report: Report, options: { colour?: boolean } = {})
     `leakwatch: ${s.responses} response${s.responses === 1 ? '' : 's'} (${s.aborted} aborted), ` +
     `${s.leakedResponses} leaked response${s.leakedResponses === 1 ? '' : 's'}, ` +
     `${s.leakedConnections} leaked connection${s.leakedConnections === 1 ? '' : 's'}` +
-    (s.resolved > 0 ? `, ${s.resolved} resolved` : '');
+    (s.resolved > 0 ? `, ${s.resolved} resolved` : '') +
+    (s.connections === undefined ? '' : `; connections followed: ${s.connections.pg} pg, ${s.connections.redis} redis`);
   const ok = s.leakedResponses === 0 && s.leakedConnections === 0;
   const lines = [ok ? paint(32, head) : paint(31, head)];
   if (report.leakedResponses.length > 0) {

@@ -18,7 +18,7 @@ import { start } from '../start.js';
 import { buildReport, type LeakedConnection, type LeakedResponse } from '../report/json.js';
 
 export type { LeakedConnection, LeakedResponse } from '../report/json.js';
-export type { ClosedHow, EndOverride, ServerState } from '../core/records.js';
+export type { ClosedHow, ConnectionKind, EndOverride, ServerState } from '../core/records.js';
 import { describeLeakedConnection, describeLeakedResponse } from '../report/text.js';
 
 export interface LeakCheckOptions {

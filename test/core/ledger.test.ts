@@ -298,3 +298,16 @@ describe('Ledger › a pool checkout with no owner that waits for notifications 
     expect(c.leak?.reason).toBe('idle-past-threshold');
   });
 });
+
+describe('Ledger › totals.connections', () => {
+  it('counts every connection acquired, by kind, released or not, so a report can say that it saw none', () => {
+    const t = makeLedger();
+    expect(t.ledger.totals.connections).toEqual({ pg: 0, redis: 0 });
+    const checkouts = [0, 1, 2].map(() => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+    const redis = t.ledger.acquireConnection({ kind: 'redis', pool: 'r', pooled: false });
+    for (const c of checkouts) t.ledger.releaseConnection(c);
+    t.ledger.releaseConnection(redis);
+    t.ledger.releaseConnection(redis); // twice is one release
+    expect(t.ledger.totals.connections).toEqual({ pg: 3, redis: 1 });
+  });
+});

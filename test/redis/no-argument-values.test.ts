@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp as createHealthyApp } from '../../fixtures/redis-healthy.mjs';
 // @ts-expect-error plain JavaScript fixture
 import { createApp as createLeakyApp } from '../../fixtures/redis-leaky.mjs';
-import { ConnectionRecord, ResponseRecord } from '../../src/core/records.js';
-import { formatStack } from '../../src/core/stack.js';
+import { ResponseRecord } from '../../src/core/records.js';
 import { instrumentIoredis, start, type Started } from '../../src/index.js';
 import { responseContext, getRuntime } from '../support/internals.js';
 import { fireAndForget, listen, request, waitUntil } from '../support/http.js';
+import { stringsOf } from '../support/strings.js';
 import { IOREDIS_MODULES, REDIS_URL, redisLeaksSince, uniquePrefix, type RedisClient } from '../support/redis.js';
 
 let started: Started;
@@ -20,26 +20,6 @@ beforeAll(() => {
 afterAll(() => started.stop());
 
 const ledger = () => getRuntime()!.ledger;
-
-/** Every string reachable from leakwatch's records, leaving out the live app objects they point at. */
-function stringsOf(root: unknown): string[] {
-  const found: string[] = [];
-  const seen = new Set<unknown>();
-  const visit = (value: unknown): void => {
-    if (typeof value === 'string') found.push(value);
-    if (value === null || typeof value !== 'object' || seen.has(value)) return;
-    seen.add(value);
-    if (value instanceof ConnectionRecord) found.push(formatStack(value.stack) ?? '', value.id);
-    if (value instanceof Set || Array.isArray(value)) for (const item of value) visit(item);
-    for (const [key, item] of Object.entries(value)) {
-      if (key === 'target' || key === 'probe' || key === 'stack') continue; // the app's own objects; the stack is formatted above
-      found.push(key);
-      visit(item);
-    }
-  };
-  visit(root);
-  return found;
-}
 
 describe('stringsOf(records)', () => {
   it('finds a string anywhere in a record, so the checks below can fail', () => {

@@ -3,7 +3,7 @@ import net from 'node:net';
 import IORedis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setFailureLog } from '../../src/core/guard.js';
-import { ClientListConfirmation } from '../../src/redis/confirm.js';
+import { closeClientListLookups, ioredisConnectionProbe } from '../../src/redis/confirm.js';
 import { parseReply, RespConnection, RespReplyError } from '../../src/redis/resp-connection.js';
 import { REDIS_URL } from '../support/redis.js';
 
@@ -57,7 +57,7 @@ describe('RespConnection', () => {
 
 const hasRedisServer = spawnSync('redis-server', ['--version']).error === undefined;
 
-describe.skipIf(!hasRedisServer)('ClientListConfirmation › on a server that requires a user and password (an own redis-server) [skipped without redis-server on PATH]', () => {
+describe.skipIf(!hasRedisServer)('ioredisConnectionProbe › on a server that requires a user and password (an own redis-server) [skipped without redis-server on PATH]', () => {
   let server: ChildProcess;
   let port: number;
   beforeAll(async () => {
@@ -80,30 +80,28 @@ describe.skipIf(!hasRedisServer)('ClientListConfirmation › on a server that re
 
   it('logs in as the app’s client does and finds its connection', async () => {
     const app = new IORedis({ host: '127.0.0.1', port, username: 'alice', password: 's3cret-pw' });
-    const confirmation = new ClientListConfirmation();
     try {
       await app.ping();
       const id = Number(await app.client('ID'));
-      expect(await confirmation.confirm(app as never)).toMatchObject({ clientId: id, state: 'idle' });
+      expect(await ioredisConnectionProbe.confirm!(app)).toMatchObject({ clientId: id, state: 'idle' });
     } finally {
-      confirmation.close();
+      closeClientListLookups();
       app.disconnect();
     }
   });
 
   it('resolves null when its login is refused, and logs no password', async () => {
     const app = new IORedis({ host: '127.0.0.1', port, username: 'alice', password: 's3cret-pw' });
-    const confirmation = new ClientListConfirmation();
     try {
       await app.ping();
       (app.options as { password?: string }).password = 'wrong-pw';
-      expect(await confirmation.confirm(app as never)).toBeNull();
+      expect(await ioredisConnectionProbe.confirm!(app)).toBeNull();
       const lines = logged.filter((line) => line.includes('CLIENT LIST'));
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(/NOAUTH|WRONGPASS/);
       expect(logged.join('\n')).not.toMatch(/wrong-pw|s3cret-pw/);
     } finally {
-      confirmation.close();
+      closeClientListLookups();
       app.disconnect();
     }
   });

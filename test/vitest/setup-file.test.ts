@@ -8,6 +8,7 @@ const APP_TEST = `
 import http from 'node:http';
 import pg from 'pg';
 import Redis from 'ioredis';
+import { createClient } from 'redis';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 
 const pool = new pg.Pool({ connectionString: process.env.LEAKWATCH_TEST_PG_URL, max: 4 });
@@ -33,6 +34,22 @@ beforeAll(async () => {
       return res.end('done'); // BUG: client.release() is never called
     }
     if (req.url === '/never') return; // BUG: never answers
+    if (req.url === '/node-redis-ok') {
+      const client = createClient({ url: process.env.LEAKWATCH_TEST_REDIS_URL });
+      await client.connect();
+      try {
+        return res.end(String(await client.incr('leakwatch-vitest:visits')));
+      } finally {
+        await client.close();
+      }
+    }
+    if (req.url === '/node-redis-subscribe') {
+      const subscriber = createClient({ url: process.env.LEAKWATCH_TEST_REDIS_URL });
+      subscribers.push(subscriber);
+      await subscriber.connect();
+      await subscriber.subscribe('news', () => {});
+      return res.end('subscribed'); // BUG: the subscriber is never closed
+    }
     if (req.url === '/subscribe') {
       const subscriber = new Redis(process.env.LEAKWATCH_TEST_REDIS_URL);
       subscribers.push(subscriber);
@@ -70,6 +87,14 @@ test('leaky: request never answered before the test ends', async () => {
   await new Promise((r) => setTimeout(r, 50));
 });
 
+test('clean: a per-request node-redis client closed in finally', async () => {
+  expect(Number(await (await fetch(base + '/node-redis-ok')).text())).toBeGreaterThan(0);
+});
+
+test('leaky: keeps a per-request node-redis subscriber', async () => {
+  expect(await (await fetch(base + '/node-redis-subscribe')).text()).toBe('subscribed');
+});
+
 test('leaky: keeps a per-request Redis subscriber', async () => {
   expect(await (await fetch(base + '/subscribe')).text()).toBe('subscribed');
 });
@@ -86,7 +111,7 @@ describe('leakwatch/vitest in setupFiles of a project that installed the packed 
         'vitest.config.mjs': `export default { test: { setupFiles: ['leakwatch/vitest'], include: ['app.test.mjs'] } };`,
         'app.test.mjs': APP_TEST,
       },
-      ['vitest', 'pg', 'ioredis'],
+      ['vitest', 'pg', 'ioredis', 'redis'],
     );
     const exit = await runCommand(process.execPath, [path.join(dir, 'node_modules/vitest/vitest.mjs'), 'run', '--reporter=json', '--outputFile=results.json'], {
       cwd: dir,
@@ -106,6 +131,7 @@ describe('leakwatch/vitest in setupFiles of a project that installed the packed 
   it('passes the clean tests', () => {
     expect(byTitle('clean: plain response').status).toBe('passed');
     expect(byTitle('clean: pool checkout released in finally').status).toBe('passed');
+    expect(byTitle('clean: a per-request node-redis client closed in finally').status).toBe('passed');
   });
 
   it('fails the test that forgot release(), naming the pg connection and its request', () => {
@@ -130,7 +156,14 @@ describe('leakwatch/vitest in setupFiles of a project that installed the packed 
     expect(test.failureMessages.join('\n')).toMatch(/redis .*subscriber/);
   });
 
-  it('fails exactly those three', () => {
-    expect(results.testResults[0].assertionResults.filter((t) => t.status === 'failed')).toHaveLength(3);
+  it('fails the test that kept a per-request node-redis subscriber', () => {
+    const test = byTitle('leaky: keeps a per-request node-redis subscriber');
+    expect(test.status).toBe('failed');
+    expect(test.failureMessages.join('\n')).toMatch(/redis .*subscriber/);
+    expect(test.failureMessages.join('\n')).toContain('/node-redis-subscribe');
+  });
+
+  it('fails exactly those four', () => {
+    expect(results.testResults[0].assertionResults.filter((t) => t.status === 'failed')).toHaveLength(4);
   });
 });
