@@ -77,8 +77,8 @@ function copyIdentity(wrapper: Fn, original: Fn): void {
  * leakwatch already wraps it (anywhere in its chain of marked wrappers).
  */
 export function wrapMethod<F extends Fn>(target: object, name: string, wrap: (layer: Layer<F>) => F): Undo | null {
-  const holder = target as Record<string, unknown>;
-  const current = holder[name];
+  const methods = target as Record<string, unknown>;
+  const current = methods[name];
   if (typeof current !== 'function' || layerOf(current) !== undefined) return null;
   const own = Object.getOwnPropertyDescriptor(target, name);
   const layer: Layer<F> = { original: current as F, active: true };
@@ -99,7 +99,7 @@ export function wrapMethod<F extends Fn>(target: object, name: string, wrap: (la
     layer.active = false;
     if (Object.getOwnPropertyDescriptor(target, name)?.value !== wrapper) return; // someone wraps on top: stay, passing through
     if (own !== undefined) Object.defineProperty(target, name, { ...own, value: layer.original });
-    else delete holder[name];
+    else delete methods[name];
   };
 }
 

@@ -16,7 +16,7 @@ import { responseOf } from './response-of.js';
  * same explicitly with `AsyncLocalStorage.run`.
  */
 
-type Tracked = ServerResponse & { [RESPONSE]?: ResponseRecord };
+type MarkedResponse = ServerResponse & { [RESPONSE]?: ResponseRecord };
 
 export { responseOf };
 
@@ -48,7 +48,7 @@ export const nodeResponseProbe: ResponseProbe = {
   },
 };
 
-function onResponseClose(this: Tracked): void {
+function onResponseClose(this: MarkedResponse): void {
   try {
     const response = this[RESPONSE];
     if (response === undefined) return;
@@ -61,7 +61,7 @@ function onResponseClose(this: Tracked): void {
 
 /** Starts following `res`; returns its record (the existing one if it is followed already). */
 export function trackResponse(res: ServerResponse): ResponseRecord | undefined {
-  const tracked = res as Tracked;
+  const tracked = res as MarkedResponse;
   const existing = tracked[RESPONSE];
   if (existing !== undefined) return existing;
   if (res.closed) return undefined;

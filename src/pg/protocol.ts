@@ -29,7 +29,7 @@ import { pgState } from './state.js';
  */
 
 
-type Tracked = PgClient & { [PG_TRACKER]?: ClientTracker };
+type MarkedClient = PgClient & { [PG_TRACKER]?: ClientTracker };
 
 export function idleStateOf(txStatus: string | null, listening = false): IdleState {
   return txStatus === 'T' ? 'idle-in-transaction' : txStatus === 'E' ? 'idle-in-transaction-aborted' : listening ? 'subscriber' : 'idle';
@@ -40,7 +40,7 @@ const LISTEN = /^\s*LISTEN\s/i;
 const UNLISTEN = /^\s*UNLISTEN\s/i;
 
 export function trackerOf(client: object): ClientTracker | undefined {
-  return (client as Tracked)[PG_TRACKER];
+  return (client as MarkedClient)[PG_TRACKER];
 }
 
 /**
@@ -48,7 +48,7 @@ export function trackerOf(client: object): ClientTracker | undefined {
  * client is about to send its startup message, which is answered by a ReadyForQuery.
  */
 export function trackClient(client: PgClient, connecting: boolean): ClientTracker {
-  const tracked = client as Tracked;
+  const tracked = client as MarkedClient;
   const existing = tracked[PG_TRACKER];
   if (existing !== undefined) return existing;
   const tracker = new ClientTracker(client, connecting);
@@ -154,7 +154,7 @@ export class ClientTracker {
 
   private forget(): void {
     pgState().trackers.delete(this);
-    const tracked = this.client as Tracked;
+    const tracked = this.client as MarkedClient;
     if (tracked[PG_TRACKER] === this) delete tracked[PG_TRACKER];
   }
 

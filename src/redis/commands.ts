@@ -98,14 +98,14 @@ export class PendingCommand implements PendingOperation {
   }
 }
 
-type Tracked = CommandLike & { [kPending]?: PendingCommand };
+type MarkedCommand = CommandLike & { [kPending]?: PendingCommand };
 
 /**
  * Prepares `command` before ioredis sees it; null when it is already followed (an offline-queue
  * flush or a resend after reconnect) or the client is not followed. Call `start()` after.
  */
 export function followCommand(tracked: TrackedClient, command: CommandLike): PendingCommand | null {
-  const target = command as Tracked;
+  const target = command as MarkedCommand;
   const existing = target[kPending];
   if (existing !== undefined) return null; // resent from the offline queue or after a reconnect
   const pending = new PendingCommand(tracked, command.name, currentResponse());
