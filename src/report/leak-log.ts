@@ -2,7 +2,7 @@ import { isDefaultLog } from '../config.js';
 import type { Ledger, LedgerObserver } from '../core/ledger.js';
 import { ConnectionRecord, ResponseRecord, type EndOverride, type ServerState } from '../core/records.js';
 import { logFailure } from '../core/guard.js';
-import { formatStack } from '../core/stack.js';
+import { formatStack, isAppFrame } from '../core/stack.js';
 
 /**
  * One log line per leak found and per leak resolved, for production, where no report is read: what
@@ -304,11 +304,11 @@ function guarded(fn: () => void): void {
   }
 }
 
-/** `fn (file:line:col)` of the first frame outside node_modules; the first frame when all are. */
+/** `fn (file:line:col)` of the first frame of the app's own code; the first frame when none is. */
 function firstAppFrame(stack: string | null): string | null {
   if (stack === null || stack === '') return null;
   const frames = stack.split('\n');
-  const frame = frames.find((f) => !/[\\/]node_modules[\\/]/.test(f)) ?? frames[0];
+  const frame = frames.find(isAppFrame) ?? frames[0];
   // ES modules' frames carry file URLs; a path reads better and is what editors open.
   return frame.replace(/^at /, '').replace(/file:\/\/(\/[^:()]*)/, (_, file: string) => decodeURIComponent(file));
 }

@@ -1,3 +1,4 @@
+import { isAppFrame } from '../core/stack.js';
 import type { LeakedConnection, LeakedResponse, Report } from './json.js';
 
 /** Colour only for a terminal, and never when NO_COLOR is set (https://no-color.org). */
@@ -57,10 +58,12 @@ export function describeLeakedConnection(c: LeakedConnection, paint: Paint = pai
     else lines.push(`  server says: ${id}, ${c.server.state}${c.server.stateAgeMs != null ? ` for ${seconds(c.server.stateAgeMs)}` : ''}`);
   }
   if (c.acquiredAt) {
-    // The app's own frames say where; library frames (node_modules) are in the JSON report.
+    // The app's own frames say where; library and framework frames are in the JSON report.
     const frames = c.acquiredAt.split('\n');
-    const own = frames.filter((f) => !/[\\/]node_modules[\\/]/.test(f));
+    const own = frames.filter(isAppFrame);
     const shown = (own.length > 0 ? own : frames).slice(0, 3);
+    const more = frames.length - shown.length;
+    if (more > 0) shown.push(`(${more} more frame${more === 1 ? '' : 's'} in the JSON report)`);
     lines.push('  acquired:', indent(shown.join('\n'), '    '));
   }
   return lines.join('\n');
