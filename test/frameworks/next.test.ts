@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAppFrame } from '../../src/core/stack.js';
 import type { LeakedConnection, Report } from '../../src/report/json.js';
 import type { AppBuild } from './support/app-build.mjs';
-import { nextApp } from './support/apps.js';
+import { nextApp, nextBundledPgApp } from './support/apps.js';
 import { freePort, get, getNeverAnswered, isAlive, REGISTER, serve, sleep, type Answer, type Served } from './support/served-app.js';
 
 /**
@@ -153,5 +153,37 @@ describe.each([
     it('reports the same leaks by route, with sites in the app source', () => {
       expectLeaksOfTheApp(ended.report, answers, app.dir);
     });
+  });
+});
+
+describe('Next.js 16, when the app makes Next bundle pg (transpilePackages) and hands it over with instrumentPg(pg)', () => {
+  let app: AppBuild;
+  let served: Served;
+  let answer: Answer;
+  let ended: Awaited<ReturnType<Served['stop']>>;
+  beforeAll(async () => {
+    app = await nextBundledPgApp();
+    served = await serve({
+      cwd: app.dir,
+      command: ['npm', 'start', '--', '-p', '0', '-H', '127.0.0.1'],
+      port: /http:\/\/127\.0\.0\.1:(\d+)/,
+      underRun: true,
+      connectionThresholdMs: CONNECTION_THRESHOLD_MS,
+      responseThresholdMs: RESPONSE_THRESHOLD_MS,
+    });
+    answer = await get(served.port, '/api/report/draft');
+    await get(served.port, '/api/report/7');
+    await sleep(CONNECTION_THRESHOLD_MS + 600);
+    ended = await served.stop();
+  }, 600_000);
+  afterAll(() => served?.kill());
+
+  it('follows the bundled copy: the client kept in its transaction is reported by route and source line', () => {
+    expect(answer.status).toBe(409);
+    expect(ended.status, ended.output).toBe(1);
+    expect(ended.report.leakedConnections).toEqual([
+      expect.objectContaining({ kind: 'pg', state: 'idle-in-transaction', reason: 'held-after-response-closed', ownerPath: '/api/report/draft', ownerRoute: '/api/report/[id]' }),
+    ]);
+    expect(site(ended.report.leakedConnections[0])).toMatch(source(app.dir, 'app/api/report/[id]/route.js', 7));
   });
 });

@@ -28,6 +28,18 @@ export async function nextApp(nextFolder: 'next' | 'next15'): Promise<AppBuild> 
   return announce(`fixtures/next-app with ${nextFolder}`, build);
 }
 
+/** fixtures/next-bundled-pg, whose config makes Next 16 bundle pg: the app hands its copy to instrumentPg. */
+export async function nextBundledPgApp(): Promise<AppBuild> {
+  const build = await buildApp({
+    fixture: 'next-bundled-pg',
+    label: 'next',
+    packages: { next: 'next', react: 'react', 'react-dom': 'react-dom', pg: 'pg', leakwatch: '.' },
+    build: ['npm', 'run', 'build'],
+    expect: ['.next/BUILD_ID'],
+  });
+  return announce('fixtures/next-bundled-pg with next', build);
+}
+
 /** fixtures/nest-app compiled by `tsc` (what `nest build` runs), for both of its adapters. */
 export async function nestApp(): Promise<AppBuild> {
   const build = await buildApp({
