@@ -1,7 +1,6 @@
-import { findSourceMap, type SourceMap } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { StackCapture } from './records.js';
+import { mapFrame } from './source-maps.js';
 
 /**
  * Cheap stack capture: V8 collects the frames now and formats them only if `stack` is read, which
@@ -20,95 +19,78 @@ export function captureStack(frames: number, below: Function): StackCapture | nu
   }
 }
 
-/** leakwatch's own frames, and Node's (`node:internal/…`, `node:diagnostics_channel`, …): never shown. */
-const HIDDEN_FRAME = /[\\/]leakwatch[\\/](?:dist|src)[\\/]|\(node:|^at node:/;
-
+// leakwatch's own code, wherever the package is installed (this file is <root>/src/core or <root>/dist/core).
+const OWN_ROOT = path.resolve(__dirname, '../..');
+const OWN_DIRS = [path.join(OWN_ROOT, 'dist') + path.sep, path.join(OWN_ROOT, 'src') + path.sep];
+const OWN_FRAME = /[\\/]leakwatch[\\/](?:dist|src)[\\/]|node:internal[\\/]/;
 /**
- * Frames of code that is not the app's: packages (node_modules, also as a bundle's source map
- * names them), Next.js's own code, and the module runtime a Next build puts beside the app's
- * chunks (Turbopack's `[turbopack]_runtime.js`, webpack's `webpack-runtime.js`).
+ * Code that is not the app's: packages (node_modules, also as a bundle's source map names them),
+ * Next.js's own (`next/dist`), and the module runtime a Next build puts beside the app's chunks
+ * (Turbopack's `[turbopack]_runtime.js`, webpack's `webpack-runtime.js`).
  */
 const LIBRARY_FRAME = /[\\/]node_modules[\\/]|[\\/]next[\\/]dist[\\/]|[\\/]\.next[\\/]server[\\/](?:chunks[\\/](?:ssr[\\/])?\[turbopack\]_runtime\.js|webpack-(?:api-)?runtime\.js)/;
 
-/** A frame of the app's own code: a file of its own, not a library's, Next's, or Node's. */
-export function isAppFrame(frame: string): boolean {
-  return !LIBRARY_FRAME.test(frame) && !HIDDEN_FRAME.test(frame) && /:\d+:\d+\)?$/.test(frame);
-}
+/** Whose code a frame of a formatted stack (`at …`) is in. */
+export type FrameKind = 'app' | 'library' | 'leakwatch' | 'node';
 
-const FRAME = /^at (?:(.+?) \()?(.+?):(\d+):(\d+)\)?$/;
-
-/**
- * The source file a source map names, as a path where it can be one: `file:` URLs (Node resolves
- * relative sources to them) and webpack's `webpack://<app>/./src/x.js`, which is relative to the
- * folder that holds the app's `.next`.
- */
-function sourcePath(source: string, generated: string): string {
-  if (source.startsWith('file://')) return fileURLToPath(source);
-  const webpack = /^webpack:\/\/[^/]*\/(?:\.\/)?(.*)$/.exec(source);
-  if (webpack !== null) {
-    const app = generated.lastIndexOf(`${path.sep}.next${path.sep}`);
-    return app < 0 ? webpack[1] : path.join(generated.slice(0, app), webpack[1]);
-  }
-  return source;
-}
-
-function sourceMapOf(file: string): SourceMap | undefined {
-  try {
-    return findSourceMap(file);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * The frame as the source says, when the process has the generated file's source map loaded
- * (`--enable-source-maps`, or `process.setSourceMapsEnabled(true)` before the file loaded). Read
- * here rather than left to Node: a framework's own `Error.prepareStackTrace` (Next.js has one)
- * formats stacks unmapped, and so do stacks captured before the app turned source maps on.
- */
-function mapFrame(frame: string): string {
-  const match = FRAME.exec(frame);
-  if (match === null) return frame;
-  const [, name, file, line, column] = match;
-  // A library's frames stay as installed: they are not what a report is read for, and their maps
-  // (Next's runtime has some of megabytes) are not worth reading.
-  if (file.startsWith('node:') || LIBRARY_FRAME.test(file)) return frame;
-  const origin = sourceMapOf(file)?.findOrigin(Number(line), Number(column));
-  if (origin === undefined || !('fileName' in origin)) return frame;
-  const where = `${sourcePath(origin.fileName, file.startsWith('file://') ? fileURLToPath(file) : file)}:${origin.lineNumber}:${origin.columnNumber}`;
-  return name === undefined ? `at ${where}` : `at ${name} (${where})`;
-}
-
-/** The frames of a capture as `at …` lines, mapped to their source where the app has source maps on. */
-function framesOf(capture: StackCapture | null): string[] | null {
-  const text = capture?.stack;
-  if (typeof text !== 'string') return null;
-  return text
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line.startsWith('at '))
-    .map(mapFrame);
-}
-
-/**
- * The captured frames as `at …` lines, leakwatch's own and Node's left out, each mapped to its
- * source file where the app runs with source maps. Library frames stay (see {@link isAppFrame}).
- */
-export function formatStack(capture: StackCapture | null): string | null {
-  const frames = framesOf(capture);
-  const shown = frames?.filter((line) => !HIDDEN_FRAME.test(line));
-  return shown === undefined || shown.length === 0 ? null : shown.join('\n');
-}
-
-/**
- * `file:line:column` of the first frame of a capture (mapped to its source where the app has
- * source maps on); file URLs are shown as paths.
- */
-export function siteOf(capture: StackCapture | null): string {
-  const frame = framesOf(capture)?.[0];
-  if (frame === undefined) return 'unknown';
-  const match = /\(?((?:file:\/\/)?[^()]*?:\d+:\d+)\)?\s*$/.exec(frame);
-  let where = match ? match[1] : frame.slice(3);
+/** `file:line:column` of an `at …` line (an `at async …` one too); file URLs are shown as paths. */
+function locationOf(frame: string): string | null {
+  const match = /\(?((?:file:\/\/)?[^()]*?:\d+:\d+)\)?\s*$/.exec(frame.trim());
+  if (match === null) return null;
+  let where = match[1].replace(/^at (?:async )?/, '');
   if (where.startsWith('file://')) where = decodeURIComponent(where.slice('file://'.length));
   return where;
+}
+
+export function frameKind(frame: string): FrameKind {
+  const where = locationOf(frame);
+  if (where === null || where.startsWith('node:') || !/[\\/]/.test(where)) return 'node'; // `<anonymous>`, `native`, builtins
+  if (OWN_FRAME.test(frame) || OWN_DIRS.some((dir) => where.startsWith(dir))) return 'leakwatch';
+  return LIBRARY_FRAME.test(where) ? 'library' : 'app';
+}
+
+/** The frames of a capture, each mapped to its source where the process has source maps on (source-maps.ts). */
+function framesOf(capture: StackCapture | null): string[] {
+  const text = capture?.stack;
+  if (typeof text !== 'string') return [];
+  return text
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith('at '))
+    .map((line) => mapFrame(line, (file) => LIBRARY_FRAME.test(file)));
+}
+
+/** Node's own frames (`node:internal/…`, `node:diagnostics_channel`, `node:events`): never shown. */
+const isNodeFrame = (frame: string) => locationOf(frame)?.startsWith('node:') === true;
+
+/**
+ * The captured frames as `at …` lines, V8's `at async …` frames included, mapped to their source
+ * where the process has source maps on; leakwatch's own and Node's frames left out (null when
+ * nothing else is left); library frames stay.
+ */
+export function formatStack(capture: StackCapture | null): string | null {
+  if (typeof capture?.stack !== 'string') return null;
+  const shown = framesOf(capture).filter((line) => frameKind(line) !== 'leakwatch' && !isNodeFrame(line));
+  return shown.length > 0 ? shown.join('\n') : null;
+}
+
+/**
+ * `file:line:column` of the first frame in the application's own code (outside node_modules,
+ * leakwatch and Node's internals), following V8's async frames past the library's; null when the
+ * capture holds none (the library called back from a queue, or the stack was cut short).
+ */
+export function appSiteOf(capture: StackCapture | null): string | null {
+  for (const frame of framesOf(capture)) if (frameKind(frame) === 'app') return locationOf(frame);
+  return null;
+}
+
+/**
+ * `file:line:column` of the first frame of a capture, mapped to its source where the process has
+ * source maps on; file URLs are shown as paths.
+ */
+export function siteOf(capture: StackCapture | null): string {
+  const frame = framesOf(capture)[0];
+  if (frame === undefined) return 'unknown';
+  return locationOf(frame) ?? frame.trim().slice(3);
 }

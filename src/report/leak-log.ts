@@ -2,7 +2,7 @@ import { isDefaultLog } from '../config.js';
 import type { Ledger, LedgerObserver } from '../core/ledger.js';
 import { ConnectionRecord, ResponseRecord, type EndOverride, type ServerState } from '../core/records.js';
 import { logFailure } from '../core/guard.js';
-import { formatStack, isAppFrame } from '../core/stack.js';
+import { appSiteOf } from '../core/stack.js';
 
 /**
  * One log line per leak found and per leak resolved, for production, where no report is read: what
@@ -63,7 +63,7 @@ export interface ConnectionLogEntry {
   heldMs: number;
   leakedForMs?: number;
   owner: { id: string; method: string; route: string | null; path: string | null; state: 'open' | 'closed' } | null;
-  /** The first frame of the app's own code where the connection was acquired; null when not captured. */
+  /** `file:line:column` of the first frame of the app's own code where the connection was acquired; null when none was captured. */
   acquiredAt: string | null;
   server: ServerState | null;
 }
@@ -207,7 +207,7 @@ class LeakLog implements LedgerObserver {
               path: owner.detail?.path ?? null,
               state: owner.closedAt === 0 ? 'open' : 'closed',
             },
-      acquiredAt: firstAppFrame(formatStack(connection.stack)),
+      acquiredAt: appSiteOf(connection.stack),
       // At resolution what the server said at detection is stale: not repeated.
       server: event === 'resolved' ? null : (connection.server ?? this.identityOf(connection)),
     };
@@ -302,15 +302,6 @@ function guarded(fn: () => void): void {
   } catch (error) {
     logFailure('writing a leak log line', error);
   }
-}
-
-/** `fn (file:line:col)` of the first frame of the app's own code; the first frame when none is. */
-function firstAppFrame(stack: string | null): string | null {
-  if (stack === null || stack === '') return null;
-  const frames = stack.split('\n');
-  const frame = frames.find(isAppFrame) ?? frames[0];
-  // ES modules' frames carry file URLs; a path reads better and is what editors open.
-  return frame.replace(/^at /, '').replace(/file:\/\/(\/[^:()]*)/, (_, file: string) => decodeURIComponent(file));
 }
 
 function requestText(method: string, route: string | null, path: string | null): string {

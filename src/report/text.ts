@@ -1,4 +1,4 @@
-import { isAppFrame } from '../core/stack.js';
+import { frameKind } from '../core/stack.js';
 import type { LeakedConnection, LeakedResponse, Report } from './json.js';
 
 /** Colour only for a terminal, and never when NO_COLOR is set (https://no-color.org). */
@@ -60,7 +60,7 @@ export function describeLeakedConnection(c: LeakedConnection, paint: Paint = pai
   if (c.acquiredAt) {
     // The app's own frames say where; library and framework frames are in the JSON report.
     const frames = c.acquiredAt.split('\n');
-    const own = frames.filter(isAppFrame);
+    const own = frames.filter((f) => frameKind(f) === 'app');
     const shown = (own.length > 0 ? own : frames).slice(0, 3);
     const more = frames.length - shown.length;
     if (more > 0) shown.push(`(${more} more frame${more === 1 ? '' : 's'} in the JSON report)`);

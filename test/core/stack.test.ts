@@ -1,136 +1,41 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
-import ts from 'typescript';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { captureStack, formatStack, isAppFrame, siteOf } from '../../src/core/stack.js';
+import { describe, expect, it } from 'vitest';
+import { appSiteOf, formatStack, frameKind } from '../../src/core/stack.js';
 
-/**
- * Frames as reports show them: Node's and leakwatch's own left out, library and framework frames
- * told from the app's, and generated code (compiled TypeScript, a bundle) mapped to its source
- * where the process has source maps on, whoever formats stacks.
- */
+const ROOT = path.resolve(__dirname, '../..');
+const capture = (...frames: string[]) => ({ stack: ['Error', ...frames.map((f) => `    ${f}`)].join('\n') });
 
-/** What an instrumented acquire does: captures the frames of its caller and above. */
-function acquire(): unknown {
-  return captureStack(3, acquire);
-}
-
-const dir = mkdtempSync(path.join(os.tmpdir(), 'leakwatch-stack-'));
-const load = createRequire(path.join(dir, 'noop.js'));
-
-/** `src/<name>.ts` compiled by TypeScript to `dist/<name>.js` with its source map beside it. */
-function compile(name: string, source: string): string {
-  const out = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, sourceMap: true }, fileName: `${name}.ts` });
-  mkdirSync(path.join(dir, 'src'), { recursive: true });
-  mkdirSync(path.join(dir, 'dist'), { recursive: true });
-  writeFileSync(path.join(dir, 'src', `${name}.ts`), source);
-  const map = JSON.parse(out.sourceMapText!) as { sources: string[] };
-  map.sources = [`../src/${name}.ts`];
-  writeFileSync(path.join(dir, 'dist', `${name}.js.map`), JSON.stringify(map));
-  writeFileSync(path.join(dir, 'dist', `${name}.js`), out.outputText);
-  return path.join(dir, 'dist', `${name}.js`);
-}
-
-// Line 4 is where the capture is made: the line a report must name.
-const SERVICE = `type Row = { id: number };
-export function checkout(acquire: () => unknown): unknown {
-  const rows: Row[] = [];
-  return acquire() ?? rows;
-}
-`;
-
-describe('formatStack(capture)', () => {
-  describe('when the frames include Node\'s own and leakwatch\'s', () => {
-    it('leaves them out, node:internal and node:diagnostics_channel alike', () => {
-      const capture = {
-        stack: [
-          'Error',
-          '    at Pool.connect (/srv/app/node_modules/leakwatch/dist/pg/pool.js:10:5)',
-          '    at Channel.publish (node:diagnostics_channel:322:14)',
-          '    at node:internal/process/task_queues:95:5',
-          '    at UsersService.find (/srv/app/src/users.service.ts:9:39)',
-          '    at Router.handle (/srv/app/node_modules/fastify/lib/route.js:1:1)',
-        ].join('\n'),
-      };
-      expect(formatStack(capture)).toBe('at UsersService.find (/srv/app/src/users.service.ts:9:39)\nat Router.handle (/srv/app/node_modules/fastify/lib/route.js:1:1)');
-    });
-
-    it('is null when nothing else is left, never a Node frame in their place', () => {
-      expect(formatStack({ stack: 'Error\n    at Channel.publish (node:diagnostics_channel:322:14)\n    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)' })).toBeNull();
+describe('acquisition stacks', () => {
+  describe('frameKind()', () => {
+    it('tells the app’s frames from libraries’, leakwatch’s own and Node’s', () => {
+      expect(frameKind('at handle (file:///srv/app/routes/orders.mjs:12:5)')).toBe('app');
+      expect(frameKind('at async Server.<anonymous> (/srv/app/server.js:3:1)')).toBe('app');
+      expect(frameKind('at /srv/app/index.js:7:9')).toBe('app');
+      expect(frameKind('at Client_PG.acquireConnection (/srv/app/node_modules/knex/lib/client.js:465:42)')).toBe('library');
+      expect(frameKind(`at startCheckout (${path.join(ROOT, 'dist/pg/checkout.js')}:80:3)`)).toBe('leakwatch');
+      expect(frameKind('at x (/srv/app/node_modules/leakwatch/dist/pg/pool.js:1:1)')).toBe('leakwatch');
+      expect(frameKind('at new Promise (<anonymous>)')).toBe('node');
+      expect(frameKind('at process.processTicksAndRejections (node:internal/process/task_queues:95:5)')).toBe('node');
+      expect(frameKind('at Server.emit (node:events:524:28)')).toBe('node');
     });
   });
 
-  describe('when the app runs compiled code with source maps on', () => {
-    let checkout: (acquire: () => unknown) => unknown;
-    beforeAll(() => {
-      process.setSourceMapsEnabled(true);
-      checkout = (load(compile('service', SERVICE)) as { checkout: typeof checkout }).checkout;
+  describe('appSiteOf()', () => {
+    it('names the first frame of the app, following V8’s async frames past the library’s', () => {
+      const stack = capture(
+        'at /srv/app/node_modules/typeorm/driver/postgres/PostgresDriver.js:1085:25',
+        'at new Promise (<anonymous>)',
+        'at async EntityManager.transaction (/srv/app/node_modules/typeorm/entity-manager/EntityManager.js:82:13)',
+        'at async placeOrder (file:///srv/app/orders%20api/orders.mjs:41:31)',
+        'at async Server.<anonymous> (/srv/app/server.js:3:1)',
+      );
+      expect(appSiteOf(stack)).toBe('/srv/app/orders api/orders.mjs:41:31');
+      expect(formatStack(stack)).toContain('node_modules/typeorm'); // library frames stay in the JSON
     });
-    afterAll(() => process.setSourceMapsEnabled(false));
 
-    it("names the TypeScript source's line", () => {
-      const capture = checkout(acquire) as { stack?: string };
-      expect(formatStack(capture)!.split('\n')[0]).toMatch(new RegExp(`^at checkout \\(${escape(path.join(dir, 'src', 'service.ts'))}:4:\\d+\\)$`));
-      expect(siteOf(capture)).toMatch(new RegExp(`^${escape(path.join(dir, 'src', 'service.ts'))}:4:\\d+$`));
-    });
-
-    it('maps frames a framework formatted unmapped with its own Error.prepareStackTrace (as Next.js does)', () => {
-      const before = Error.prepareStackTrace;
-      Error.prepareStackTrace = (error, frames) => `${String(error)}\n${frames.map((frame) => `    at ${frame.toString()}`).join('\n')}`;
-      try {
-        const capture = checkout(acquire) as { stack?: string };
-        expect(capture.stack).toContain(path.join(dir, 'dist', 'service.js'));
-        expect(formatStack(capture)!.split('\n')[0]).toContain(`${path.join(dir, 'src', 'service.ts')}:4:`);
-      } finally {
-        Error.prepareStackTrace = before;
-      }
-    });
-  });
-
-  describe("when a webpack bundle's map names its sources webpack://<app>/./…", () => {
-    it("names the file in the app's folder, the one that holds .next", () => {
-      const bundle = path.join(dir, 'next', '.next', 'server', 'chunks', '42.js');
-      mkdirSync(path.dirname(bundle), { recursive: true });
-      const out = ts.transpileModule(SERVICE, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, sourceMap: true }, fileName: 'route.ts' });
-      const map = JSON.parse(out.sourceMapText!) as { sources: string[] };
-      map.sources = ['webpack://my-app/./app/api/route.ts'];
-      writeFileSync(`${bundle}.map`, JSON.stringify(map));
-      writeFileSync(bundle, out.outputText.replace(/\/\/# sourceMappingURL=.*$/m, '//# sourceMappingURL=42.js.map'));
-      process.setSourceMapsEnabled(true);
-      try {
-        const { checkout } = load(bundle) as { checkout: (acquire: () => unknown) => unknown };
-        const capture = checkout(acquire) as { stack?: string };
-        expect(siteOf(capture)).toMatch(new RegExp(`^${escape(path.join(dir, 'next', 'app', 'api', 'route.ts'))}:4:\\d+$`));
-      } finally {
-        process.setSourceMapsEnabled(false);
-      }
-    });
-  });
-
-  describe('when source maps are off', () => {
-    it('shows the generated line, as Node would', () => {
-      const file = compile('plain', SERVICE.replace('checkout', 'plain'));
-      const { plain } = load(file) as { plain: (acquire: () => unknown) => unknown };
-      expect(siteOf(plain(acquire) as { stack?: string })).toContain(file);
+    it('is null when the stack holds no frame of the app, or there is none', () => {
+      expect(appSiteOf(capture('at Target.then (/srv/app/node_modules/knex/lib/builder-interface-augmenter.js:24:43)', 'at process.processTicksAndRejections (node:internal/process/task_queues:95:5)'))).toBeNull();
+      expect(appSiteOf(null)).toBeNull();
     });
   });
 });
-
-describe('isAppFrame(frame)', () => {
-  it("tells the app's frames from those of packages, Next.js and its runtime, and Node", () => {
-    expect(isAppFrame('at GET (/srv/app/app/api/leak/[id]/route.js:7:29)')).toBe(true);
-    expect(isAppFrame('at UsersService.find (file:///srv/app/dist/users.service.js:9:39)')).toBe(true);
-    expect(isAppFrame('at new Redis (/srv/app/node_modules/ioredis/built/Redis.js:52:14)')).toBe(false);
-    expect(isAppFrame('at async r0.render (/srv/app/node_modules/next/dist/compiled/next-server/app-route.runtime.prod.js:5:1)')).toBe(false);
-    expect(isAppFrame('at instantiateModule (/srv/app/.next/server/chunks/[turbopack]_runtime.js:715:9)')).toBe(false);
-    expect(isAppFrame('at __webpack_require__ (/srv/app/.next/server/webpack-runtime.js:25:43)')).toBe(false);
-    expect(isAppFrame('at Channel.publish (node:diagnostics_channel:322:14)')).toBe(false);
-    expect(isAppFrame('at new Promise (<anonymous>)')).toBe(false);
-  });
-});
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}

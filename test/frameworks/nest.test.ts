@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAppFrame } from '../../src/core/stack.js';
+import { frameKind } from '../../src/core/stack.js';
 import type { LeakedConnection, LeakedResponse, Report } from '../../src/report/json.js';
 import type { AppBuild } from './support/app-build.mjs';
 import { nestApp } from './support/apps.js';
@@ -35,7 +35,7 @@ async function drive(port: number): Promise<Record<string, Answer>> {
   return answers;
 }
 
-const appSite = (c: LeakedConnection | undefined) => c?.acquiredAt?.split('\n').find(isAppFrame) ?? '';
+const appSite = (c: LeakedConnection | undefined) => c?.acquiredAt?.split('\n').find((frame) => frameKind(frame) === 'app') ?? '';
 
 describe.each(['express', 'fastify'])('NestJS 12 on %s, started with `leakwatch run -- npm start`', (adapter) => {
   let app: AppBuild;

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isAppFrame } from '../../src/core/stack.js';
+import { frameKind } from '../../src/core/stack.js';
 import type { LeakedConnection, Report } from '../../src/report/json.js';
 import type { AppBuild } from './support/app-build.mjs';
 import { nextApp, nextBundledPgApp } from './support/apps.js';
@@ -41,7 +41,7 @@ async function drive(port: number): Promise<Answers> {
 
 const byOwner = (report: Report, ownerPath: string) => report.leakedConnections.filter((c) => c.ownerPath === ownerPath);
 /** The first frame of the app's own code where a leaked connection was acquired. */
-const site = (c: LeakedConnection | undefined) => c?.acquiredAt?.split('\n').find(isAppFrame) ?? '';
+const site = (c: LeakedConnection | undefined) => c?.acquiredAt?.split('\n').find((frame) => frameKind(frame) === 'app') ?? '';
 /** A frame at `line` of the app's `file`: under the app's folder, or the standalone folder's copy of it. */
 const source = (dir: string, file: string, line: number) => new RegExp(`\\(${escape(dir)}(?:/\\.next/standalone)?/${escape(file)}:${line}:\\d+\\)$`);
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
