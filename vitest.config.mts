@@ -7,7 +7,8 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 20_000,
     hookTimeout: 30_000,
-    globalSetup: ['test/support/services.ts'],
+    // The framework apps' builds start at once in the background (test/frameworks/support/prebuild.ts).
+    globalSetup: ['test/support/services.ts', 'test/frameworks/support/prebuild.ts'],
     // The suite leaks on purpose; one log line per leak would bury the output. The leak log's own
     // tests (test/report/leak-log.test.ts) set it for the processes they start.
     env: { LEAKWATCH_LOG: 'off' },

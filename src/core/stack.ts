@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { StackCapture } from './records.js';
+import { mapFrame } from './source-maps.js';
 
 /**
  * Cheap stack capture: V8 collects the frames now and formats them only if `stack` is read, which
@@ -22,7 +23,12 @@ export function captureStack(frames: number, below: Function): StackCapture | nu
 const OWN_ROOT = path.resolve(__dirname, '../..');
 const OWN_DIRS = [path.join(OWN_ROOT, 'dist') + path.sep, path.join(OWN_ROOT, 'src') + path.sep];
 const OWN_FRAME = /[\\/]leakwatch[\\/](?:dist|src)[\\/]|node:internal[\\/]/;
-const LIBRARY_FRAME = /[\\/]node_modules[\\/]/;
+/**
+ * Code that is not the app's: packages (node_modules, also as a bundle's source map names them),
+ * Next.js's own (`next/dist`), and the module runtime a Next build puts beside the app's chunks
+ * (Turbopack's `[turbopack]_runtime.js`, webpack's `webpack-runtime.js`).
+ */
+const LIBRARY_FRAME = /[\\/]node_modules[\\/]|[\\/]next[\\/]dist[\\/]|[\\/]\.next[\\/]server[\\/](?:chunks[\\/](?:ssr[\\/])?\[turbopack\]_runtime\.js|webpack-(?:api-)?runtime\.js)/;
 
 /** Whose code a frame of a formatted stack (`at …`) is in. */
 export type FrameKind = 'app' | 'library' | 'leakwatch' | 'node';
@@ -43,6 +49,7 @@ export function frameKind(frame: string): FrameKind {
   return LIBRARY_FRAME.test(where) ? 'library' : 'app';
 }
 
+/** The frames of a capture, each mapped to its source where the process has source maps on (source-maps.ts). */
 function framesOf(capture: StackCapture | null): string[] {
   const text = capture?.stack;
   if (typeof text !== 'string') return [];
@@ -50,20 +57,22 @@ function framesOf(capture: StackCapture | null): string[] {
     .split('\n')
     .slice(1)
     .map((line) => line.trim())
-    .filter((line) => line.startsWith('at '));
+    .filter((line) => line.startsWith('at '))
+    .map((line) => mapFrame(line, (file) => LIBRARY_FRAME.test(file)));
 }
 
+/** Node's own frames (`node:internal/…`, `node:diagnostics_channel`, `node:events`): never shown. */
+const isNodeFrame = (frame: string) => locationOf(frame)?.startsWith('node:') === true;
+
 /**
- * The captured frames as `at …` lines, V8's `at async …` frames included, leakwatch's own and
- * Node's internal frames left out; library frames stay.
+ * The captured frames as `at …` lines, V8's `at async …` frames included, mapped to their source
+ * where the process has source maps on; leakwatch's own and Node's frames left out (null when
+ * nothing else is left); library frames stay.
  */
 export function formatStack(capture: StackCapture | null): string | null {
-  if (capture === null) return null;
-  const text = capture.stack;
-  if (typeof text !== 'string') return null;
-  const lines = framesOf(capture);
-  const shown = lines.filter((line) => frameKind(line) !== 'leakwatch' && !line.includes('node:internal'));
-  return (shown.length > 0 ? shown : text.split('\n').slice(1).map((line) => line.trim())).join('\n');
+  if (typeof capture?.stack !== 'string') return null;
+  const shown = framesOf(capture).filter((line) => frameKind(line) !== 'leakwatch' && !isNodeFrame(line));
+  return shown.length > 0 ? shown.join('\n') : null;
 }
 
 /**
@@ -77,11 +86,11 @@ export function appSiteOf(capture: StackCapture | null): string | null {
 }
 
 /**
- * `file:line:column` of the first frame of a capture; file URLs are shown as paths. It reads the
- * formatted stack, so source maps installed by the app or its test runner apply.
+ * `file:line:column` of the first frame of a capture, mapped to its source where the process has
+ * source maps on; file URLs are shown as paths.
  */
 export function siteOf(capture: StackCapture | null): string {
-  const frame = capture?.stack?.split('\n').find((line) => line.trimStart().startsWith('at '));
+  const frame = framesOf(capture)[0];
   if (frame === undefined) return 'unknown';
   return locationOf(frame) ?? frame.trim().slice(3);
 }

@@ -6,6 +6,7 @@ import type { ResponseProbe, ResponseRecord } from '../core/records.js';
 import { ensureRuntime, getRuntime, responseContext } from '../core/runtime.js';
 import { endOverridesOf, keepEndAttribution, keepEndLayersOffRecord } from './end-attribution.js';
 import { responseOf } from './response-of.js';
+import { nextRouteOf } from './routes.js';
 
 /**
  * Follows every node:http server response from its start to its close.
@@ -40,8 +41,9 @@ export const nodeResponseProbe: ResponseProbe = {
     const req = (target as ServerResponse).req as (IncomingMessage & { originalUrl?: string }) | undefined;
     return stripQuery(req?.originalUrl ?? req?.url ?? '');
   },
-  route() {
-    return null; // framework captures set ResponseRecord.route directly
+  route(target) {
+    // Other frameworks set ResponseRecord.routeTemplate as they route; Next's is read from its request.
+    return nextRouteOf((target as ServerResponse).req);
   },
   endOverrides(target) {
     return endOverridesOf(target);
@@ -52,6 +54,8 @@ function onResponseClose(this: MarkedResponse): void {
   try {
     const response = this[RESPONSE];
     if (response === undefined) return;
+    // The record lets go of the response as it closes: a route only the response knows is kept.
+    if (response.routeTemplate === null && response.routeSource === null) response.routeTemplate = nodeResponseProbe.route(this);
     getRuntime()?.ledger.closeResponse(response, this.writableFinished ? 'finished' : 'aborted');
     keepEndLayersOffRecord(this, response);
   } catch (error) {

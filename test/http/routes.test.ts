@@ -108,6 +108,26 @@ describe('route templates', () => {
     await close(server);
   });
 
+  it("Next.js: the route Next matched, read from its request meta, kept after the response closes", async () => {
+    // What Next's router does to the IncomingMessage before route code runs (the real thing is in
+    // test/frameworks/next.test.ts); leakwatch only reads it.
+    const NEXT_REQUEST_META = Symbol.for('NextInternalRequestMeta');
+    const server = http.createServer((req, res) => {
+      (req as unknown as Record<symbol, unknown>)[NEXT_REQUEST_META] = { match: { definition: { pathname: '/blog/[...slug]', page: '/blog/[...slug]/route' } } };
+      if (req.url === '/blog/a/b') res.end('ok');
+    });
+    const port = await listen(server);
+    expect((await leakOf(port, '/blog/stuck/post?draft=1')).route).toBe('/blog/[...slug]');
+    // Metrics read the route as the response closes, once the record has let the response go.
+    const routesAtClose: Array<string | null> = [];
+    const stop = ledger().observe({ responseClosed: (response) => routesAtClose.push(response.route) });
+    await request(port, '/blog/a/b');
+    await waitUntil(() => routesAtClose.length > 0, 2000, 'the response to close');
+    stop();
+    expect(routesAtClose).toEqual(['/blog/[...slug]']);
+    await close(server);
+  });
+
   it('plain node:http has no route: null in reports', async () => {
     const server = http.createServer(() => {});
     const port = await listen(server);
