@@ -17,7 +17,9 @@ export function serverConfirmation(onFailure: (what: string, error: unknown) => 
       connection.confirmation =
         probe.confirm?.(target).then(
           (server) => {
-            if (server !== null) connection.server = server;
+            if (server === null) return;
+            connection.server = server;
+            connection.history?.add(Date.now(), 'confirmed');
           },
           (error: unknown) => onFailure(`confirming ${connection.id} with its server`, error),
         ) ?? null;
