@@ -61,6 +61,20 @@ function onResponseClose(this: Tracked): void {
   }
 }
 
+/**
+ * A response that starts while its keep-alive socket still carries the previous response (the next
+ * request came in before that one's 'finish') gets the socket later; the bytes already on it are
+ * not this response's progress, so its mark is taken again then.
+ */
+function onSocketAssigned(this: Tracked): void {
+  try {
+    const response = this[RESPONSE];
+    if (response !== undefined && response.closedAt === 0) response.progressMark = nodeResponseProbe.progress(this);
+  } catch (error) {
+    logFailure('response socket', error);
+  }
+}
+
 /** Starts following `res`; returns its record (the existing one if it is followed already). */
 export function trackResponse(res: ServerResponse): ResponseRecord | undefined {
   const tracked = res as Tracked;
@@ -72,6 +86,7 @@ export function trackResponse(res: ServerResponse): ResponseRecord | undefined {
   const response = runtime.ledger.openResponse(res, nodeResponseProbe);
   tracked[RESPONSE] = response;
   res.on('close', onResponseClose);
+  if (res.socket === null) res.once('socket', onSocketAssigned);
   return response;
 }
 
