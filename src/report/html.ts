@@ -3,7 +3,6 @@ import { escapeHtml as esc } from './escape-html.js';
 import { SCRIPT, STYLE } from './html-assets.js';
 import type { LeakedConnection, LeakedResponse, Report, ResolvedLeak, TimelineEvent } from './json.js';
 import {
-  acquisitionSite,
   commonFolder,
   framesOf,
   ownerRequest,
@@ -72,7 +71,9 @@ const eventRows = (events: TimelineEvent[] | undefined, who: string) =>
 function framesHtml(stack: string | null, sites: Sites): string {
   const frames = framesOf(stack);
   if (frames.length === 0) return '<p class="empty">No stack was captured (LEAKWATCH_ACQUIRE_STACK_FRAMES=0).</p>';
-  const site = acquisitionSite(stack);
+  // The same frame acquisitionSite() names: the app's first, else the first.
+  const own = frames.findIndex((f) => !f.library);
+  const site = frames[own >= 0 ? own : 0];
   const item = (f: Frame) => `<li${f === site ? ' class="first"' : ''}>${f.fn ? `<span class="fn">${esc(f.fn)}</span> ` : ''}${sites.html(f.location)}</li>`;
   // The app's frames in order; each run of library frames folds into one line.
   const parts: string[] = [];
@@ -152,7 +153,7 @@ function responseCard(r: LeakedResponse, held: LeakedConnection[], report: Repor
     )
     .join('');
   const rows = [...eventRows(r.events, 'request'), ...held.flatMap((c) => eventRows(c.events, c.id))];
-  return `<article class="leak" id="leak-${index}" data-state="open" data-count="${1 + held.length}" data-route="${esc(routeOfResponse(r))}" data-reasons="${esc(reasons.join(' '))}">
+  return `<article class="leak" id="leak-${index}" data-id="${esc(r.id)}" data-state="open" data-count="${1 + held.length}" data-route="${esc(routeOfResponse(r))}" data-reasons="${esc(reasons.join(' '))}">
 <div class="leak-head">${badge(r.reason)}<h3>${esc(r.method)} ${esc(r.path)}</h3>${r.route && r.route !== r.path ? `<span class="route">route ${esc(r.route)}</span>` : ''}<span class="facts">${esc(facts)}</span></div>
 <p class="why">${esc(whyResponse(r, report))}</p>
 <div class="leak-body">${timelineBlock(timeline, `Timeline of ${r.method} ${r.path}`)}<aside class="cause">${overridesHtml(r, sites)}${pending.length > 0 ? `<h4>Waits on</h4><ul>${pending.join('')}</ul>` : ''}${heldHtml}</aside></div>
@@ -169,7 +170,7 @@ function connectionCard(c: LeakedConnection, report: Report, sites: Sites, index
       : `owned by ${request ?? c.owner}${c.ownerRoute && c.ownerRoute !== c.ownerPath ? ` (route ${c.ownerRoute})` : ''}, ${c.ownerState === 'open' ? 'still open' : 'closed'}`;
   const facts = [`${c.state} for ${formatDuration(c.idleMs)}`, `held ${formatDuration(c.heldMs)}`, c.id].join(' · ');
   const rows = [...eventRows(c.ownerEvents, 'request'), ...eventRows(c.events, c.id)];
-  return `<article class="leak" id="leak-${index}" data-state="open" data-count="1" data-route="${esc(routeOfConnection(c))}" data-reasons="${esc(c.reason)}">
+  return `<article class="leak" id="leak-${index}" data-id="${esc(c.id)}" data-state="open" data-count="1" data-route="${esc(routeOfConnection(c))}" data-reasons="${esc(c.reason)}">
 <div class="leak-head">${badge(c.reason)}<h3>${esc(c.kind)} connection · ${esc(c.pool)}</h3><span class="route">${esc(owner)}</span><span class="facts">${esc(facts)}</span></div>
 <p class="why">${esc(whyConnection(c, report))}</p>
 <div class="leak-body">${timelineBlock(timeline, `Timeline of ${c.kind} connection ${c.id}`)}<aside class="cause">${connectionCause(c, sites)}</aside></div>
@@ -182,7 +183,7 @@ function resolvedCard(x: ResolvedLeak, report: Report, index: number): string {
   const took = Date.parse(x.resolvedAt) - Date.parse(x.detectedAt);
   const what = x.kind === 'response' ? x.what : `${x.kind} connection · ${x.what}`;
   const how = x.kind === 'response' ? 'finished' : 'was released';
-  return `<article class="leak" id="resolved-${index}" data-state="resolved" data-route="${esc(routeOfResolved(x))}" data-reasons="${esc(x.reason)}">
+  return `<article class="leak" id="resolved-${index}" data-id="${esc(x.id)}" data-state="resolved" data-route="${esc(routeOfResolved(x))}" data-reasons="${esc(x.reason)}">
 <div class="leak-head">${badge(x.reason, true)}<h3>${esc(what)}</h3>${x.route ? `<span class="route">route ${esc(x.route)}</span>` : ''}<span class="facts">${esc(x.id)}</span></div>
 <div class="leak-body">${timelineBlock(timeline, `Timeline of ${what}`)}<aside class="cause"><h4>Resolved</h4><p>It ${how} ${esc(formatDuration(took))} after it was reported (${esc(REASON_TEXT[x.reason] ?? x.reason)}).</p></aside></div>
 </article>`;
