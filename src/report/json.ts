@@ -1,5 +1,5 @@
 import type { Ledger } from '../core/ledger.js';
-import { ConnectionRecord, ResponseRecord, type ConnectionState, type EndOverride, type ServerState } from '../core/records.js';
+import { ConnectionRecord, ResponseRecord, type EndOverride, type ServerState } from '../core/records.js';
 import { formatStack } from '../core/stack.js';
 import { VERSION } from '../version.js';
 
@@ -57,7 +57,7 @@ export interface LeakedResponse {
 /** Events of a response's timeline. `wrote` and `waited` are what a threshold check saw it do since the last one. */
 export type ResponseEvent = 'started' | 'wrote' | 'waited' | 'leaked' | 'finished' | 'aborted';
 /** Events of a connection's timeline: its checkout, each state it entered, the server's answer, its release. */
-export type ConnectionEvent = 'acquired' | ConnectionState | 'confirmed' | 'leaked' | 'released';
+export type ConnectionEvent = 'acquired' | 'busy' | 'idle' | 'idle-in-transaction' | 'idle-in-transaction-aborted' | 'subscriber' | 'confirmed' | 'leaked' | 'released';
 
 /** One moment of a timeline. */
 export interface TimelineEvent {
