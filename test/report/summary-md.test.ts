@@ -49,6 +49,13 @@ describe('leakwatch run --summary-md', () => {
     expect(second).toMatch(/\(held-after-response-closed, idle-in-transaction\) \(on `\/transfer`\)$/);
   });
 
+  it('writes the HTML report beside it (--html, relative to where run was started)', () => {
+    const html = readFileSync(path.join(dir, 'leaks.html'), 'utf8');
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html).toContain('GET /users/boom');
+    expect(html).toContain('/transfer');
+  });
+
   it("ends with a link line to the HTML report in the run's artifacts", () => {
     expect(summary.trimEnd().split('\n').at(-1)).toBe('The HTML report, with a timeline of each leak: `leaks.html`, in the [artifacts of this run](https://github.com/acme/shop/actions/runs/4242#artifacts).');
   });
