@@ -53,6 +53,7 @@ table { border-collapse: collapse; width: 100%; background: var(--card); border:
 th, td { text-align: left; padding: 7px 12px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-size: 0.8rem; text-transform: uppercase; letter-spacing: 0.04em; color: var(--muted); background: var(--soft); }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+td > code { white-space: nowrap; }
 tr:last-child td { border-bottom: 0; }
 html.js tr[data-filter-route] { cursor: pointer; }
 html.js tr[data-filter-route]:hover td { background: var(--soft); }
