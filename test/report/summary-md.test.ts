@@ -72,7 +72,7 @@ describe('leakwatch run --summary-md', () => {
 
   it('is what leakwatch report writes from the JSON report of the same run', async () => {
     const again = path.join(dir, 'again.md');
-    const exit = await leakwatch(['report', path.join(dir, 'r.json'), '--summary-md', again, '--html', 'leaks.html'], { env: GITHUB });
+    const exit = await leakwatch(['report', path.join(dir, 'r.json'), '--summary-md', again, '--html', 'leaks.html'], { env: GITHUB, cwd: dir });
     expect(exit.status, exit.stderr).toBe(0);
     expect(readFileSync(again, 'utf8')).toBe(summary);
   });
