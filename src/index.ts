@@ -46,5 +46,5 @@ export {
 } from './metrics/names.js';
 
 // The report
-export type { LeakedConnection, LeakedResponse, Report, ReportProcess, ResolvedLeak } from './report/json.js';
+export type { ConnectionEvent, LeakedConnection, LeakedResponse, Report, ReportProcess, ResolvedLeak, ResponseEvent, TimelineEvent } from './report/json.js';
 export type { ClosedHow, ConnectionKind, ConnectionLeakReason, ConnectionState, EndOverride, IdleState, LeakReason, ResponseLeakReason, ServerState } from './core/records.js';

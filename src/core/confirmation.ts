@@ -29,7 +29,9 @@ export function serverConfirmation(onFailure: (what: string, error: unknown) => 
       connection.confirmation =
         probe.confirm?.(target).then(
           (server) => {
-            if (server !== null && connection.closed === null) connection.server = server;
+            if (server === null || connection.closed !== null) return;
+            connection.server = server;
+            connection.history?.add(Date.now(), 'confirmed');
           },
           (error: unknown) => onFailure(`confirming ${connection.id} with its server`, error),
         ) ?? null;

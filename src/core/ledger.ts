@@ -1,4 +1,5 @@
 import { DeadlineQueue } from './deadline-queue.js';
+import { History } from './history.js';
 import {
   ConnectionRecord,
   OperationList,
@@ -14,6 +15,9 @@ import {
   type ResponseDetail,
   type ResponseProbe,
 } from './records.js';
+
+/** Histories kept for reuse at most; past a burst of checkouts, the others are garbage. */
+const MAX_SPARE_HISTORIES = 128;
 
 /** The ledger's limits; `reconfigure()` changes them for what is scheduled from then on. */
 export interface LedgerLimits {
@@ -98,6 +102,8 @@ export class Ledger {
   private readonly limits: LedgerLimits;
   private readonly onFailure: (what: string, error: unknown) => void;
   private readonly currentResponse: () => ResponseRecord | undefined;
+  /** Histories of connections released without leaking, for the next checkouts to reuse. */
+  private readonly spareHistories: History[] = [];
 
   constructor(options: LedgerOptions) {
     this.clock = options.clock ?? Date.now;
@@ -203,6 +209,8 @@ export class Ledger {
     const now = this.clock();
     const owner = this.currentResponse() ?? null;
     const connection = new ConnectionRecord(++this.connectionSeq, init, owner, now);
+    // Only what the leak rules can report keeps a history: a client shared by the app never leaks.
+    if (owner !== null || init.pooled) this.startHistory(connection, now);
     this.held.add(connection);
     this.totals.connections[connection.kind]++;
     if (owner !== null) {
@@ -218,7 +226,7 @@ export class Ledger {
 
   /** The client sent something and waits for the server. */
   connectionBusy(connection: ConnectionRecord): void {
-    connection.busy++;
+    if (connection.busy++ === 0) connection.history?.enter(this.clock(), 'busy');
   }
 
   /** The server answered; `state` says what kind of idle (transaction status, subscriber). */
@@ -227,6 +235,7 @@ export class Ledger {
     if (state !== undefined) connection.idleState = state;
     if (connection.busy === 0) {
       connection.idleSince = this.clock();
+      connection.history?.enter(connection.idleSince, connection.idleState);
       const owner = connection.owner;
       if (owner !== null && owner.leak !== null && connection.leak === null && connection.releasedAt === 0) {
         this.connectionLeaked(connection, 'held-by-leaked-response', connection.idleSince);
@@ -235,7 +244,9 @@ export class Ledger {
   }
 
   setIdleState(connection: ConnectionRecord, state: IdleState): void {
+    if (connection.idleState === state) return;
     connection.idleState = state;
+    if (connection.busy === 0) connection.history?.enter(this.clock(), state);
   }
 
   /**
@@ -248,6 +259,7 @@ export class Ledger {
     connection.closed = { ...closure, at: now };
     connection.busy = 0;
     connection.idleSince = now;
+    connection.history?.enter(now, 'closed');
     const owner = connection.owner;
     if (owner !== null && owner.leak !== null && connection.leak === null) this.connectionLeaked(connection, 'held-by-leaked-response', now);
     this.notify('connectionClosed', connection);
@@ -263,6 +275,7 @@ export class Ledger {
     this.connectionQueue.remove(connection);
     connection.owner?.connections?.delete(connection);
     if (connection.leak !== null) this.resolve(connection, now);
+    else this.recycleHistory(connection);
     connection.target = null;
     this.notify('connectionReleased', connection);
   }
@@ -300,6 +313,7 @@ export class Ledger {
   private checkResponse(response: ResponseRecord, now: number): void {
     const mark = this.progressOf(response.probe, response.target);
     if (mark !== response.progressMark || response.pendingOps > 0 || this.ownsBusyConnection(response)) {
+      (response.history ??= new History()).add(now, mark !== response.progressMark ? 'wrote' : 'waited', Math.max(0, mark - response.progressMark));
       response.progressMark = mark;
       this.responseQueue.schedule(response, now + this.limits.responseThresholdMs);
       return;
@@ -324,6 +338,23 @@ export class Ledger {
     if (connection.idleState === 'subscriber') this.connectionQueue.schedule(connection, now + this.limits.connectionThresholdMs);
     else if (idleFor >= this.limits.connectionThresholdMs) this.connectionLeaked(connection, 'idle-past-threshold', now);
     else this.connectionQueue.schedule(connection, connection.idleSince + this.limits.connectionThresholdMs);
+  }
+
+  // ---- histories (events for the report's timelines; see history.ts) -------------------------
+
+  private startHistory(connection: ConnectionRecord, now: number): void {
+    const history = this.spareHistories.pop() ?? new History();
+    history.enter(now, connection.state);
+    connection.history = history;
+  }
+
+  /** A connection released without leaking needs no history: the next checkout reuses it. */
+  private recycleHistory(connection: ConnectionRecord): void {
+    const history = connection.history;
+    if (history === null) return;
+    connection.history = null;
+    history.reset();
+    if (this.spareHistories.length < MAX_SPARE_HISTORIES) this.spareHistories.push(history);
   }
 
   private scheduleConnection(connection: ConnectionRecord, now: number): void {

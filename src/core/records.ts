@@ -1,4 +1,5 @@
 import type { DeadlineItem } from './deadline-queue.js';
+import type { History } from './history.js';
 
 export type ResponseOutcome = 'finished' | 'aborted';
 export type ResponseLeakReason = 'unclosed' | 'open-at-exit';
@@ -164,6 +165,8 @@ export class ResponseRecord implements DeadlineItem {
   pendingOps = 0;
   /** Those operations, where the instrumentation names them (Redis commands); null until one starts. */
   operations: OperationList | null = null;
+  /** What each threshold check saw it do (wrote, waited); null until it outlives one threshold. */
+  history: History | null = null;
   /** The method, kept at close for metrics; null while open (read through the probe then). */
   private closedMethod: string | null = null;
 
@@ -255,6 +258,8 @@ export class ConnectionRecord implements DeadlineItem {
   server: ServerState | null = null;
   /** Settles once the server has answered about this leak (into `server`) or could not; null if not asked. */
   confirmation: Promise<void> | null = null;
+  /** State transitions, for connections the leak rules can report (owned or pooled); null for others. */
+  history: History | null = null;
   readonly kind: ConnectionKind;
   readonly pool: string;
   readonly pooled: boolean;

@@ -63,6 +63,20 @@ function onResponseClose(this: MarkedResponse): void {
   }
 }
 
+/**
+ * A response that starts while its keep-alive socket still carries the previous response (the next
+ * request came in before that one's 'finish') gets the socket later; the bytes already on it are
+ * not this response's progress, so its mark is taken again then.
+ */
+function onSocketAssigned(this: MarkedResponse): void {
+  try {
+    const response = this[RESPONSE];
+    if (response !== undefined && response.closedAt === 0) response.progressMark = nodeResponseProbe.progress(this);
+  } catch (error) {
+    logFailure('response socket', error);
+  }
+}
+
 /** Starts following `res`; returns its record (the existing one if it is followed already). */
 export function trackResponse(res: ServerResponse): ResponseRecord | undefined {
   const tracked = res as MarkedResponse;
@@ -74,6 +88,7 @@ export function trackResponse(res: ServerResponse): ResponseRecord | undefined {
   const response = runtime.ledger.openResponse(res, nodeResponseProbe);
   tracked[RESPONSE] = response;
   res.on('close', onResponseClose);
+  if (res.socket === null) res.once('socket', onSocketAssigned);
   return response;
 }
 

@@ -57,6 +57,23 @@ export interface LeakedResponse {
   connections: string[];
   /** Commands the response still waits for on connections it does not own (a shared Redis client). */
   pendingCommands: Array<{ command: string; connection: string; ageMs: number }>;
+  /** What happened when, oldest first; absent from reports of leakwatch 0.1.0. */
+  events?: TimelineEvent[];
+  /** Older events left out of `events` (a history keeps a fixed number); absent when none. */
+  eventsDropped?: number;
+}
+
+/** Events of a response's timeline. `wrote` and `waited` are what a threshold check saw it do since the last one. */
+export type ResponseEvent = 'started' | 'wrote' | 'waited' | 'leaked' | 'finished' | 'aborted';
+/** Events of a connection's timeline: its checkout, each state it entered, the server's answer, its release. */
+export type ConnectionEvent = 'acquired' | 'busy' | 'idle' | 'idle-in-transaction' | 'idle-in-transaction-aborted' | 'subscriber' | 'closed' | 'confirmed' | 'leaked' | 'released';
+
+/** One moment of a timeline. */
+export interface TimelineEvent {
+  at: string;
+  event: ResponseEvent | ConnectionEvent;
+  /** For `wrote`: bytes written since the previous check. */
+  bytes?: number;
 }
 
 export interface LeakedConnection {
@@ -85,6 +102,11 @@ export interface LeakedConnection {
   /** `file:line:column` of the first frame of that stack in the app's own code; null when none was captured. */
   acquisitionSite: string | null;
   server: ServerState | null;
+  /** What happened to the connection when, oldest first; absent from reports of leakwatch 0.1.0. */
+  events?: TimelineEvent[];
+  eventsDropped?: number;
+  /** The owning response's events (its start, checks, close); absent without an owner. */
+  ownerEvents?: TimelineEvent[];
 }
 
 export interface ResolvedLeak {
@@ -95,11 +117,36 @@ export interface ResolvedLeak {
   what: string;
   detectedAt: string;
   resolvedAt: string;
+  /** The route template of the response, or of the connection's owner; absent from reports of leakwatch 0.1.0. */
+  route?: string | null;
+  events?: TimelineEvent[];
+  eventsDropped?: number;
+  ownerEvents?: TimelineEvent[];
 }
 
 
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Events made from the record's timestamps and its history, sorted by time (ties keep this order). */
+function timeline(record: ResponseRecord | ConnectionRecord): { events: TimelineEvent[]; eventsDropped?: number } {
+  const moments: Array<{ at: number; event: TimelineEvent['event']; bytes?: number }> = [];
+  const isResponse = record instanceof ResponseRecord;
+  moments.push({ at: isResponse ? record.startedAt : record.acquiredAt, event: isResponse ? 'started' : 'acquired' });
+  for (const { at, event, value } of record.history?.entries() ?? []) moments.push(event === 'wrote' ? { at, event, bytes: value } : { at, event });
+  if (record.leak !== null) moments.push({ at: record.leak.detectedAt, event: 'leaked' });
+  if (isResponse && record.closedAt !== 0) moments.push({ at: record.closedAt, event: record.outcome ?? 'finished' });
+  if (!isResponse && record.releasedAt !== 0) moments.push({ at: record.releasedAt, event: 'released' });
+  moments.sort((a, b) => a.at - b.at);
+  const events = moments.map(({ at, event, bytes }) => (bytes === undefined ? { at: iso(at), event } : { at: iso(at), event, bytes }));
+  const dropped = record.history?.dropped ?? 0;
+  return dropped > 0 ? { events, eventsDropped: dropped } : { events };
+}
+
+/** A connection's timeline and its owner's, for reports. */
+function connectionTimeline(c: ConnectionRecord): Pick<LeakedConnection, 'events' | 'eventsDropped' | 'ownerEvents'> {
+  return c.owner === null ? timeline(c) : { ...timeline(c), ownerEvents: timeline(c.owner).events };
+}
 
 function describeResponse(ledger: Ledger, r: ResponseRecord, now: number): LeakedResponse {
   const detail = r.detail;
@@ -116,6 +163,7 @@ function describeResponse(ledger: Ledger, r: ResponseRecord, now: number): Leake
     endOverrides: detail?.endOverrides ?? [],
     connections,
     pendingCommands: [...(r.operations ?? [])].map((op) => ({ command: op.command, connection: op.connection.id, ageMs: now - op.startedAt })),
+    ...timeline(r),
   };
 }
 
@@ -142,6 +190,7 @@ function describeConnection(ledger: Ledger, c: ConnectionRecord, now: number): L
     acquiredAt: formatStack(c.stack),
     acquisitionSite: appSiteOf(c.stack),
     server: c.server,
+    ...connectionTimeline(c),
   };
 }
 
@@ -170,6 +219,8 @@ export function buildReport(
         what: item instanceof ResponseRecord ? `${item.detail?.method ?? ''} ${item.detail?.path ?? ''}`.trim() : item.pool,
         detectedAt: iso(leak.detectedAt),
         resolvedAt: iso(leak.resolvedAt),
+        route: item instanceof ResponseRecord ? item.route : (item.owner?.route ?? null),
+        ...(item instanceof ResponseRecord ? timeline(item) : connectionTimeline(item)),
       });
     } else if (item instanceof ResponseRecord) {
       leakedResponses.push(describeResponse(ledger, item, now));

@@ -17,7 +17,7 @@ import { getRuntime, type Runtime } from '../core/runtime.js';
 import { start } from '../start.js';
 import { buildReport, type LeakedConnection, type LeakedResponse } from '../report/json.js';
 
-export type { LeakedConnection, LeakedResponse } from '../report/json.js';
+export type { ConnectionEvent, LeakedConnection, LeakedResponse, ResponseEvent, TimelineEvent } from '../report/json.js';
 export type { ClosedHow, ConnectionKind, EndOverride, ServerState } from '../core/records.js';
 import { describeLeakedConnection, describeLeakedResponse } from '../report/text.js';
 

@@ -1,4 +1,4 @@
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, runCommand } from '../support/cli.js';
@@ -23,6 +23,9 @@ describe('npx leakwatch demo, in a project that installed the packed package wit
     expect(exit.status, exit.stdout + exit.stderr).toBe(0);
     expect(exit.stdout).toContain('3 leaked responses, 6 leaked connections');
     expect(exit.stdout).toMatch(/GET \/users\/boom \(route \/users\/:id\): never closed/);
+    const html = /^HTML report, with a timeline of each leak: (.+\.html)$/m.exec(exit.stdout)?.[1];
+    expect(existsSync(html!), exit.stdout).toBe(true);
+    rmSync(path.dirname(html!), { recursive: true, force: true });
   }, 90_000);
 
   describe('when a package the demo needs is missing', () => {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -51,6 +51,11 @@ describe('leakwatch demo', () => {
     expect(out).toMatch(/owned by \d+:r\d+, GET \/export, closed/);
     expect(out).toMatch(/redis .*subscriber for .*\[held-after-response-closed\]/);
     expect(out).not.toMatch(/secret|alice/);
+    expect(out).toContain('3 leaked responses, 6 leaked connections, 1 resolved');
+    const html = /^HTML report, with a timeline of each leak: (.+\.html)$/m.exec(out)?.[1];
+    expect(html, out).toBeDefined();
+    expect(readFileSync(html!, 'utf8')).toMatch(/^<!doctype html>[\s\S]*GET \/users\/boom[\s\S]*<\/html>\n$/);
+    rmSync(path.dirname(html!), { recursive: true, force: true });
   });
 
   it('starts embedded PostgreSQL when none answers, and only the pg part when Redis cannot be had', async () => {
@@ -63,6 +68,8 @@ describe('leakwatch demo', () => {
     expect(exit.stdout).toMatch(/Redis part is left out: no redis-server on PATH; install it \(Debian\/Ubuntu: apt-get install redis-server\)/);
     expect(exit.stdout).toContain('3 leaked responses, 5 leaked connections');
     expect(exit.stdout).toMatch(/idle-in-transaction for .*\[held-after-response-closed\]/);
+    const html = /^HTML report, with a timeline of each leak: (.+\.html)$/m.exec(exit.stdout)?.[1];
+    if (html !== undefined) rmSync(path.dirname(html), { recursive: true, force: true });
   }, 150_000);
 
   describe('when its output is closed early (leakwatch demo | head -3)', () => {
@@ -82,5 +89,6 @@ describe('leakwatch demo', () => {
     const help = await leakwatch(['demo', '--help']);
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('--serve');
+    expect(help.stdout).toContain('--html FILE');
   });
 });

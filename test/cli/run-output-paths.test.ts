@@ -16,6 +16,8 @@ describe('leakwatch run output paths', () => {
     ['--report', 'A_DIRECTORY', 'it is a directory'],
     ['--report', '/sys/leakwatch/r.json', 'no file can be created in /sys'],
     ['--junit', '/proc/nope/r.xml', 'no file can be created in /proc'],
+    ['--html', '/etc/passwd/r.html', '/etc/passwd is not a directory'],
+    ['--summary-md', 'A_DIRECTORY', 'it is a directory'],
   ])('when %s %s cannot be written', (flag, given, reason) => {
     it('is a usage error naming the flag and the reason, and the command does not run', async () => {
       const file = given === 'A_DIRECTORY' ? dir : given;

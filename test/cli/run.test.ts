@@ -127,7 +127,7 @@ describe('leakwatch run', () => {
   it('--help describes every option', async () => {
     const help = await leakwatch(['run', '--help']);
     expect(help.status).toBe(0);
-    for (const flag of ['--report', '--junit', '--response-threshold', '--connection-threshold', '--metrics-port', '--no-fail']) expect(help.stdout).toContain(flag);
+    for (const flag of ['--report', '--junit', '--html', '--summary-md', '--response-threshold', '--connection-threshold', '--metrics-port', '--no-fail']) expect(help.stdout).toContain(flag);
     expect((await leakwatch(['--help'])).stdout).toContain('leakwatch run');
   });
 });

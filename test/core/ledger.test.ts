@@ -311,3 +311,108 @@ describe('Ledger › totals.connections', () => {
     expect(t.ledger.totals.connections).toEqual({ pg: 3, redis: 1 });
   });
 });
+
+describe('Ledger › event history', () => {
+  const events = (item: { history: { entries(): Array<{ at: number; event: string; value: number }> } | null }, from = 1_000_000) =>
+    item.history?.entries().map(({ at, event, value }) => (value ? `+${at - from} ${event} ${value}` : `+${at - from} ${event}`)) ?? null;
+
+  describe('when a connection owned by a response goes busy and idle', () => {
+    it('records each state it entered, with when', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      const c = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true, busy: true }));
+      t.advance(5);
+      t.ledger.connectionIdle(c, 'idle');
+      t.ledger.connectionBusy(c);
+      t.advance(3);
+      t.ledger.connectionIdle(c, 'idle-in-transaction');
+      t.advance(2);
+      t.ledger.setIdleState(c, 'idle-in-transaction'); // no transition: nothing recorded
+      t.ledger.connectionIdle(c); // idle again while idle: nothing recorded
+      expect(events(c)).toEqual(['+0 busy', '+5 idle', '+5 busy', '+8 idle-in-transaction']);
+    });
+  });
+
+  describe('when a connection cannot leak (made outside any request, not a pool checkout)', () => {
+    it('records nothing for it', () => {
+      const t = makeLedger();
+      const shared = t.ledger.acquireConnection({ kind: 'redis', pool: 'r', pooled: false });
+      t.ledger.connectionBusy(shared);
+      t.ledger.connectionIdle(shared);
+      expect(shared.history).toBeNull();
+    });
+  });
+
+  describe('when a connection is released without leaking', () => {
+    it('lets go of its history, and the next checkout reuses it from the start', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      const first = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+      t.ledger.connectionBusy(first);
+      t.ledger.connectionIdle(first);
+      const history = first.history;
+      t.ledger.releaseConnection(first);
+      expect(first.history).toBeNull();
+      t.advance(7);
+      const second = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+      expect(second.history).toBe(history);
+      expect(events(second)).toEqual(['+7 idle']);
+    });
+  });
+
+  describe('when a connection leaks', () => {
+    it('keeps its history after it is released, for the report of the resolved leak', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      const c = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+      t.ledger.closeResponse(r, 'aborted');
+      t.advance(50);
+      expect(c.leak?.reason).toBe('held-after-response-closed');
+      t.ledger.releaseConnection(c);
+      expect(events(c)).toEqual(['+0 idle']);
+    });
+  });
+
+  describe('when a connection changes state more often than its history holds', () => {
+    it('keeps the newest transitions and counts the dropped ones', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      const c = t.within(r, () => t.ledger.acquireConnection({ kind: 'redis', pool: 'r', pooled: false }));
+      for (let i = 0; i < 100; i++) {
+        t.ledger.connectionBusy(c);
+        t.advance(1);
+        t.ledger.connectionIdle(c);
+      }
+      const kept = c.history!.entries();
+      expect(kept).toHaveLength(c.history!.capacity);
+      expect(c.history!.dropped).toBe(201 - c.history!.capacity);
+      expect(events(c)!.at(-1)).toBe('+100 idle');
+    });
+  });
+
+  describe('when a response outlives the threshold', () => {
+    it('records what each check saw it do: wrote (how much) or waited', () => {
+      const t = makeLedger();
+      const target = new FakeResponse();
+      const r = t.ledger.openResponse(target, probe);
+      const c = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+      expect(r.history).toBeNull();
+      target.written += 120;
+      t.advance(100);
+      t.ledger.connectionBusy(c);
+      t.advance(100);
+      t.ledger.connectionIdle(c);
+      t.advance(100);
+      expect(r.leak?.reason).toBe('unclosed');
+      expect(events(r)).toEqual(['+100 wrote 120', '+200 waited']);
+    });
+
+    it('records nothing for a response that closes within it', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      t.advance(99);
+      t.ledger.closeResponse(r, 'finished');
+      expect(r.history).toBeNull();
+    });
+  });
+});

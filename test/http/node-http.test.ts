@@ -43,6 +43,27 @@ describe('node:http responses found through diagnostics_channel', () => {
     await close(server);
   });
 
+  describe('when a request comes in on a keep-alive socket before the previous response let go of it', () => {
+    it("does not take the previous response's bytes for its progress: it leaks at its first threshold", async () => {
+      const server = http.createServer((req, res) => {
+        if (req.url === '/hang') return;
+        res.end('x'.repeat(300));
+      });
+      const port = await listen(server);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      await request(port, '/ok', { agent });
+      const before = ledger().totals.leakedResponses;
+      fireAndForget(port, '/hang', agent);
+      await waitUntil(() => ledger().totals.leakedResponses === before + 1, 3000, 'the hanging response to leak');
+      const hung = [...ledger().leakedOpen].find((r) => r.detail?.path === '/hang')!;
+      // A check that saw progress would have rescheduled it, and said so in its history.
+      expect(hung.history?.entries() ?? []).toEqual([]);
+      expect(hung.leak!.detectedAt - hung.startedAt).toBeLessThan(2 * ledger().responseThresholdMs);
+      agent.destroy();
+      await close(server);
+    });
+  });
+
   it('counts a client abort mid-response as aborted, not as a leak', async () => {
     const server = createHealthyServer();
     const port = await listen(server);
