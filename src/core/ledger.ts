@@ -194,7 +194,25 @@ export class Ledger {
    */
   beginOperation(response: ResponseRecord, operation?: PendingOperation): void {
     response.pendingOps++;
-    if (operation !== undefined) (response.operations ??= new OperationList()).add(operation);
+    if (operation === undefined) return;
+    (response.operations ??= new OperationList()).add(operation);
+    const connection = operation.connection;
+    if (connection.owner !== null && connection.owner !== response && !connection.pooled) this.share(connection);
+  }
+
+  /**
+   * Another request used a dedicated connection (a bare pg client, a Redis client) that a request
+   * made: it is shared (a lazy singleton made by the first request that needed it), not that
+   * request's. It is owned by nobody from then on, like a client made at start-up, and a leak
+   * reported for it is withdrawn (listed as resolved). A pool checkout is a lease and stays its
+   * requester's.
+   */
+  private share(connection: ConnectionRecord): void {
+    const owner = connection.owner!;
+    connection.owner = null;
+    owner.connections?.delete(connection);
+    this.connectionQueue.remove(connection);
+    if (connection.leak !== null) this.resolve(connection, this.clock());
   }
 
   endOperation(response: ResponseRecord, operation?: PendingOperation): void {

@@ -270,7 +270,8 @@ export class ConnectionRecord implements DeadlineItem {
   constructor(
     readonly seq: number,
     init: ConnectionInit,
-    readonly owner: ResponseRecord | null,
+    /** The response whose request acquired it; null for one made outside any request, or shared since (see Ledger#share). */
+    public owner: ResponseRecord | null,
     readonly acquiredAt: number,
   ) {
     this.kind = init.kind;

@@ -42,6 +42,22 @@ function locationOf(frame: string): string | null {
   return where;
 }
 
+/**
+ * Frames of a module's evaluation: Node's CommonJS and ES module loaders, and the module runtimes
+ * of webpack and Turbopack bundles (Next.js loads a route's modules on its first request).
+ */
+const MODULE_EVALUATION = /\bat (?:async )?(?:Module\._compile|ModuleJob\.run|__webpack_require__|instantiateModule)\b/;
+
+/**
+ * The capture was taken while a module's top-level code ran: a connection made there is the
+ * module's (a shared client), even when the module loads during a request. False when nothing was
+ * captured (acquisition stacks off).
+ */
+export function whileModuleLoads(capture: StackCapture | null): boolean {
+  const text = capture?.stack;
+  return typeof text === 'string' && MODULE_EVALUATION.test(text);
+}
+
 export function frameKind(frame: string): FrameKind {
   const where = locationOf(frame);
   if (where === null || where.startsWith('node:') || !/[\\/]/.test(where)) return 'node'; // `<anonymous>`, `native`, builtins

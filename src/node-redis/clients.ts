@@ -1,7 +1,7 @@
 import { logFailure } from '../core/guard.js';
 import type { ConnectionProbe, ResponseRecord, StackCapture } from '../core/records.js';
 import { currentResponse, responseContext } from '../core/runtime.js';
-import { captureStack } from '../core/stack.js';
+import { captureStack, whileModuleLoads } from '../core/stack.js';
 import { TrackedClient, type CopyContext } from './client.js';
 import { confirmConnection } from './confirm.js';
 import type { ClientLike } from './internal-types.js';
@@ -63,12 +63,16 @@ export class CopyClients implements CopyContext {
     return (target as { [key: symbol]: TrackedClient | undefined } | null | undefined)?.[this.key] ?? null;
   }
 
-  /** A client the app made (`createClient()`, `duplicate()`): owned by the current response, unless node-redis made it for a Cluster or Sentinel. */
+  /**
+   * A client the app made (`createClient()`, `duplicate()`): owned by the current response, unless
+   * node-redis made it for a Cluster or Sentinel, or a module's top-level code made it (a shared
+   * client of a module that loads during a request).
+   */
   made(handle: unknown, below: Function): void {
     if (typeof handle !== 'object' || handle === null) return;
     let owner = currentResponse();
     const stack = captureStack(this.stackFrames, below);
-    if (owner !== undefined && madeByLibrary(below)) owner = undefined;
+    if (owner !== undefined && (whileModuleLoads(stack) || madeByLibrary(below))) owner = undefined;
     this.register(handle as ClientLike, owner, stack, false);
   }
 

@@ -1,7 +1,7 @@
 import { logFailure } from '../core/guard.js';
 import type { ResponseRecord, StackCapture } from '../core/records.js';
 import { currentResponse, getRuntime, responseContext } from '../core/runtime.js';
-import { captureStack } from '../core/stack.js';
+import { captureStack, whileModuleLoads } from '../core/stack.js';
 import type { PgClient } from './internal-types.js';
 import { clientEndpointName } from './naming.js';
 import { trackClient, trackerOf } from './protocol.js';
@@ -76,7 +76,10 @@ export function startCheckout(watch: PoolWatch, below: Function): Checkout | nul
   if (watch.holdsPg === false) return null;
   const state = pgState();
   const site = state.checkoutSite;
-  return new Checkout(watch, currentResponse(), site !== undefined ? site : captureStack(state.stackFrames, below));
+  const stack = site !== undefined ? site : captureStack(state.stackFrames, below);
+  // A checkout a module's top-level code makes (a LISTEN client, a warm-up) is that module's, even
+  // when the module loads during a request.
+  return new Checkout(watch, whileModuleLoads(stack) ? undefined : currentResponse(), stack);
 }
 
 /**

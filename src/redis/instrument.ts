@@ -1,7 +1,7 @@
 import { logFailure } from '../core/guard.js';
 import { applyAll, install, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
 import { currentResponse, ensureRuntime } from '../core/runtime.js';
-import { captureStack } from '../core/stack.js';
+import { captureStack, whileModuleLoads } from '../core/stack.js';
 import { followCommand, type PendingCommand } from './commands.js';
 import { closeClientListLookups, ioredisConnectionProbe } from './confirm.js';
 import { TrackedClient } from './connection.js';
@@ -117,8 +117,10 @@ function patchRedis(Redis: RedisClass, stackFrames: number): Undo {
           try {
             let owner = currentResponse();
             const stack = captureStack(stackFrames, parseOptions);
-            // A Cluster (or a Sentinel lookup) makes connections whenever it needs them, in whatever context asked.
-            if (owner !== undefined && madeByIoredis(parseOptions)) owner = undefined;
+            // A Cluster (or a Sentinel lookup) makes connections whenever it needs them, in whatever context
+            // asked; a client made by a module's top-level code is that module's, shared, even when the
+            // module loads during a request (Next.js loads a route's modules on its first request).
+            if (owner !== undefined && (whileModuleLoads(stack) || madeByIoredis(parseOptions))) owner = undefined;
             this[kClient] = new TrackedClient(this, owner, stack, probe, live);
           } catch (error) {
             logFailure('new Redis()', error);

@@ -416,3 +416,36 @@ describe('Ledger › event history', () => {
     });
   });
 });
+
+describe('Ledger › a connection another request uses', () => {
+  describe('when it is a dedicated connection (a bare client, a Redis client) a request made', () => {
+    it('is shared from then on: owned by nobody, and its leak withdrawn', () => {
+      const t = makeLedger();
+      const first = t.ledger.openResponse(new FakeResponse(), probe);
+      const client = t.within(first, () => t.ledger.acquireConnection({ kind: 'redis', pool: 'r', pooled: false }));
+      t.ledger.closeResponse(first, 'finished');
+      t.advance(60);
+      expect(client.leak?.reason).toBe('held-after-response-closed');
+      const later = t.ledger.openResponse(new FakeResponse(), probe);
+      t.ledger.beginOperation(later, { connection: client, command: 'get', startedAt: t.ledger.now() });
+      expect(client.owner).toBeNull();
+      expect(first.connections?.has(client)).toBe(false);
+      expect(client.leak?.resolvedAt).toBeGreaterThan(0);
+      expect(t.ledger.totals.leakedConnections).toBe(0);
+      t.advance(200);
+      expect(client.leak?.reason).toBe('held-after-response-closed'); // not reported again
+      expect(t.ledger.totals.leakedConnections).toBe(0);
+    });
+  });
+
+  describe('when it is a pool checkout', () => {
+    it('stays its requester’s: a checkout is a lease', () => {
+      const t = makeLedger();
+      const first = t.ledger.openResponse(new FakeResponse(), probe);
+      const checkout = t.within(first, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true }));
+      const later = t.ledger.openResponse(new FakeResponse(), probe);
+      t.ledger.beginOperation(later, { connection: checkout, command: 'query', startedAt: t.ledger.now() });
+      expect(checkout.owner).toBe(first);
+    });
+  });
+});
