@@ -43,6 +43,15 @@ function locationOf(frame: string): string | null {
 }
 
 /**
+ * Whether `pattern` matches a frame of `capture`, or, with no capture (acquisition stacks off), of
+ * the few frames above `below`: a client made by a library's own code (a Cluster's node connection).
+ */
+export function calledFrom(pattern: RegExp, capture: StackCapture | null, below: Function): boolean {
+  const text = (capture ?? captureStack(6, below))?.stack;
+  return typeof text === 'string' && pattern.test(text);
+}
+
+/**
  * Frames of a module's evaluation: Node's CommonJS and ES module loaders, and the module runtimes
  * of webpack and Turbopack bundles (Next.js loads a route's modules on its first request).
  */

@@ -1,27 +1,15 @@
 import { logFailure } from '../core/guard.js';
 import type { ConnectionProbe, ResponseRecord, StackCapture } from '../core/records.js';
 import { currentResponse, responseContext } from '../core/runtime.js';
-import { captureStack, whileModuleLoads } from '../core/stack.js';
+import { calledFrom, captureStack, whileModuleLoads } from '../core/stack.js';
 import { TrackedClient, type CopyContext } from './client.js';
 import { confirmConnection } from './confirm.js';
 import type { ClientLike } from './internal-types.js';
 import { nodeRedisWindows } from './state.js';
 
 /** Frames of node-redis's Cluster and Sentinel code, which make clients whenever they need them. */
-const INTERNAL_FRAME = /@redis[\\/]client[\\/]dist[\\/]lib[\\/](?:cluster|sentinel)[\\/]/;
+const LIBRARY_MADE = /@redis[\\/]client[\\/]dist[\\/]lib[\\/](?:cluster|sentinel)[\\/]/;
 
-/** The client is made by node-redis's Cluster or Sentinel code. */
-function madeByLibrary(below: Function): boolean {
-  const limit = Error.stackTraceLimit;
-  try {
-    Error.stackTraceLimit = 6;
-    const capture: { stack?: string } = {};
-    Error.captureStackTrace(capture, below);
-    return typeof capture.stack === 'string' && INTERNAL_FRAME.test(capture.stack);
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
@@ -72,7 +60,7 @@ export class CopyClients implements CopyContext {
     if (typeof handle !== 'object' || handle === null) return;
     let owner = currentResponse();
     const stack = captureStack(this.stackFrames, below);
-    if (owner !== undefined && (whileModuleLoads(stack) || madeByLibrary(below))) owner = undefined;
+    if (owner !== undefined && (whileModuleLoads(stack) || calledFrom(LIBRARY_MADE, stack, below))) owner = undefined;
     this.register(handle as ClientLike, owner, stack, false);
   }
 

@@ -1,7 +1,7 @@
 import { logFailure } from '../core/guard.js';
 import { applyAll, install, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
 import { currentResponse, ensureRuntime } from '../core/runtime.js';
-import { captureStack, whileModuleLoads } from '../core/stack.js';
+import { calledFrom, captureStack, whileModuleLoads } from '../core/stack.js';
 import { followCommand, type PendingCommand } from './commands.js';
 import { closeClientListLookups, ioredisConnectionProbe } from './confirm.js';
 import { TrackedClient } from './connection.js';
@@ -29,7 +29,7 @@ import type { CommandLike, RedisClass, RedisLike } from './internal-types.js';
 
 const PATCHED_METHODS = ['parseOptions', 'setStatus', 'sendCommand', 'disconnect'] as const;
 /** Frames of ioredis's Cluster and Sentinel code (the folder may be an npm alias such as `ioredis6`). */
-const INTERNAL_FRAME = /ioredis[^\\/]*[\\/]built[\\/](?:cluster|connectors)[\\/]/;
+const LIBRARY_MADE = /ioredis[^\\/]*[\\/]built[\\/](?:cluster|connectors)[\\/]/;
 
 /** Options of {@link instrumentIoredis}. */
 export interface RedisInstrumentationOptions {
@@ -54,19 +54,6 @@ function redisClassOf(ioredis: unknown): RedisClass | null {
   if (isRedisClass(Redis)) return Redis;
   if (isRedisClass(fallback)) return fallback;
   return null;
-}
-
-/** The client is made by ioredis itself: a Cluster's node connection, a Sentinel query. */
-function madeByIoredis(below: Function): boolean {
-  const limit = Error.stackTraceLimit;
-  try {
-    Error.stackTraceLimit = 6;
-    const capture: { stack?: string } = {};
-    Error.captureStackTrace(capture, below);
-    return typeof capture.stack === 'string' && INTERNAL_FRAME.test(capture.stack);
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
 }
 
 /**
@@ -120,7 +107,7 @@ function patchRedis(Redis: RedisClass, stackFrames: number): Undo {
             // A Cluster (or a Sentinel lookup) makes connections whenever it needs them, in whatever context
             // asked; a client made by a module's top-level code is that module's, shared, even when the
             // module loads during a request (Next.js loads a route's modules on its first request).
-            if (owner !== undefined && (whileModuleLoads(stack) || madeByIoredis(parseOptions))) owner = undefined;
+            if (owner !== undefined && (whileModuleLoads(stack) || calledFrom(LIBRARY_MADE, stack, parseOptions))) owner = undefined;
             this[kClient] = new TrackedClient(this, owner, stack, probe, live);
           } catch (error) {
             logFailure('new Redis()', error);
