@@ -163,18 +163,20 @@ describe.each(NODE_REDIS_MODULES)('instrumentNodeRedis(%s)', (name, redis, id) =
     });
     afterAll(() => closeClient(admin));
 
-    it('charges a client to the response that made it, not to the one that connects it', async () => {
+    it('charges a client to the response that made it, wherever it connects (another request using it makes it shared)', async () => {
       const maker = openResponse();
       const user = openResponse();
       const client = responseContext.run(maker, () => redis.createClient({ url: REDIS_URL }));
       const copy = responseContext.run(maker, () => client.duplicate());
       expect(heldFor(ledger(), client)).toEqual([]); // no connection yet, nothing held
-      await responseContext.run(user, () => Promise.all([client.connect(), copy.connect()]));
+      await responseContext.exit(() => Promise.all([client.connect(), copy.connect()])); // connected outside any request
       const records = [...heldFor(ledger(), client), ...heldFor(ledger(), copy)];
       expect(records.map((r) => [r.owner, r.state, r.kind, r.pool])).toEqual([
         [maker, 'idle', 'redis', `127.0.0.1:${new URL(REDIS_URL).port || 6379}/0`],
         [maker, 'idle', 'redis', `127.0.0.1:${new URL(REDIS_URL).port || 6379}/0`],
       ]);
+      await responseContext.run(user, () => client.ping());
+      expect(records.map((r) => r.owner)).toEqual([null, maker]); // used by another request: shared
       ledger().closeResponse(maker, 'finished');
       ledger().closeResponse(user, 'finished');
       await Promise.all([closeClient(client), closeClient(copy)]);
