@@ -73,8 +73,9 @@ export type LeakLogFormat = 'text' | 'json' | 'off';
  * from ending the process, and `leakwatch run` stops its command with them), nor SIGUSR1 (Node's
  * inspector), nor SIGWINCH (sent at every terminal resize).
  */
-export const HOLDERS_SIGNALS = Object.freeze(['SIGUSR2', 'SIGQUIT'] as const);
-export type HoldersSignal = (typeof HOLDERS_SIGNALS)[number] | 'off';
+export const HOLDERS_SIGNALS: ReadonlyArray<Exclude<HoldersSignal, 'off'>> = Object.freeze(['SIGUSR2', 'SIGQUIT'] as const);
+/** What `holdersSignal` may be: a signal that writes the holders snapshot, or `off`. */
+export type HoldersSignal = 'SIGUSR2' | 'SIGQUIT' | 'off';
 
 export interface Config {
   /** The explicit options this was resolved from (the environment fills in the rest). */

@@ -105,8 +105,8 @@ export class ConnectionMetrics implements LedgerObserver, PoolWaitObserver {
     const ledger = this.ledger();
     if (ledger === undefined) return;
     for (const connection of ledger.held) {
-      // A checkout is in its pool's own counts; a client of its own to the same server is not.
-      if (connection.pooled && covered.has(`${connection.kind} ${connection.pool}`)) continue;
+      // A pool's own counts stand for every connection of its name (used against max stays true).
+      if (covered.has(`${connection.kind} ${connection.pool}`)) continue;
       gauge.inc({ ...this.labels(connection.kind, connection.pool), state: 'used' }, 1);
     }
   };

@@ -199,7 +199,7 @@ export function readPgPools(): Array<PoolReading<PoolWatch>> {
   return readings;
 }
 
-/** The gauges of every followed pool of pg clients, read now (see {@link readPgPools}). */
+/** The gauges of every followed pool of pg clients, read now (see readPgPools()). */
 export function poolStats(): PgPoolStats[] {
   return readPgPools().map(({ name, counts }) => ({ name, ...counts }));
 }

@@ -18,6 +18,7 @@ import { followedPools, type PoolReading } from '../pools/followed.js';
 export interface HolderOwner {
   /** The response's id, as reports and leak lines name it (`4211:r17`). */
   id: string;
+  /** The request method; `UNKNOWN` when it cannot be read. */
   method: string;
   /** Route template; null when no framework made one known. */
   route: string | null;
@@ -33,9 +34,11 @@ export interface HolderOwner {
 export interface Holder {
   /** The connection's id (`4211:pg7`). */
   connection: string;
+  /** `busy`, `idle`, `idle-in-transaction`, `idle-in-transaction-aborted`, `subscriber`, or `closed` (its socket is gone). */
   state: ConnectionState;
   /** A checkout of its pool (as opposed to a client or connection of its own). */
   pooled: boolean;
+  /** Since it was checked out (or connected). */
   heldMs: number;
   /** How long it has waited on the app (idle kinds) or been closed; 0 while busy. */
   idleMs: number;
@@ -51,6 +54,7 @@ export interface Holder {
 
 /** A checkout waiting for its pool: asked of it at its max, with no idle connection for it. */
 export interface Waiter {
+  /** Since the checkout was asked for. */
   waitedMs: number;
   /** The request that asked; null outside any request. */
   owner: HolderOwner | null;
@@ -60,6 +64,7 @@ export interface Waiter {
 
 /** The connections of one pool (or, for connections of their own, one server), and its waiters. */
 export interface HeldPool {
+  /** `pg` or `redis`. */
   kind: ConnectionKind;
   /** `postgresql` or `redis`, as the metrics' `db_system`. */
   dbSystem: string;
@@ -75,13 +80,17 @@ export interface HeldPool {
   holdersLeftOut: number;
   /** Longest waiting first. */
   waiters: Waiter[];
+  /** Waiters not listed (past the limit of a list). */
   waitersLeftOut: number;
 }
 
 /** The holders snapshot: `started.holders()`, `GET /leakwatch/holders`, the holders signal. */
 export interface HoldersSnapshot {
+  /** When it was taken (ISO 8601). */
   takenAt: string;
+  /** The process it describes. */
   pid: number;
+  /** How long a pool may have waiters, none idle, before it is exhausted (`exhaustionThreshold`). */
   exhaustionThresholdMs: number;
   /** Pools with waiters first (most first), then by kind and name. */
   pools: HeldPool[];
