@@ -3,7 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  DB_CLIENT_CONNECTION_PENDING_REQUESTS,
   DB_CLIENT_CONNECTION_WAIT_DURATION,
+  DB_CLIENT_CONNECTIONS,
+  DB_CLIENT_CONNECTIONS_MAX,
   DB_CLIENT_CONNECTION_WAITS,
   DB_CLIENT_POOL_EXHAUSTED,
   DB_CLIENT_POOL_EXHAUSTIONS,
@@ -236,6 +239,11 @@ describe.each(LIBRARIES)('a pool of max 3 exhausted through $name', (library) =>
     expect(exhausted).toEqual(['1', '1', '1', '1', '1', '1']);
     expect(valueOf(body, DB_CLIENT_CONNECTION_WAITS, labels)).toBe(4);
     expect(valueOf(body, DB_CLIENT_POOL_EXHAUSTIONS, labels)).toBe(1);
+    // What the pool pressure row draws: used against max, and the queue.
+    expect(valueOf(body, DB_CLIENT_CONNECTIONS, { ...labels, state: 'used' })).toBe(3);
+    expect(valueOf(body, DB_CLIENT_CONNECTIONS, { ...labels, state: 'idle' })).toBe(0);
+    expect(valueOf(body, DB_CLIENT_CONNECTIONS_MAX, labels)).toBe(3);
+    expect(valueOf(body, DB_CLIENT_CONNECTION_PENDING_REQUESTS, labels)).toBe(4);
     const servedBefore = valueOf(body, `${DB_CLIENT_CONNECTION_WAIT_DURATION}_count`, labels)!;
     const overOneBefore = servedBefore - valueOf(body, `${DB_CLIENT_CONNECTION_WAIT_DURATION}_bucket`, { ...labels, le: '1' })!;
     outputs.metricsDuring = body;
