@@ -183,9 +183,8 @@ export class PoolWaits {
     this.notify('checkoutWaiting', pool, checkout);
   }
 
-  /** `checkout` got its connection now. */
-  served(pool: WatchedPool, checkout: PendingCheckout): void {
-    const now = this.clock();
+  /** `checkout` got its connection at `now` (the time its record was made, when the caller has it). */
+  served(pool: WatchedPool, checkout: PendingCheckout, now: number = this.clock()): void {
     this.leave(pool, checkout, now);
     if (this.observers.length > 0) this.notify('checkoutServed', pool, Math.max(0, now - checkout.requestedAt));
   }

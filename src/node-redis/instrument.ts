@@ -357,10 +357,10 @@ export class PoolLease extends PendingCheckout {
     super(owner, stack, waits.now());
   }
 
-  /** The pool leased a member, whose record is named `poolName`. */
-  served(poolName: string | null): void {
+  /** The pool leased a member, whose record (named `poolName`) was made at `at`. */
+  served(poolName: string | null, at?: number): void {
     this.watch.name ??= poolName;
-    this.waits.served(this.watch, this);
+    this.waits.served(this.watch, this, at);
   }
 
   failed(): void {

@@ -75,9 +75,8 @@ export class Checkout extends PendingCheckout {
       const ledger = runtime.ledger;
       const name = (watch.name ??= clientEndpointName(client.connectionParameters));
       const acquire = () => (trackerOf(client) ?? trackClient(client, false)).acquire(ledger, name, true, this.stack);
-      if (currentResponse() === this.owner) acquire();
-      else responseContext.run(this.owner as ResponseRecord, acquire);
-      runtime.waits.served(watch, this);
+      const record = currentResponse() === this.owner ? acquire() : responseContext.run(this.owner as ResponseRecord, acquire);
+      runtime.waits.served(watch, this, record.acquiredAt);
     } catch (error) {
       logFailure('pg pool checkout', error);
     }
