@@ -6,8 +6,9 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import knexFactory from 'knex';
 import pg from 'pg';
-import { instrumentPg } from '../dist/index.js';
+import { createMetrics, instrumentPg } from '../dist/index.js';
 import { applyAll } from '../dist/core/patch.js';
+import { mustWait, PendingCheckout } from '../dist/core/pool-waits.js';
 import { instrumentKnexPgClient, instrumentKnexRunner, instrumentKnexTransaction } from '../dist/pools/knex.js';
 import { instrumentTarnPool } from '../dist/pools/tarn.js';
 import { ensureRuntime, resetRuntime, responseContext } from '../dist/core/runtime.js';
@@ -20,6 +21,7 @@ const pgUrl = () => process.env.LEAKWATCH_TEST_PG_URL || process.env.DATABASE_UR
 const probe = { progress: () => 0, method: () => 'GET', path: () => '/bench', route: () => null, endOverrides: () => [] };
 
 let undoPg = null;
+let metrics = null;
 const require = createRequire(import.meta.url);
 
 /** pg with the pool libraries knex uses: pg, tarn and knex's postgres client, transaction and runner. */
@@ -33,14 +35,17 @@ function instrumentAll(frames) {
   ]);
 }
 
-/** Puts pg in one mode: bare, or instrumented with `frames` acquisition stack frames. */
+/** Puts pg in one mode: bare, or instrumented with `frames` acquisition stack frames, and with leakwatch's metrics when `metrics`. */
 function setMode(mode) {
   undoPg?.(); // whatever was there is undone first
   undoPg = null;
+  metrics?.close();
+  metrics = null;
   if (mode.frames === null) return;
   resetRuntime();
   ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} });
   undoPg = instrumentAll(mode.frames);
+  if (mode.metrics) metrics = createMetrics();
 }
 
 async function checkouts(pool, n) {
@@ -69,7 +74,13 @@ async function measureCheckouts(pool, mode, n, warmup) {
 }
 
 async function checkoutSection({ log, rounds, checkoutsPerRound, warmup }) {
-  const modes = { bare: { frames: null }, 'instrumented, stacks off (0 frames)': { frames: 0 }, 'instrumented, stacks on (10 frames)': { frames: 10 }, 'instrumented, stacks on (20 frames)': { frames: 20 } };
+  const modes = {
+    bare: { frames: null },
+    'instrumented, stacks off (0 frames)': { frames: 0 },
+    'instrumented, stacks on (10 frames)': { frames: 10 },
+    'instrumented, stacks on (20 frames)': { frames: 20 },
+    'instrumented, stacks on (10 frames), metrics': { frames: 10, metrics: true },
+  };
   const names = Object.keys(modes);
   const figures = Object.fromEntries(names.map((name) => [name, []]));
   const pool = new pg.Pool({ connectionString: pgUrl(), max: 1 });
@@ -83,6 +94,7 @@ async function checkoutSection({ log, rounds, checkoutsPerRound, warmup }) {
       log?.(`  checkout round ${round + 1}/${rounds} ${name}: ${us.toFixed(1)} µs CPU/checkout`);
     }
   }
+  setMode({ frames: null });
   instrumentPg(pg)();
   await pool.end();
   const bare = figures.bare;
@@ -154,6 +166,61 @@ async function knexSection({ log, rounds, checkoutsPerRound, warmup }) {
   return { lines, figures };
 }
 
+/**
+ * What a checkout's wait adds to it, on the real functions in a loop without I/O: the time it is
+ * asked at, the pool's counts read once (does it have to wait?), and its wait heard when it is
+ * served, against the checkout object alone, which the checkout made before; and with metrics, the
+ * wait histogram's observation.
+ */
+async function waitSection({ log, rounds, iterations }) {
+  setMode({ frames: 10 });
+  const pool = new pg.Pool({ connectionString: pgUrl(), max: 2, leakwatchName: 'bench-waits' });
+  const client = await pool.connect(); // named, and one idle connection: nobody waits
+  client.release();
+  const watch = pool[Symbol.for('leakwatch.pg.poolWatch.v1')];
+  const { waits } = ensureRuntime();
+  const alone = (n) => {
+    let made = 0;
+    for (let i = 0; i < n; i++) if (new PendingCheckout(undefined, null, i).requestedAt === i) made++;
+    return made;
+  };
+  const waited = (n) => {
+    for (let i = 0; i < n; i++) {
+      const checkout = new PendingCheckout(undefined, null, waits.now());
+      if (mustWait(watch.counts())) waits.waiting(watch, checkout);
+      waits.served(watch, checkout, checkout.requestedAt);
+    }
+    return n;
+  };
+  const modes = { 'the checkout object alone': [alone, false], 'with its wait recorded': [waited, false], 'with its wait recorded, metrics on': [waited, true] };
+  const figures = Object.fromEntries(Object.keys(modes).map((name) => [name, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, [loop, withMetrics]] of Object.entries(modes)) {
+      const own = withMetrics ? createMetrics() : null;
+      loop(iterations / 10);
+      const start = process.hrtime.bigint();
+      loop(iterations);
+      const ns = Number(process.hrtime.bigint() - start) / iterations;
+      own?.close();
+      figures[name].push(ns);
+      log?.(`  wait round ${round + 1}/${rounds} ${name}: ${ns.toFixed(0)} ns/checkout`);
+    }
+  }
+  await pool.end();
+  setMode({ frames: null });
+  const alone0 = figures['the checkout object alone'];
+  const lines = [
+    `Wall time per checkout of the wait bookkeeping alone, on the real functions (\`PoolWaits\`, the pg-pool watch's counts), ${iterations} checkouts per measurement after ${iterations / 10} warm-up, ${rounds} rounds; no I/O, no pool: served at once, as nearly every checkout is. Median (min–max); added is against the checkout object alone, which the checkout made before.`,
+    '',
+    '| mode | ns/checkout | added ns/checkout |',
+    '| --- | --- | --- |',
+  ];
+  for (const name of Object.keys(modes)) {
+    lines.push(`| ${name} | ${summary(figures[name], 0)} | ${name === 'the checkout object alone' ? '—' : summary(figures[name].map((ns, i) => ns - alone0[i]), 0)} |`);
+  }
+  return { lines, figures };
+}
+
 async function requestSection({ log, rounds, requests, warmup }) {
   const env = { BENCH_PG_URL: pgUrl() };
   const modes = {
@@ -179,8 +246,9 @@ async function requestSection({ log, rounds, requests, warmup }) {
   return { lines, results };
 }
 
-export async function run({ log, rounds = 7, checkoutsPerRound = 3_000, checkoutWarmup = 500, requests = 8_000, requestWarmup = 1_500 } = {}) {
+export async function run({ log, rounds = 7, checkoutsPerRound = 3_000, checkoutWarmup = 500, requests = 8_000, requestWarmup = 1_500, waitIterations = 500_000 } = {}) {
   const checkout = await checkoutSection({ log, rounds, checkoutsPerRound, warmup: checkoutWarmup });
+  const waits = await waitSection({ log, rounds, iterations: waitIterations });
   const knex = await knexSection({ log, rounds, checkoutsPerRound: Math.round(checkoutsPerRound / 2), warmup: checkoutWarmup });
   const perRequest = await requestSection({ log, rounds: Math.max(5, rounds), requests, warmup: requestWarmup });
   const stackCost = median(checkout.figures['instrumented, stacks on (10 frames)'].map((us, i) => us - checkout.figures['instrumented, stacks off (0 frames)'][i]));
@@ -191,7 +259,11 @@ export async function run({ log, rounds = 7, checkoutsPerRound = 3_000, checkout
     '',
     ...checkout.lines,
     '',
-    `Capturing a 10-frame acquisition stack adds ${stackCost.toFixed(1)} µs per checkout (median of per-round differences); it is formatted only when a leak is reported.`,
+    `Capturing a 10-frame acquisition stack adds ${stackCost.toFixed(1)} µs per checkout (median of per-round differences); it is formatted only when a leak is reported. With metrics, each checkout is observed in two histograms (its wait when served, its use time when released).`,
+    '',
+    '#### What a checkout\'s wait adds',
+    '',
+    ...waits.lines,
     '',
     '#### Per checkout through knex',
     '',

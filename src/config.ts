@@ -32,6 +32,21 @@ export interface LeakwatchOptions {
   acquireStackFrames?: number;
   /** Leaked items kept with full detail; later ones are still counted. @default 1000 */
   maxReportedLeaks?: number;
+  /**
+   * How long a pool may have checkouts waiting for a connection, with none idle, before it is
+   * exhausted: one log line with the connections' holders (at most one a minute per pool while it
+   * lasts) and `leakwatch_db_client_pool_exhaustions_total`. Milliseconds or a duration string.
+   * @default 1000
+   */
+  exhaustionThreshold?: number | string;
+  /**
+   * A signal on which the process writes who holds every pool connection now, and who waits (the
+   * holders snapshot), to `log`: `SIGUSR2` (or `true`), `SIGQUIT`, or `off`. Off by default: a
+   * listener changes what the signal does (Node's default for both is to end the process, and
+   * nodemon restarts an app by sending it SIGUSR2).
+   * @default 'off'
+   */
+  holdersSignal?: HoldersSignal | boolean;
   /** Serve Prometheus metrics on this port (0 picks a free one). @default off */
   metricsPort?: number | string;
   /** Address the metrics server binds. @default '127.0.0.1' */
@@ -53,6 +68,15 @@ export interface LeakwatchOptions {
 
 export type LeakLogFormat = 'text' | 'json' | 'off';
 
+/**
+ * The signals `holdersSignal` may name. Not SIGINT, SIGTERM or SIGHUP (a listener would keep them
+ * from ending the process, and `leakwatch run` stops its command with them), nor SIGUSR1 (Node's
+ * inspector), nor SIGWINCH (sent at every terminal resize).
+ */
+export const HOLDERS_SIGNALS: ReadonlyArray<Exclude<HoldersSignal, 'off'>> = Object.freeze(['SIGUSR2', 'SIGQUIT'] as const);
+/** What `holdersSignal` may be: a signal that writes the holders snapshot, or `off`. */
+export type HoldersSignal = 'SIGUSR2' | 'SIGQUIT' | 'off';
+
 export interface Config {
   /** The explicit options this was resolved from (the environment fills in the rest). */
   readonly options: Readonly<LeakwatchOptions>;
@@ -61,6 +85,9 @@ export interface Config {
   endAttribution: boolean;
   acquireStackFrames: number;
   maxReportedLeaks: number;
+  exhaustionThresholdMs: number;
+  /** The signal that writes the holders snapshot; null when off. */
+  holdersSignal: Exclude<HoldersSignal, 'off'> | null;
   metricsPort: number | null;
   metricsHost: string;
   leakLog: LeakLogFormat;
@@ -81,6 +108,7 @@ export const DEFAULTS = Object.freeze({
   endAttribution: true,
   acquireStackFrames: 10,
   maxReportedLeaks: 1000,
+  exhaustionThresholdMs: 1000,
   metricsHost: '127.0.0.1',
   leakLog: 'text' as LeakLogFormat,
 });
@@ -92,6 +120,8 @@ export const ENV = Object.freeze({
   endAttribution: 'LEAKWATCH_END_ATTRIBUTION',
   acquireStackFrames: 'LEAKWATCH_ACQUIRE_STACK_FRAMES',
   maxReportedLeaks: 'LEAKWATCH_MAX_REPORTED_LEAKS',
+  exhaustionThreshold: 'LEAKWATCH_EXHAUSTION_THRESHOLD',
+  holdersSignal: 'LEAKWATCH_HOLDERS_SIGNAL',
   metricsPort: 'LEAKWATCH_METRICS_PORT',
   metricsHost: 'LEAKWATCH_METRICS_HOST',
   leakLog: 'LEAKWATCH_LOG',
@@ -227,6 +257,22 @@ function parseLeakLog(value: unknown, what: string): LeakLogFormat {
   throw new ConfigError(`${what} is ${JSON.stringify(value)}; use text, json or off.`);
 }
 
+function parseHoldersSignal(value: unknown, what: string): Exclude<HoldersSignal, 'off'> | null {
+  if (value === true) return 'SIGUSR2';
+  if (value === false) return null;
+  if (typeof value === 'string') {
+    const name = value.trim().toUpperCase();
+    if (['OFF', 'FALSE', '0', 'NO'].includes(name)) return null;
+    if (['ON', 'TRUE', '1', 'YES'].includes(name)) return 'SIGUSR2';
+    const signal = name.startsWith('SIG') ? name : `SIG${name}`;
+    if ((HOLDERS_SIGNALS as readonly string[]).includes(signal)) return signal as Exclude<HoldersSignal, 'off'>;
+  }
+  throw new ConfigError(
+    `${what} is ${JSON.stringify(value)}; use ${HOLDERS_SIGNALS.join(', ')} (true means SIGUSR2) or off. ` +
+      'SIGINT, SIGTERM and SIGHUP are not allowed (a listener would keep them from ending the process), nor SIGUSR1 (the inspector).',
+  );
+}
+
 function parseFile(value: unknown, what: string): string {
   if (typeof value === 'string' && value.trim() !== '') return value;
   throw new ConfigError(`${what} is ${JSON.stringify(value)}; use the path of the JSON file to write the report to.`);
@@ -263,6 +309,8 @@ export function resolveConfig(options: LeakwatchOptions = {}, env: NodeJS.Proces
   const ea = pick('endAttribution');
   const sf = pick('acquireStackFrames');
   const ml = pick('maxReportedLeaks');
+  const et = pick('exhaustionThreshold');
+  const hs = pick('holdersSignal');
   const mp = pick('metricsPort');
   const mh = pick('metricsHost');
   const ll = pick('leakLog');
@@ -280,6 +328,8 @@ export function resolveConfig(options: LeakwatchOptions = {}, env: NodeJS.Proces
     endAttribution: ea ? parseBoolean(ea.value, ea.what) : DEFAULTS.endAttribution,
     acquireStackFrames: sf ? parseCount(sf.value, sf.what, 0, 100) : DEFAULTS.acquireStackFrames,
     maxReportedLeaks: ml ? parseCount(ml.value, ml.what, 1, 1_000_000) : DEFAULTS.maxReportedLeaks,
+    exhaustionThresholdMs: et ? parseDuration(et.value, et.what) : DEFAULTS.exhaustionThresholdMs,
+    holdersSignal: hs ? parseHoldersSignal(hs.value, hs.what) : null,
     metricsPort: mp ? parseCount(mp.value, mp.what, 0, 65535) : null,
     metricsHost: mh ? (mh.value as string).trim() : DEFAULTS.metricsHost,
     leakLog: ll ? parseLeakLog(ll.value, ll.what) : DEFAULTS.leakLog,

@@ -9,7 +9,7 @@ import './pg/pool-config.js';
 // Start-up and configuration
 export { start, type Started } from './start.js';
 export type { Undo } from './core/patch.js';
-export { ConfigError, type LeakLogFormat, type LeakwatchOptions } from './config.js';
+export { ConfigError, type HoldersSignal, type LeakLogFormat, type LeakwatchOptions } from './config.js';
 
 // HTTP: every node:http server is followed by start(); these do it explicitly
 export { instrumentHttp, instrumentServer, wrapHandler, type RequestListener } from './http/node-http.js';
@@ -30,11 +30,15 @@ export {
   BUILD_INFO,
   DB_CLIENT_CONNECTION_PENDING_REQUESTS,
   DB_CLIENT_CONNECTION_USE_DURATION,
+  DB_CLIENT_CONNECTION_WAIT_DURATION,
+  DB_CLIENT_CONNECTION_WAITS,
   DB_CLIENT_CONNECTIONS,
   DB_CLIENT_CONNECTIONS_HELD_BY_LEAKED_RESPONSES,
   DB_CLIENT_CONNECTIONS_LEAKED,
   DB_CLIENT_CONNECTIONS_MAX,
   DB_CLIENT_LEAKED_CONNECTIONS,
+  DB_CLIENT_POOL_EXHAUSTED,
+  DB_CLIENT_POOL_EXHAUSTIONS,
   HTTP_SERVER_LEAKED_RESPONSES,
   HTTP_SERVER_OLDEST_OPEN_RESPONSE_START,
   HTTP_SERVER_OPEN_RESPONSES,
@@ -44,6 +48,10 @@ export {
   OVERFLOW_VALUE,
   UNMATCHED_ROUTE,
 } from './metrics/names.js';
+
+// The holders snapshot (started.holders(), GET /leakwatch/holders, holdersSignal)
+export type { HeldPool, Holder, HolderOwner, HoldersSnapshot, Waiter } from './report/holders.js';
+export type { PoolCounts } from './core/pool-waits.js';
 
 // The report
 export type { ConnectionEvent, LeakedConnection, LeakedResponse, Report, ReportProcess, ResolvedLeak, ResponseEvent, TimelineEvent } from './report/json.js';

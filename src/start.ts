@@ -2,7 +2,7 @@ import { unknownEnvironment, type LeakwatchOptions } from './config.js';
 import { logFailure } from './core/guard.js';
 import { onModuleLoad } from './core/module-hooks.js';
 import { applyAll, install, undoAll, type Undo } from './core/patch.js';
-import { ensureRuntime, type Runtime } from './core/runtime.js';
+import { ensureRuntime, getRuntime, type Runtime } from './core/runtime.js';
 import { instrumentEndAttribution } from './http/end-attribution.js';
 import { instrumentHttp } from './http/node-http.js';
 import { instrumentExpressRoutes, instrumentFastifyRoutes, instrumentKoaRoutes } from './http/routes.js';
@@ -10,6 +10,9 @@ import { pgModulePatches } from './pg/index.js';
 import { nodeRedisModulePatches } from './node-redis/index.js';
 import { redisModulePatches } from './redis/index.js';
 import { buildReport, type Report } from './report/json.js';
+import { installExhaustionLog } from './report/exhaustion-log.js';
+import { holdersOf, type HoldersSnapshot } from './report/holders.js';
+import { installHoldersSignal } from './report/holders-signal.js';
 import { installLeakLog } from './report/leak-log.js';
 import { installExitReport } from './report/process-report.js';
 import { shared } from './core/state.js';
@@ -24,6 +27,13 @@ export interface Started {
   stop(): void;
   /** The process's report now, as `leakwatch run` writes it (see schema/report.schema.json). */
   report(): Report;
+  /**
+   * Who holds every connection now, and who waits for one: each pool's held connections (state,
+   * held and idle time, owner, acquisition site, server pid), longest held first, and the
+   * checkouts waiting for it, longest first. The same as `GET /leakwatch/holders` and the holders
+   * signal; see docs/metrics.md.
+   */
+  holders(): HoldersSnapshot;
 }
 
 /** Everything `start()` installs, in order; a step that throws undoes the ones before it. */
@@ -50,6 +60,20 @@ function logLeaks(runtime: Runtime): Undo | null {
   const { leakLog, log } = runtime.config;
   if (leakLog === 'off') return null;
   return install(runtime.ledger, 'leak log', () => installLeakLog(runtime.ledger, { format: leakLog, log }));
+}
+
+/** A line per pool exhaustion, in the leak log's format (`leakLog`), one log per process. */
+function logExhaustions(runtime: Runtime): Undo | null {
+  const { leakLog, log } = runtime.config;
+  if (leakLog === 'off') return null;
+  return install(runtime.waits, 'exhaustion log', () => installExhaustionLog(runtime.waits, runtime.ledger, { format: leakLog, log }));
+}
+
+/** `holdersSignal`: the snapshot to the log on that signal; off unless asked for. */
+function holdersOnSignal(runtime: Runtime): Undo | null {
+  const signal = runtime.config.holdersSignal;
+  if (signal === null) return null;
+  return install(process, `holders signal ${signal}`, () => installHoldersSignal(signal));
 }
 
 /** The report at exit (`report`, and the folder `leakwatch run` gives), one per file. */
@@ -103,7 +127,7 @@ export function start(options?: LeakwatchOptions): Started {
   try {
     undos.push(install(globalThis, 'leakwatch', () => instrumentAll(runtime)));
     // The leak log before the exit report: its 'exit' listener runs first, so leaks found at exit are logged.
-    undos.push(logLeaks(runtime), reportAtExit(runtime));
+    undos.push(logLeaks(runtime), logExhaustions(runtime), holdersOnSignal(runtime), reportAtExit(runtime));
   } catch (error) {
     logFailure('starting leakwatch (nothing is instrumented)', error);
     undoAll(undos)();
@@ -113,5 +137,6 @@ export function start(options?: LeakwatchOptions): Started {
   return {
     stop: undoAll(undos, 'stopping leakwatch'),
     report: () => buildReport(runtime.ledger, startedAt),
+    holders: () => holdersOf(getRuntime() ?? runtime),
   };
 }

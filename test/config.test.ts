@@ -70,9 +70,42 @@ describe('resolveConfig', () => {
     ['ResponseThreshold', 'option ResponseThreshold is not a leakwatch option; did you mean responseThreshold?'],
     ['connectionTimeout', 'option connectionTimeout is not a leakwatch option; did you mean connectionThreshold?'],
     ['logLeaks', 'option logLeaks is not a leakwatch option; did you mean leakLog?'],
-    ['port', 'option port is not a leakwatch option; the options are responseThreshold, connectionThreshold, endAttribution, acquireStackFrames, maxReportedLeaks, metricsPort, metricsHost, leakLog, report, log.'],
+    ['port', 'option port is not a leakwatch option; the options are responseThreshold, connectionThreshold, endAttribution, acquireStackFrames, maxReportedLeaks, exhaustionThreshold, holdersSignal, metricsPort, metricsHost, leakLog, report, log.'],
   ])('rejects the unknown option %s, naming the nearest known one', (name, message) => {
     expect(() => resolveConfig({ [name]: 1 } as never, {})).toThrow(message);
+  });
+
+  it('reads the exhaustion threshold (1 s by default) from exhaustionThreshold or LEAKWATCH_EXHAUSTION_THRESHOLD', () => {
+    expect(resolveConfig({}, {})).toMatchObject({ exhaustionThresholdMs: 1000 });
+    expect(resolveConfig({}, { LEAKWATCH_EXHAUSTION_THRESHOLD: '250ms' })).toMatchObject({ exhaustionThresholdMs: 250 });
+    expect(resolveConfig({ exhaustionThreshold: '2s' }, { LEAKWATCH_EXHAUSTION_THRESHOLD: '250ms' })).toMatchObject({ exhaustionThresholdMs: 2000 });
+    expect(() => resolveConfig({ exhaustionThreshold: 'soon' }, {})).toThrow(/option exhaustionThreshold is "soon", which is not a duration/);
+  });
+
+  describe('when holdersSignal is given', () => {
+    it('is off unless asked for, since a listener changes what the signal does', () => {
+      expect(resolveConfig({}, {})).toMatchObject({ holdersSignal: null });
+    });
+
+    it.each([
+      [true, 'SIGUSR2'],
+      ['SIGUSR2', 'SIGUSR2'],
+      ['usr2', 'SIGUSR2'],
+      ['on', 'SIGUSR2'],
+      ['SIGQUIT', 'SIGQUIT'],
+      ['off', null],
+      [false, null],
+    ])('reads %j as %j', (value, signal) => {
+      expect(resolveConfig({ holdersSignal: value as never }, {}).holdersSignal).toBe(signal);
+      expect(resolveConfig({}, { LEAKWATCH_HOLDERS_SIGNAL: String(value) }).holdersSignal).toBe(signal);
+    });
+
+    it.each(['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGKILL', 'loud'])('rejects %s with a sentence naming the option and what is allowed', (value) => {
+      expect(() => resolveConfig({ holdersSignal: value as never }, {})).toThrow(ConfigError);
+      expect(() => resolveConfig({}, { LEAKWATCH_HOLDERS_SIGNAL: value })).toThrow(
+        new RegExp(`^LEAKWATCH_HOLDERS_SIGNAL is "${value}"; use SIGUSR2, SIGQUIT \\(true means SIGUSR2\\) or off`),
+      );
+    });
   });
 
   it('rejects a log option that is not a function', () => {

@@ -3,6 +3,7 @@ import { resolveConfig, type Config, type LeakwatchOptions } from '../config.js'
 import { serverConfirmation } from './confirmation.js';
 import { logFailure, setFailureLog } from './guard.js';
 import { Ledger } from './ledger.js';
+import { PoolWaits } from './pool-waits.js';
 import type { ResponseRecord } from './records.js';
 import { shared } from './state.js';
 
@@ -14,6 +15,8 @@ import { shared } from './state.js';
 export interface Runtime {
   readonly config: Config;
   readonly ledger: Ledger;
+  /** Checkouts waiting for pool connections, and pools exhausted by them. */
+  readonly waits: PoolWaits;
 }
 
 /** The async context that carries the current response through a request's continuations. */
@@ -64,7 +67,8 @@ function createRuntime(config: Config): Runtime {
     onFailure: logFailure,
   });
   ledger.observe(serverConfirmation(logFailure));
-  return { config, ledger };
+  const waits = new PoolWaits({ exhaustionThresholdMs: config.exhaustionThresholdMs, onFailure: logFailure });
+  return { config, ledger, waits };
 }
 
 /**
@@ -78,14 +82,16 @@ export function ensureRuntime(options?: LeakwatchOptions): Runtime {
   if (options === undefined) return existing;
   const config = resolveConfig({ ...existing.config.options, ...options });
   existing.ledger.reconfigure(config);
+  existing.waits.reconfigure(config.exhaustionThresholdMs);
   setFailureLog(config.log);
-  const runtime: Runtime = { config, ledger: existing.ledger };
+  const runtime: Runtime = { config, ledger: existing.ledger, waits: existing.waits };
   slot.runtime = runtime;
   return runtime;
 }
 
-/** Forgets the runtime (its timer stops); for tests. */
+/** Forgets the runtime (its timers stop); for tests. */
 export function resetRuntime(): void {
   slot.runtime?.ledger.stop();
+  slot.runtime?.waits.stop();
   slot.runtime = undefined;
 }

@@ -1,26 +1,30 @@
-import type { Gauge } from 'prom-client';
+import type { Counter, Gauge, Histogram } from 'prom-client';
 import type { Ledger, LedgerObserver } from '../core/ledger.js';
+import type { PoolWaitObserver, WatchedPool } from '../core/pool-waits.js';
 import type { ConnectionKind, ConnectionRecord } from '../core/records.js';
-import type { PgPoolStats } from '../pg/types.js';
+import type { PoolReading } from '../pools/followed.js';
 import type { MetricSet } from './definitions.js';
 import { dbSystemLabel, LabelCap, poolLabel } from './labels.js';
 import { CONNECTION_LEAK_REASONS } from './names.js';
 
-/** One watched pool's counts, as `poolStats()` of src/pg gives them. */
-export type PoolReading = PgPoolStats;
-
-/** Where pool readings come from: one function per kind of pool (pg today). */
-export type PoolReadings = () => Array<{ kind: ConnectionKind; pools: PoolReading[] }>;
+/** Where pool readings come from: every followed pool, of any library and kind, read now. */
+export type PoolReadings = () => PoolReading[];
 
 type DbLabels = { db_system: string; pool: string };
+/** A pool's labels, made once; `observed`: its wait histogram series exists. */
+type PoolLabels = { readonly labels: DbLabels; observed: boolean };
 
 /**
  * The connection families. Pools report their own counts (used, idle, max, pending); connections
- * outside a watched pool (a bare pg Client, every ioredis connection) are counted from the ledger's
- * held connections, as used. Leaks and use times are fed as the ledger sees them.
+ * outside them (a bare pg Client, every ioredis connection, a node-redis client of its own) are
+ * counted from the ledger's held connections, as used. Leaks and use times are fed as the ledger
+ * sees them; checkout waits and exhaustions as the pools' waits (src/core/pool-waits.ts) see them.
  */
-export class ConnectionMetrics implements LedgerObserver {
+export class ConnectionMetrics implements LedgerObserver, PoolWaitObserver {
   private readonly pools: LabelCap;
+  /** Wait histogram series that exist (observed or zeroed), by `db_system pool`. */
+  private readonly waitSeries = new Set<string>();
+  private readonly cachedLabels = new Map<ConnectionKind, Map<string, PoolLabels>>();
 
   constructor(
     private readonly metrics: MetricSet,
@@ -49,15 +53,44 @@ export class ConnectionMetrics implements LedgerObserver {
     this.metrics.connectionUseDuration.observe(this.labels(connection.kind, connection.pool), seconds);
   }
 
+  checkoutWaiting(pool: WatchedPool): void {
+    if (pool.name !== null) this.metrics.connectionWaits.inc(this.poolLabels(pool.kind, pool.name).labels);
+  }
+
+  /** Every checkout: the labels are cached per pool, as nothing else is on this path. */
+  checkoutServed(pool: WatchedPool, waitedMs: number): void {
+    if (pool.name === null) return;
+    const entry = this.poolLabels(pool.kind, pool.name);
+    this.metrics.connectionWaitDuration.observe(entry.labels, waitedMs / 1000);
+    if (!entry.observed) {
+      entry.observed = true;
+      this.waitSeries.add(`${entry.labels.db_system} ${entry.labels.pool}`);
+    }
+  }
+
+  poolExhausted(pool: WatchedPool): void {
+    if (pool.name !== null) this.metrics.poolExhaustions.inc(this.poolLabels(pool.kind, pool.name).labels);
+  }
+
+  private poolLabels(kind: ConnectionKind, name: string): PoolLabels {
+    let byName = this.cachedLabels.get(kind);
+    if (byName === undefined) this.cachedLabels.set(kind, (byName = new Map()));
+    let entry = byName.get(name);
+    if (entry === undefined) {
+      entry = { labels: this.labels(kind, name), observed: false };
+      // Names are bounded in practice; should they not be, past this many they are not kept.
+      if (byName.size < 1000) byName.set(name, entry);
+    }
+    return entry;
+  }
+
   /** Pools with their own counts, and the pool names they cover. */
   private readPools(): { readings: Array<{ labels: DbLabels; pool: PoolReading }>; covered: Set<string> } {
     const readings: Array<{ labels: DbLabels; pool: PoolReading }> = [];
     const covered = new Set<string>();
-    for (const { kind, pools } of this.poolReadings()) {
-      for (const pool of pools) {
-        readings.push({ labels: this.labels(kind, pool.name), pool });
-        covered.add(`${kind} ${pool.name}`);
-      }
+    for (const pool of this.poolReadings()) {
+      readings.push({ labels: this.labels(pool.watch.kind, pool.name), pool });
+      covered.add(`${pool.watch.kind} ${pool.name}`);
     }
     return { readings, covered };
   }
@@ -66,12 +99,13 @@ export class ConnectionMetrics implements LedgerObserver {
     gauge.reset();
     const { readings, covered } = this.readPools();
     for (const { labels, pool } of readings) {
-      gauge.inc({ ...labels, state: 'used' }, pool.used);
-      gauge.inc({ ...labels, state: 'idle' }, pool.idle);
+      gauge.inc({ ...labels, state: 'used' }, pool.counts.used);
+      gauge.inc({ ...labels, state: 'idle' }, pool.counts.idle);
     }
     const ledger = this.ledger();
     if (ledger === undefined) return;
     for (const connection of ledger.held) {
+      // A pool's own counts stand for every connection of its name (used against max stays true).
       if (covered.has(`${connection.kind} ${connection.pool}`)) continue;
       gauge.inc({ ...this.labels(connection.kind, connection.pool), state: 'used' }, 1);
     }
@@ -79,12 +113,39 @@ export class ConnectionMetrics implements LedgerObserver {
 
   readonly readConnectionsMax = (gauge: Gauge<'db_system' | 'pool'>): void => {
     gauge.reset();
-    for (const { labels, pool } of this.readPools().readings) gauge.inc(labels, pool.max);
+    for (const { labels, pool } of this.readPools().readings) gauge.inc(labels, pool.counts.max);
   };
 
   readonly readPendingRequests = (gauge: Gauge<'db_system' | 'pool'>): void => {
     gauge.reset();
-    for (const { labels, pool } of this.readPools().readings) gauge.inc(labels, pool.pending);
+    for (const { labels, pool } of this.readPools().readings) gauge.inc(labels, pool.counts.pending);
+  };
+
+  /** 1 for a pool exhausted now (any of the pools of that name), else 0. */
+  readonly readPoolExhausted = (gauge: Gauge<'db_system' | 'pool'>): void => {
+    gauge.reset();
+    const exhausted = new Map<string, { labels: DbLabels; value: number }>();
+    for (const { labels, pool } of this.readPools().readings) {
+      const key = `${labels.db_system} ${labels.pool}`;
+      const value = pool.watch.waiters.exhaustedSince !== 0 ? 1 : 0;
+      exhausted.set(key, { labels, value: Math.max(value, exhausted.get(key)?.value ?? 0) });
+    }
+    for (const { labels, value } of exhausted.values()) gauge.set(labels, value);
+  };
+
+  /** A 0 for every followed pool, so that its series exists before its first wait or exhaustion (increase() needs two samples). */
+  readonly zeroCounter = (counter: Counter<'db_system' | 'pool'>): void => {
+    for (const { labels } of this.readPools().readings) counter.inc(labels, 0);
+  };
+
+  /** Empty buckets for every followed pool not observed yet (zero() of a series observed would clear it). */
+  readonly zeroWaitDuration = (histogram: Histogram<'db_system' | 'pool'>): void => {
+    for (const { labels } of this.readPools().readings) {
+      const key = `${labels.db_system} ${labels.pool}`;
+      if (this.waitSeries.has(key)) continue;
+      this.waitSeries.add(key);
+      histogram.zero(labels);
+    }
   };
 
   /** Every known pool gets a sample, 0 when none of its connections is held by a leaked response. */

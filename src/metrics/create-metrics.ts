@@ -4,7 +4,8 @@ import type { ResponseRecord } from '../core/records.js';
 import { ensureRuntime, getRuntime } from '../core/runtime.js';
 import { shared } from '../core/state.js';
 import { VERSION } from '../version.js';
-import { poolStats } from '../pg/index.js';
+import type { PoolWaits } from '../core/pool-waits.js';
+import { followedPools } from '../pools/followed.js';
 import { withWorkers } from './cluster.js';
 import { ConnectionMetrics, type PoolReadings } from './connection-metrics.js';
 import { defineMetrics, removeMetrics, type MetricSet } from './definitions.js';
@@ -75,7 +76,7 @@ function positiveCount(value: unknown, what: string, fallback: number): number {
   throw new ConfigError(`option ${what} is ${JSON.stringify(value)}; use a whole number above 0.`);
 }
 
-const pgPools: PoolReadings = () => [{ kind: 'pg', pools: poolStats() }];
+const pools: PoolReadings = followedPools;
 
 /**
  * Creates leakwatch's metrics in `registry` (a new one of its own by default) and feeds them from
@@ -111,6 +112,7 @@ class Metrics implements OwnMetrics {
   private readonly connections: ConnectionMetrics;
   private readonly ignored = new WeakSet<ResponseRecord>();
   private followed: Ledger | undefined;
+  private followedWaits: PoolWaits | undefined;
   private unobserve: (() => void) | null = null;
   private closed = false;
 
@@ -135,12 +137,16 @@ class Metrics implements OwnMetrics {
         heldByLeakedResponses: (g) => connections?.readHeldByLeakedResponses(g),
         connectionsLeaked: (g) => connections?.readConnectionsLeaked(g),
         pendingRequests: (g) => connections?.readPendingRequests(g),
+        poolExhausted: (g) => connections?.readPoolExhausted(g),
+        connectionWaitDuration: (h) => connections?.zeroWaitDuration(h),
+        connectionWaits: (c) => connections?.zeroCounter(c),
+        poolExhaustions: (c) => connections?.zeroCounter(c),
       },
       VERSION,
       exemplars,
     );
     this.responses = responses = new ResponseMetrics(this.set, ledger, maxRoutes, exemplars, this.ignored);
-    this.connections = connections = new ConnectionMetrics(this.set, ledger, pgPools, maxPools, exemplars);
+    this.connections = connections = new ConnectionMetrics(this.set, ledger, pools, maxPools, exemplars);
     this.follow();
   }
 
@@ -148,16 +154,15 @@ class Metrics implements OwnMetrics {
   private follow(): Ledger | undefined {
     if (this.closed) return undefined;
     const runtime = getRuntime() ?? ensureRuntime();
-    const ledger = runtime.ledger;
-    if (ledger !== this.followed) {
+    const { ledger, waits } = runtime;
+    if (ledger !== this.followed || waits !== this.followedWaits) {
       this.unobserve?.();
-      const stopResponses = ledger.observe(this.responses);
-      const stopConnections = ledger.observe(this.connections);
+      const stops = [ledger.observe(this.responses), ledger.observe(this.connections), waits.observe(this.connections)];
       this.unobserve = () => {
-        stopResponses();
-        stopConnections();
+        for (const stop of stops) stop();
       };
       this.followed = ledger;
+      this.followedWaits = waits;
     }
     return ledger;
   }
@@ -183,6 +188,7 @@ class Metrics implements OwnMetrics {
     this.unobserve?.();
     this.unobserve = null;
     this.followed = undefined;
+    this.followedWaits = undefined;
     removeMetrics(this.registry, this.set);
     if (byRegistry.get(this.registry) === this) byRegistry.delete(this.registry);
     if (ownMetrics.metrics === this) ownMetrics.metrics = undefined;

@@ -19,6 +19,13 @@ export const RESPONSE_DURATION_BUCKETS = Object.freeze([0.005, 0.01, 0.025, 0.05
  */
 export const CONNECTION_USE_BUCKETS = Object.freeze([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800]);
 
+/**
+ * Seconds a checkout waits for its connection. Served at once it is well under a millisecond;
+ * a new connection takes milliseconds; a queue behind an exhausted pool, up to the pool's own
+ * timeout (pg-pool's `connectionTimeoutMillis`, tarn's 60 s) or for ever.
+ */
+export const CONNECTION_WAIT_BUCKETS = Object.freeze([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
+
 type HttpLabel = 'method' | 'route';
 type DbLabel = 'db_system' | 'pool';
 type Collect = () => void;
@@ -36,6 +43,10 @@ export interface MetricSet {
   connectionsLeaked: Gauge<DbLabel | 'reason'>;
   connectionUseDuration: Histogram<DbLabel>;
   pendingRequests: Gauge<DbLabel>;
+  connectionWaitDuration: Histogram<DbLabel>;
+  connectionWaits: Counter<DbLabel>;
+  poolExhaustions: Counter<DbLabel>;
+  poolExhausted: Gauge<DbLabel>;
   buildInfo: Gauge<'version'>;
 }
 
@@ -47,6 +58,11 @@ export interface Readings {
   heldByLeakedResponses: (gauge: Gauge<DbLabel>) => void;
   connectionsLeaked: (gauge: Gauge<DbLabel | 'reason'>) => void;
   pendingRequests: (gauge: Gauge<DbLabel>) => void;
+  poolExhausted: (gauge: Gauge<DbLabel>) => void;
+  /** Gives every followed pool a series from its first scrape (0), so that increase() sees the first event. */
+  connectionWaitDuration: (histogram: Histogram<DbLabel>) => void;
+  connectionWaits: (counter: Counter<DbLabel>) => void;
+  poolExhaustions: (counter: Counter<DbLabel>) => void;
 }
 
 /** Creates every family in `registry` (and nowhere else). */
@@ -159,6 +175,39 @@ export function defineMetrics(prom: PromClient, registry: AnyRegistry, readings:
       registers,
       aggregator: 'sum',
       collect: collect(readings.pendingRequests),
+    }),
+    connectionWaitDuration: new prom.Histogram({
+      name: names.DB_CLIENT_CONNECTION_WAIT_DURATION,
+      help: 'Time a pool checkout waited for its connection, from the request (pool.connect(), acquire()) to the connection handed over.',
+      labelNames: ['db_system', 'pool'],
+      buckets: [...CONNECTION_WAIT_BUCKETS],
+      registers,
+      aggregator: 'sum',
+      collect: collect(readings.connectionWaitDuration),
+    }),
+    connectionWaits: new prom.Counter({
+      name: names.DB_CLIENT_CONNECTION_WAITS,
+      help: 'Pool checkouts that had to wait: asked of a pool at its max with no idle connection for them.',
+      labelNames: ['db_system', 'pool'],
+      registers,
+      aggregator: 'sum',
+      collect: collect(readings.connectionWaits),
+    }),
+    poolExhaustions: new prom.Counter({
+      name: names.DB_CLIENT_POOL_EXHAUSTIONS,
+      help: 'Times a pool became exhausted: checkouts waiting and no idle connection for the exhaustion threshold (1 s by default).',
+      labelNames: ['db_system', 'pool'],
+      registers,
+      aggregator: 'sum',
+      collect: collect(readings.poolExhaustions),
+    }),
+    poolExhausted: new prom.Gauge({
+      name: names.DB_CLIENT_POOL_EXHAUSTED,
+      help: 'Whether a pool is exhausted now (1) or not (0): checkouts have waited for the exhaustion threshold and none is idle.',
+      labelNames: ['db_system', 'pool'],
+      registers,
+      aggregator: 'max',
+      collect: collect(readings.poolExhausted),
     }),
     buildInfo,
   };

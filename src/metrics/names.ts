@@ -26,6 +26,17 @@ export const DB_CLIENT_LEAKED_CONNECTIONS = 'leakwatch_db_client_leaked_connecti
 export const DB_CLIENT_CONNECTIONS_LEAKED = 'leakwatch_db_client_connections_leaked';
 export const DB_CLIENT_CONNECTION_USE_DURATION = 'leakwatch_db_client_connection_use_duration_seconds';
 export const DB_CLIENT_CONNECTION_PENDING_REQUESTS = 'leakwatch_db_client_connection_pending_requests';
+/** Time from a checkout's request to its connection, every checkout (OpenTelemetry's `db.client.connection.wait_time`). */
+export const DB_CLIENT_CONNECTION_WAIT_DURATION = 'leakwatch_db_client_connection_wait_duration_seconds';
+/** Checkouts that had to wait: asked of a pool at its max with no idle connection for them (Go's `sql.DBStats.WaitCount`). */
+export const DB_CLIENT_CONNECTION_WAITS = 'leakwatch_db_client_connection_waits_total';
+/** Times a pool became exhausted: checkouts waiting, none idle, for the exhaustion threshold. */
+export const DB_CLIENT_POOL_EXHAUSTIONS = 'leakwatch_db_client_pool_exhaustions_total';
+/**
+ * 1 while a pool is exhausted, else 0: what the counter cannot say of an exhaustion that lasts.
+ * Not `leakwatch_db_client_pool_exhaustions`: in OpenMetrics that is the counter's family name.
+ */
+export const DB_CLIENT_POOL_EXHAUSTED = 'leakwatch_db_client_pool_exhausted';
 export const BUILD_INFO = 'leakwatch_build_info';
 
 /** Every metric family leakwatch exports. */
@@ -42,11 +53,15 @@ export const METRIC_NAMES = Object.freeze([
   DB_CLIENT_CONNECTIONS_LEAKED,
   DB_CLIENT_CONNECTION_USE_DURATION,
   DB_CLIENT_CONNECTION_PENDING_REQUESTS,
+  DB_CLIENT_CONNECTION_WAIT_DURATION,
+  DB_CLIENT_CONNECTION_WAITS,
+  DB_CLIENT_POOL_EXHAUSTIONS,
+  DB_CLIENT_POOL_EXHAUSTED,
   BUILD_INFO,
 ] as const);
 
 /** Histograms: their series are `<name>_bucket`, `<name>_sum` and `<name>_count`. */
-export const HISTOGRAM_NAMES = Object.freeze([HTTP_SERVER_RESPONSE_DURATION, DB_CLIENT_CONNECTION_USE_DURATION] as const);
+export const HISTOGRAM_NAMES = Object.freeze([HTTP_SERVER_RESPONSE_DURATION, DB_CLIENT_CONNECTION_USE_DURATION, DB_CLIENT_CONNECTION_WAIT_DURATION] as const);
 
 /** Every series name a query can use: the families, and the histograms' `_bucket`/`_sum`/`_count`. */
 export const SERIES_NAMES: readonly string[] = Object.freeze([

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { answerPrimary, isClusterWorker } from './cluster.js';
 import { untrackServer } from '../http/node-http.js';
 import { metricsFor, metricsHandler, type MetricsHandlerOptions } from './handler.js';
+import { answerHolders, HOLDERS_PATH } from './holders-endpoint.js';
 
 /** Options of {@link serveMetrics}. */
 export interface ServeMetricsOptions extends MetricsHandlerOptions {
@@ -28,7 +29,9 @@ export class MetricsPortError extends Error {
 }
 
 /**
- * Serves the metrics at `http://host:port/metrics`. The server never keeps the process alive.
+ * Serves the metrics at `http://host:port/metrics`, and the holders snapshot (who holds every
+ * pool connection now, and who waits) at `/leakwatch/holders`. The server never keeps the process
+ * alive.
  *
  * In a Node cluster worker nothing is bound (workers would share the port, and each scrape would
  * reach one worker at random): the worker answers its primary instead, and the primary's server
@@ -46,9 +49,11 @@ export async function serveMetrics(options: ServeMetricsOptions): Promise<Metric
   const server = http.createServer((req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
-    if ((q < 0 ? url : url.slice(0, q)) === path) return handle(req, res);
+    const pathname = q < 0 ? url : url.slice(0, q);
+    if (pathname === path) return handle(req, res);
+    if (pathname === HOLDERS_PATH) return answerHolders(req, res, q < 0 ? '' : url.slice(q + 1));
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-    res.end(`leakwatch serves its metrics at ${path}\n`);
+    res.end(`leakwatch serves its metrics at ${path} and the holders at ${HOLDERS_PATH}\n`);
   });
   untrackServer(server); // scrapes are not the app's responses
   // Scrapers keep their connection open between scrapes; neither it nor the server holds the app up.

@@ -81,9 +81,9 @@ export class CopyClients implements CopyContext {
   /**
    * `fn` as a pool calls it with a member: the member is leased to `owner` while `fn` runs and until
    * what it returns settles, and `fn` runs in `owner`'s context (a pool may call it from the release
-   * of another caller's lease).
+   * of another caller's lease). `lease`, when given, hears when the pool handed the member over.
    */
-  leaseDuring(fn: Function, owner: ResponseRecord | undefined, stack: StackCapture | null): Function {
+  leaseDuring(fn: Function, owner: ResponseRecord | undefined, stack: StackCapture | null, lease: { served(poolName: string | null, at?: number): void } | null = null): Function {
     const clients = this;
     return function leased(this: unknown, member: unknown) {
       const args = arguments;
@@ -93,6 +93,7 @@ export class CopyClients implements CopyContext {
         tracked = clients.trackedOf(member);
         if (tracked !== null && tracked.pooled) tracked.lease(owner, stack);
         else tracked = null;
+        lease?.served(tracked?.connection?.pool ?? null, tracked?.connection?.acquiredAt);
       } catch (error) {
         logFailure('node-redis pool lease', error);
       }

@@ -1,12 +1,14 @@
 import { logFailure } from '../core/guard.js';
 import { applyAll, defineAccessor, install, subscribe, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
-import { currentResponse, ensureRuntime } from '../core/runtime.js';
+import { mustWait, PendingCheckout, type PoolWaits } from '../core/pool-waits.js';
+import { currentResponse, ensureRuntime, getRuntime } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
 import type { TrackedClient } from './client.js';
 import { CopyClients } from './clients.js';
 import { commandName, followReply, pubSubCommandName } from './commands.js';
 import { clientModuleOf, partsOf, SUPPORTED, type CopyParts } from './copy.js';
 import type { ClientLike, SocketMessage } from './internal-types.js';
+import { poolMade, watchOfPool, type NodeRedisPoolWatch } from './pools.js';
 import { expectSocket, nodeRedisWindows, socketMade } from './state.js';
 
 /**
@@ -20,7 +22,9 @@ import { expectSocket, nodeRedisWindows, socketMade } from './state.js';
  * - the command queue's `addCommand`, `subscribe` and `unsubscribe`: every command busy until its
  *   reply (commands.ts), pub/sub state read from the queue's `isPubSubActive`;
  * - v4's `#executeIsolated` and v5/v6's `RedisClientPool#execute`: a lease of a pool's member,
- *   owned by the caller of the lease; a member waiting in its pool is held by nobody.
+ *   owned by the caller of the lease; a member waiting in its pool is held by nobody. A v5/v6
+ *   lease asked of a pool at its `maximum` with no idle member waits among the pool's waiters
+ *   (pools.ts); `RedisClientPool.create` notes the pool's `maximum`.
  *
  * node-redis 5.12 and later publish `node-redis:*` tracing channels, but 4.x and earlier 5.x do
  * not, and, as for ioredis 6, a subscriber makes node-redis build a context with sanitised
@@ -290,7 +294,20 @@ function poolWrappers(parts: CopyParts, clients: CopyClients, stackFrames: numbe
       nodeRedisWindows.poolCreating = previous;
     }
   };
-  return [
+  const createPool = (layer: Layer): Fn =>
+    function create(this: unknown, _clientOptions?: unknown, options?: unknown) {
+      const pool: unknown = Reflect.apply(layer.original, this, arguments);
+      if (layer.active) {
+        try {
+          poolMade(pool, options);
+        } catch (error) {
+          logFailure('node-redis createClientPool()', error);
+        }
+      }
+      return pool;
+    };
+  const wrappers: Wrapper[] = [
+    [parts.Pool, 'create', createPool],
     [
       proto,
       'connect',
@@ -304,18 +321,61 @@ function poolWrappers(parts: CopyParts, clients: CopyClients, stackFrames: numbe
       proto,
       'execute',
       (layer) =>
-        function execute(this: unknown, fn: unknown) {
+        function execute(this: object, fn: unknown) {
           if (!layer.active || typeof fn !== 'function') return Reflect.apply(layer.original, this, arguments);
           const args = [...arguments];
+          let lease: PoolLease | null = null;
           try {
-            args[0] = clients.leaseDuring(fn, currentResponse(), captureStack(stackFrames, execute));
+            const owner = currentResponse();
+            const stack = captureStack(stackFrames, execute);
+            lease = askPool(this, owner, stack);
+            args[0] = clients.leaseDuring(fn, owner, stack, lease);
           } catch (error) {
             logFailure('node-redis pool execute()', error);
           }
-          return asPool(this, () => Reflect.apply(layer.original, this, args));
+          const result = asPool(this, () => Reflect.apply(layer.original, this, args));
+          if (lease === null || !lease.waiting || !(result instanceof Promise)) return result;
+          // Rejections pass through untouched; a lease that waits ends its wait when it fails (acquireTimeout).
+          const waiting = lease;
+          return result.then(undefined, (error: unknown) => (waiting.failed(), Promise.reject(error)));
         },
     ],
   ];
+  // Loaded before this instrumentation (explicit instrumentNodeRedis()): it holds the unwrapped create.
+  if (parts.index !== null) wrappers.push([parts.index, 'createClientPool', createPool]);
+  return wrappers;
+}
+
+/** A lease asked of a v5/v6 pool, from `execute()` until the pool hands a member to it (or it fails). */
+export class PoolLease extends PendingCheckout {
+  constructor(
+    private readonly watch: NodeRedisPoolWatch,
+    private readonly waits: PoolWaits,
+    owner: PendingCheckout['owner'],
+    stack: PendingCheckout['stack'],
+  ) {
+    super(owner, stack, waits.now());
+  }
+
+  /** The pool leased a member, whose record (named `poolName`) was made at `at`. */
+  served(poolName: string | null, at?: number): void {
+    this.watch.name ??= poolName;
+    this.waits.served(this.watch, this, at);
+  }
+
+  failed(): void {
+    this.waits.abandoned(this.watch, this);
+  }
+}
+
+/** A lease asked of `pool` now: waiting among its waiters when the pool is at its maximum with no idle member. */
+function askPool(pool: object, owner: PendingCheckout['owner'], stack: PendingCheckout['stack']): PoolLease | null {
+  const waits = getRuntime()?.waits;
+  if (waits === undefined) return null;
+  const watch = watchOfPool(pool);
+  const lease = new PoolLease(watch, waits, owner, stack);
+  if (mustWait(watch.counts())) waits.waiting(watch, lease);
+  return lease;
 }
 
 function patchCopy(parts: CopyParts, stackFrames: number): Undo {

@@ -1,4 +1,5 @@
 import { logFailure } from '../core/guard.js';
+import { mustWait, PendingCheckout, Waiters, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
 import type { ResponseRecord, StackCapture } from '../core/records.js';
 import { currentResponse, getRuntime, responseContext } from '../core/runtime.js';
 import { captureStack, whileModuleLoads } from '../core/stack.js';
@@ -17,10 +18,14 @@ import type { PgPoolStats } from './types.js';
  * that caller's async context, and re-taken at every checkout. A request that waits in the pool's
  * queue is handed its client from inside another request's release, so the record is made in the
  * requester's context, kept from the call. A client idle in its pool is held by nobody.
+ *
+ * A checkout asked of a pool at its max with no idle client waits among the pool's waiters
+ * (src/core/pool-waits.ts) until it is served or fails.
  */
 
-/** One pool leakwatch follows, whatever library keeps it. */
-export interface PoolWatch {
+/** One pool of pg clients leakwatch follows, whatever library keeps it. */
+export interface PoolWatch extends WatchedPool {
+  readonly kind: 'pg';
   /** The pool's name in reports and metrics; null until known (a pool is named after its first client). */
   name: string | null;
   /** Watched through watchPool() (rather than found at its first checkout). */
@@ -28,8 +33,13 @@ export interface PoolWatch {
   /** Whether the pool holds pg clients; null until its first client is seen (a generic pool may hold anything). */
   holdsPg: boolean | null;
   /** The pool's own counts now; null once the pool is gone (ended, destroyed, collected). */
-  counts(): Omit<PgPoolStats, 'name'> | null;
+  counts(): PoolCounts | null;
   unwatch(): void;
+}
+
+/** The fields every pool watch starts with, besides its counts and unwatch. */
+export function newWatchState(): { kind: 'pg'; waiters: Waiters } {
+  return { kind: 'pg', waiters: new Waiters() };
 }
 
 /** A pg `Client` (from any copy of pg): what a pool library hands out when it pools pg. */
@@ -40,28 +50,42 @@ export function isPgClient(value: unknown): value is PgClient {
   return typeof client.query === 'function' && typeof client.connect === 'function' && typeof client.connectionParameters === 'object';
 }
 
-export class Checkout {
+export class Checkout extends PendingCheckout {
   constructor(
     readonly watch: PoolWatch,
-    readonly owner: ResponseRecord | undefined,
-    readonly stack: StackCapture | null,
-  ) {}
+    owner: PendingCheckout['owner'],
+    stack: PendingCheckout['stack'],
+    requestedAt: number,
+  ) {
+    super(owner, stack, requestedAt);
+  }
 
   /** Records the delivered client as held by the requester, whatever context we are in. */
   deliver(client: unknown): void {
     try {
       const watch = this.watch;
+      const runtime = getRuntime();
       if (!isPgClient(client)) {
         watch.holdsPg ??= false; // a pool of something else (knex on mysql): its checkouts are not followed
+        runtime?.waits.abandoned(watch, this);
         return;
       }
       watch.holdsPg = true;
-      const ledger = getRuntime()?.ledger;
-      if (ledger === undefined) return;
+      if (runtime === undefined) return;
+      const ledger = runtime.ledger;
       const name = (watch.name ??= clientEndpointName(client.connectionParameters));
       const acquire = () => (trackerOf(client) ?? trackClient(client, false)).acquire(ledger, name, true, this.stack);
-      if (currentResponse() === this.owner) acquire();
-      else responseContext.run(this.owner as ResponseRecord, acquire);
+      const record = currentResponse() === this.owner ? acquire() : responseContext.run(this.owner as ResponseRecord, acquire);
+      runtime.waits.served(watch, this, record.acquiredAt);
+    } catch (error) {
+      logFailure('pg pool checkout', error);
+    }
+  }
+
+  /** The checkout failed (timed out, the pool ended): it waits no more. */
+  fail(): void {
+    try {
+      getRuntime()?.waits.abandoned(this.watch, this);
     } catch (error) {
       logFailure('pg pool checkout', error);
     }
@@ -69,17 +93,21 @@ export class Checkout {
 }
 
 /**
- * A checkout requested now. Its acquisition stack is captured here unless a caller above said
- * where it comes from (see {@link withCheckoutSite}).
+ * A checkout requested now, before the pool is asked: whether it has to wait is read from the
+ * pool's counts as they are before it queues. Its acquisition stack is captured here unless a
+ * caller above said where it comes from (see {@link withCheckoutSite}).
  */
 export function startCheckout(watch: PoolWatch, below: Function): Checkout | null {
   if (watch.holdsPg === false) return null;
   const state = pgState();
   const site = state.checkoutSite;
   const stack = site !== undefined ? site : captureStack(state.stackFrames, below);
+  const waits = getRuntime()?.waits;
   // A checkout a module's top-level code makes (a LISTEN client, a warm-up) is that module's, even
   // when the module loads during a request.
-  return new Checkout(watch, whileModuleLoads(stack) ? undefined : currentResponse(), stack);
+  const checkout = new Checkout(watch, whileModuleLoads(stack) ? undefined : currentResponse(), stack, waits?.now() ?? Date.now());
+  if (waits !== undefined && mustWait(watch.counts())) waits.waiting(watch, checkout);
+  return checkout;
 }
 
 /**
@@ -136,21 +164,28 @@ export function addPoolWatch(watch: PoolWatch): () => void {
 const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
 /** Normalised counts; `used` is `total - idle` where a library does not count it itself. */
-export function poolCounts(total: unknown, idle: unknown, pending: unknown, max: unknown, used?: unknown): Omit<PgPoolStats, 'name'> {
+export function poolCounts(total: unknown, idle: unknown, pending: unknown, max: unknown, used?: unknown): PoolCounts {
   const t = count(total);
   const i = count(idle);
   return { total: t, idle: i, used: used === undefined ? Math.max(0, t - i) : count(used), pending: count(pending), max: count(max) };
 }
 
+/** A followed pool, named, with its counts read now. */
+export interface PoolReading<W extends WatchedPool = WatchedPool> {
+  watch: W;
+  name: string;
+  counts: PoolCounts;
+}
+
 /**
- * The gauges of every followed pool, read now: pools given to watchPool() and pools found at their
+ * Every followed pool of pg clients, read now: pools given to watchPool() and pools found at their
  * first checkout, of any library. Ended and collected pools drop out; a pool whose name is not
  * known yet (no client seen) is left out.
  */
-export function poolStats(): PgPoolStats[] {
-  const stats: PgPoolStats[] = [];
+export function readPgPools(): Array<PoolReading<PoolWatch>> {
+  const readings: Array<PoolReading<PoolWatch>> = [];
   for (const watch of [...pgState().pools]) {
-    let counts: Omit<PgPoolStats, 'name'> | null;
+    let counts: PoolCounts | null;
     try {
       counts = watch.counts();
     } catch (error) {
@@ -161,7 +196,12 @@ export function poolStats(): PgPoolStats[] {
       watch.unwatch();
       continue;
     }
-    if (watch.name !== null) stats.push({ name: watch.name, ...counts });
+    if (watch.name !== null) readings.push({ watch, name: watch.name, counts });
   }
-  return stats;
+  return readings;
+}
+
+/** The gauges of every followed pool of pg clients, read now (see readPgPools()). */
+export function poolStats(): PgPoolStats[] {
+  return readPgPools().map(({ name, counts }) => ({ name, ...counts }));
 }

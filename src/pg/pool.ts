@@ -4,7 +4,7 @@ import { PG_POOL_WATCH } from '../core/marks.js';
 import type { ResponseRecord } from '../core/records.js';
 import { responseContext } from '../core/runtime.js';
 import { applyAll, install, layerOf, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
-import { addPoolWatch, endCheckout, poolCounts, startCheckout, withCheckoutSite, type Checkout, type PoolWatch } from './checkout.js';
+import { addPoolWatch, endCheckout, newWatchState, poolCounts, startCheckout, withCheckoutSite, type Checkout, type PoolWatch } from './checkout.js';
 import type { PgPool } from './internal-types.js';
 import { endpointName } from './naming.js';
 import { activate, pgState } from './state.js';
@@ -40,6 +40,7 @@ function watchOf(pool: PgPool): PgPoolWatch {
   const ref = new WeakRef(pool);
   let remove = () => {};
   const watch: PgPoolWatch = {
+    ...newWatchState(),
     name: nameOption(pool) ?? endpointName(pool.options),
     explicit: false,
     holdsPg: true,
@@ -67,6 +68,7 @@ function watchOf(pool: PgPool): PgPoolWatch {
 function bindCallback(checkout: Checkout, callback: Fn): Fn {
   return function (this: unknown, error: unknown, client: unknown, done: unknown) {
     if (!error) checkout.deliver(client);
+    else checkout.fail();
     return responseContext.run(checkout.owner as ResponseRecord, () => callback.call(this, error, client, done));
   };
 }
@@ -85,11 +87,14 @@ function wrapConnect(layer: Layer): Fn {
     const result = layer.original.apply(this, args) as PromiseLike<unknown> | undefined;
     if (result === null || typeof result !== 'object' || typeof result.then !== 'function') return result;
     const delivering = checkout;
-    // Rejections pass through untouched: only the fulfilment is observed.
-    return result.then((client) => {
-      delivering.deliver(client);
-      return client;
-    });
+    // Rejections pass through untouched; a waiting checkout's ends its wait.
+    return result.then(
+      (client) => {
+        delivering.deliver(client);
+        return client;
+      },
+      delivering.waiting ? (error: unknown) => (delivering.fail(), Promise.reject(error)) : undefined,
+    );
   };
   return connect as unknown as Fn;
 }

@@ -34,9 +34,9 @@ function counts(pool: TarnPool): PoolCounts | null {
 /**
  * Calls `onResource` with what the operation's promise gives. Unless `fork`, the operation's
  * promise is replaced by one that does so first, so the caller's continuation sees the record
- * made; rejections pass through untouched.
+ * made; rejections pass through untouched, after `onFailure` when given.
  */
-function observe(operation: unknown, onResource: (resource: unknown) => void, fork: boolean): void {
+function observe(operation: unknown, onResource: (resource: unknown) => void, fork: boolean, onFailure?: () => void): void {
   const pending = operation as PendingOperation | null;
   const promise = pending?.promise;
   if (promise === undefined || promise === null || typeof promise.then !== 'function') return;
@@ -45,10 +45,13 @@ function observe(operation: unknown, onResource: (resource: unknown) => void, fo
     promise.then(onResource, () => {});
     return;
   }
-  pending!.promise = promise.then((resource) => {
-    onResource(resource);
-    return resource;
-  });
+  pending!.promise = promise.then(
+    (resource) => {
+      onResource(resource);
+      return resource;
+    },
+    onFailure === undefined ? undefined : (error: unknown) => (onFailure(), Promise.reject(error)),
+  );
 }
 
 function wrapAcquire(layer: Layer): Fn {
@@ -58,7 +61,7 @@ function wrapAcquire(layer: Layer): Fn {
     const operation: unknown = layer.original.apply(this, args);
     if (checkout !== null) {
       try {
-        observe(operation, (resource) => checkout.deliver(resource), false);
+        observe(operation, (resource) => checkout.deliver(resource), false, checkout.waiting ? () => checkout.fail() : undefined);
       } catch (error) {
         logFailure('tarn acquire', error);
       }

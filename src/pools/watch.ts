@@ -2,8 +2,8 @@ import { logFailure } from '../core/guard.js';
 import { ownerOf, wrapMethod, type Fn, type Layer } from '../core/patch.js';
 import { runAsPoolWork } from '../core/runtime.js';
 import { shared } from '../core/state.js';
-import { addPoolWatch, adoptIntoPool, endCheckout, startCheckout, type Checkout, type PoolWatch } from '../pg/checkout.js';
-import type { PgPoolStats } from '../pg/types.js';
+import type { PoolCounts } from '../core/pool-waits.js';
+import { addPoolWatch, adoptIntoPool, endCheckout, newWatchState, startCheckout, type Checkout, type PoolWatch } from '../pg/checkout.js';
 
 /**
  * What the pool libraries' instrumentations share: one watch per pool object, found at its first
@@ -11,7 +11,7 @@ import type { PgPoolStats } from '../pg/types.js';
  * resource given back (released or dropped), a resource the pool made received into it.
  */
 
-export type PoolCounts = Omit<PgPoolStats, 'name'>;
+export type { PoolCounts };
 
 const watches = shared('poolLibraryWatches', () => new WeakMap<object, PoolWatch>());
 
@@ -23,6 +23,7 @@ export function watchOf<P extends object>(pool: P, counts: (pool: P) => PoolCoun
   const ref = new WeakRef(pool);
   let remove = () => {};
   const watch: PoolWatch = {
+    ...newWatchState(),
     name: null,
     explicit: false,
     holdsPg: null,
@@ -59,11 +60,14 @@ export function wrapPromiseAcquire<P extends object>(counts: (pool: P) => PoolCo
       const checkout = requestCheckout(this, counts, acquire);
       const result = layer.original.apply(this, args) as PromiseLike<unknown> | undefined;
       if (checkout === null || result === null || typeof result !== 'object' || typeof result.then !== 'function') return result;
-      // Rejections pass through untouched: only the fulfilment is observed.
-      return result.then((resource) => {
-        checkout.deliver(resource);
-        return resource;
-      });
+      // Rejections pass through untouched; a waiting checkout's ends its wait.
+      return result.then(
+        (resource) => {
+          checkout.deliver(resource);
+          return resource;
+        },
+        checkout.waiting ? (error: unknown) => (checkout.fail(), Promise.reject(error)) : undefined,
+      );
     };
     return acquire as unknown as Fn;
   };

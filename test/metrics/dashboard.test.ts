@@ -140,7 +140,7 @@ describe('dashboards/leakwatch.json', () => {
         'Response duration quantiles',
         'Pool connections by state against max',
         'Connections stranded by leaks',
-        'Pending checkouts',
+        'Checkouts waiting',
         'Connection use time p99',
       ]),
     );
@@ -150,6 +150,35 @@ describe('dashboards/leakwatch.json', () => {
     const exprs = visualPanels(dashboard).flatMap((p) => p.targets ?? []).map((t) => t.expr);
     expect(exprs.some((e) => e.includes('pg_stat_activity_count'))).toBe(true);
     expect(exprs.some((e) => e.includes('redis_connected_clients'))).toBe(true);
+  });
+
+  it('has the pool pressure row issue 16 asks for: utilisation against max, waiters, wait p99, exhaustion', () => {
+    const rows = dashboard.panels.filter((p) => p.type === 'row');
+    const pressure = rows.find((r) => r.title === 'Pool pressure');
+    expect(pressure).toBeDefined();
+    // The panels between this row and the next are its own.
+    const next = rows.find((r) => r.gridPos.y > pressure!.gridPos.y);
+    const inRow = visualPanels(dashboard).filter((p) => p.gridPos.y > pressure!.gridPos.y && (next === undefined || p.gridPos.y < next.gridPos.y));
+    expect(inRow.map((p) => p.title)).toEqual(['Pool utilisation against max', 'Checkouts waiting', 'Checkout wait time', 'Pool exhaustion']);
+    const exprs = (title: string) => inRow.find((p) => p.title === title)!.targets!.map((t) => t.expr);
+    expect(exprs('Pool utilisation against max')[0]).toMatch(/leakwatch_db_client_connections\{[^}]*state="used"\}\) \/ .*leakwatch_db_client_connections_max/);
+    expect(exprs('Checkouts waiting').join('\n')).toMatch(/leakwatch_db_client_connection_pending_requests[\s\S]*rate\(leakwatch_db_client_connection_waits_total/);
+    expect(exprs('Checkout wait time')[0]).toMatch(/^histogram_quantile\(0\.99, sum by \(db_system, pool, le\) \(rate\(leakwatch_db_client_connection_wait_duration_seconds_bucket/);
+    expect(exprs('Pool exhaustion').join('\n')).toMatch(/leakwatch_db_client_pool_exhausted[\s\S]*leakwatch_db_client_pool_exhaustions_total/);
+    expect(inRow.find((p) => p.title === 'Pool utilisation against max')!.fieldConfig!.defaults.unit).toBe('percentunit');
+  });
+
+  it('lays out no two panels over each other', () => {
+    const boxes = dashboard.panels.map((p) => ({ title: p.title, ...p.gridPos }));
+    const overlaps: string[] = [];
+    for (let i = 0; i < boxes.length; i++) {
+      for (let j = i + 1; j < boxes.length; j++) {
+        const a = boxes[i];
+        const b = boxes[j];
+        if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h) overlaps.push(`${a.title} / ${b.title}`);
+      }
+    }
+    expect(overlaps).toEqual([]);
   });
 });
 

@@ -73,7 +73,7 @@ describe("leakwatch's exposition", () => {
     closeActivityReaders();
   });
 
-  it('passes promtool check metrics, with every family written', async () => {
+  it('passes promtool check metrics in the Prometheus text format and in OpenMetrics, with every family written', async () => {
     const metrics = createMetrics();
     const pool = new pg.Pool({ connectionString: process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test', max: 3 });
     const stranded: pg.PoolClient[] = [];
@@ -95,20 +95,45 @@ describe("leakwatch's exposition", () => {
     const hanging = fireAndForget(port, '/leak/1');
     await waitUntil(() => getRuntime()!.ledger.totals.leakedConnections === 1, 3000, 'the leak');
 
-    const { body } = await metrics.scrape('text/plain; version=0.0.4');
-    for (const family of ['open_responses', 'oldest_open_response_start_timestamp_seconds', 'responses_total', 'leaked_responses_total', 'response_duration_seconds_bucket']) {
-      expect(body).toMatch(new RegExp(`^leakwatch_http_server_${family}[{ ]`, 'm'));
+    for (const accept of ['text/plain; version=0.0.4', 'application/openmetrics-text; version=1.0.0']) {
+      const { body } = await metrics.scrape(accept);
+      for (const family of ['open_responses', 'oldest_open_response_start_timestamp_seconds', 'responses_total', 'leaked_responses_total', 'response_duration_seconds_bucket']) {
+        expect(body).toMatch(new RegExp(`^leakwatch_http_server_${family}[{ ]`, 'm'));
+      }
+      const dbFamilies = [
+        'connections',
+        'connections_max',
+        'connections_held_by_leaked_responses',
+        'connections_leaked',
+        'leaked_connections_total',
+        'connection_use_duration_seconds_bucket',
+        'connection_pending_requests',
+        'connection_wait_duration_seconds_bucket',
+        'connection_waits_total',
+        'pool_exhaustions_total',
+        'pool_exhausted',
+      ];
+      for (const family of dbFamilies) expect(body).toMatch(new RegExp(`^leakwatch_db_client_${family}[{ ]`, 'm'));
+      // promtool reads the text format's grammar, which has no exemplars; it still sees every family's
+      // HELP and TYPE, and so a second family of one name. (The e2e test has Prometheus parse OpenMetrics.)
+      const withoutExemplars = body.replace(/ # \{[^}]*\} \S+(?: \S+)?$/gm, '');
+      const result = run(promtool, ['check', 'metrics'], { input: withoutExemplars });
+      const problems = (result.stdout + result.stderr).split('\n').filter((line) => line !== '');
+      if (accept.startsWith('text/plain')) {
+        expect(problems, accept).toEqual([]);
+        expect(result.status).toBe(0);
+      } else {
+        // OpenMetrics names a counter's family without _total; read as the text format, its samples then lack HELP. Nothing else.
+        expect(problems.filter((line) => !/^leakwatch_\w+_total no help text$/.test(line)), accept).toEqual([]);
+      }
     }
-    for (const family of ['connections', 'connections_max', 'connections_held_by_leaked_responses', 'connections_leaked', 'leaked_connections_total', 'connection_use_duration_seconds_bucket', 'connection_pending_requests']) {
-      expect(body).toMatch(new RegExp(`^leakwatch_db_client_${family}[{ ]`, 'm'));
-    }
-    const result = run(promtool, ['check', 'metrics'], { input: body });
-    expect(result.stdout + result.stderr).toBe('');
-    expect(result.status).toBe(0);
 
-    // The check can fail: a counter without its _total suffix is a lint error.
+    // The check can fail: a counter without its _total suffix is a lint error; and in OpenMetrics a
+    // gauge named as a counter's family (its name without _total) is a second family of that name.
     const bad = run(promtool, ['check', 'metrics'], { input: '# HELP x_requests Requests.\n# TYPE x_requests counter\nx_requests 1\n' });
     expect(bad.status).not.toBe(0);
+    const clash = '# HELP x Exhaustions.\n# TYPE x counter\nx_total 1\n# HELP x Exhausted now.\n# TYPE x gauge\nx 1\n# EOF\n';
+    expect(run(promtool, ['check', 'metrics'], { input: clash }).status).not.toBe(0);
 
     hanging.destroy();
     for (const client of stranded) client.release(true);

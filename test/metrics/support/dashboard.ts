@@ -24,6 +24,7 @@ export interface DashboardPanel {
   options?: unknown;
   targets?: DashboardTarget[];
   datasource?: { type?: string; uid?: string };
+  gridPos: { x: number; y: number; w: number; h: number };
   panels?: DashboardPanel[];
 }
 
