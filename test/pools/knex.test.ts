@@ -1,25 +1,19 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createApp, healthyTraffic } from '../../fixtures/knex-app.mjs';
 import { poolStats } from '../../src/pg/index.js';
 import type { Report } from '../../src/report/json.js';
 import { fixture, leakwatch as leakwatchCli } from '../support/cli.js';
 import { close, listen, recordResponsesByUrl, request, sleep, waitUntil } from '../support/http.js';
-import { currentResponse, type ConnectionRecord, type ResponseRecord } from '../support/internals.js';
-import { getAndLeave, openLeaks, pgUrl, startLeakwatch } from '../pg/support.js';
-import { heldIn, lineOf, validReport } from './support.js';
+import type { ResponseRecord } from '../support/internals.js';
+import { getAndLeave, openLeaks, pgUrl } from '../pg/support.js';
+import { expectQueuedCheckoutOwnedByAsker, heldIn, lineOf, validReport, watchAcquisitions } from './support.js';
 
 const POOL = '127.0.0.1:5432/test';
-let leakwatch: ReturnType<typeof startLeakwatch>;
-const acquired: ConnectionRecord[] = [];
-beforeAll(() => {
-  leakwatch = startLeakwatch({ responseThreshold: 1000, connectionThreshold: 300 });
-  leakwatch.ledger.observe({ connectionAcquired: (c) => void acquired.push(c) });
-});
-afterAll(() => leakwatch.stop());
+const leakwatch = watchAcquisitions();
+const { acquired } = leakwatch;
 
 describe('knex 3 (tarn) › a healthy app', () => {
   it('reports no leak: 30 requests at once, transactions that commit and roll back, exports read to the end and left, and idle pool connections (min 2)', async () => {
@@ -50,38 +44,17 @@ describe('knex 3 (tarn) › a checkout that waits in the queue', () => {
   it('belongs to the request that asked for it, not to the one whose commit served it', async () => {
     const app = createApp({ connection: pgUrl(), pool: { min: 0, max: 1 } });
     const { knex } = app;
-    const responses = new Map<string, ResponseRecord | undefined>();
-    let aHolds!: () => void;
-    const holding = new Promise<void>((resolve) => (aHolds = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const server = http.createServer(async (req, res) => {
-      responses.set(req.url!, currentResponse());
-      if (req.url === '/a') {
-        await knex.transaction(async (trx) => {
+    await expectQueuedCheckoutOwnedByAsker(acquired, {
+      hold: (holding, released) =>
+        knex.transaction(async (trx) => {
           await trx.raw('select 1');
-          aHolds();
+          holding();
           await released;
-        });
-      } else {
-        await knex.raw('select 2');
-      }
-      res.end(req.url);
+        }),
+      query: () => knex.raw('select 2'),
+      waiting: () => (knex.client.pool as { numPendingAcquires(): number }).numPendingAcquires(),
     });
-    const port = await listen(server);
-    const first = acquired.length;
-    const a = request(port, '/a');
-    await holding;
-    const b = request(port, '/b');
-    await waitUntil(() => (knex.client.pool as { numPendingAcquires(): number }).numPendingAcquires() === 1, 2000, 'B to queue');
-    release();
-    expect(await a).toMatchObject({ body: '/a' });
-    expect(await b).toMatchObject({ body: '/b' });
-    const records = acquired.slice(first).filter((r) => r.pooled);
-    expect(records.map((r) => r.owner)).toEqual([responses.get('/a'), responses.get('/b')]);
-    expect(records.every((r) => r.releasedAt > 0)).toBe(true);
     await app.close();
-    await close(server);
   });
 });
 

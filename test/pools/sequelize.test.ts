@@ -1,20 +1,13 @@
-import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createApp, healthyTraffic } from '../../fixtures/sequelize-app.mjs';
 import { poolStats } from '../../src/pg/index.js';
 import { close, listen, request, sleep, waitUntil } from '../support/http.js';
-import { currentResponse, type ConnectionRecord, type ResponseRecord } from '../support/internals.js';
-import { openLeaks, pgUrl, startLeakwatch } from '../pg/support.js';
-import { heldIn, lineOf, validReport } from './support.js';
+import { openLeaks, pgUrl } from '../pg/support.js';
+import { expectQueuedCheckoutOwnedByAsker, heldIn, lineOf, validReport, watchAcquisitions } from './support.js';
 
 const POOL = '127.0.0.1:5432/test';
-let leakwatch: ReturnType<typeof startLeakwatch>;
-const acquired: ConnectionRecord[] = [];
-beforeAll(() => {
-  leakwatch = startLeakwatch({ responseThreshold: 1000, connectionThreshold: 300 });
-  leakwatch.ledger.observe({ connectionAcquired: (c) => void acquired.push(c) });
-});
-afterAll(() => leakwatch.stop());
+const leakwatch = watchAcquisitions();
+const { acquired } = leakwatch;
 
 describe('sequelize 6 (sequelize-pool) › a healthy app', () => {
   it('reports no leak: 24 requests at once, managed transactions that commit and roll back, an unmanaged one committed, idle pool connections', async () => {
@@ -45,36 +38,17 @@ describe('sequelize 6 (sequelize-pool) › a checkout that waits in the queue', 
   it('belongs to the request that asked for it, not to the one whose commit served it', async () => {
     const app = createApp({ connection: pgUrl(), pool: { min: 0, max: 1 } });
     const { sequelize } = app;
-    const responses = new Map<string, ResponseRecord | undefined>();
-    let aHolds!: () => void;
-    const holding = new Promise<void>((resolve) => (aHolds = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const server = http.createServer(async (req, res) => {
-      responses.set(req.url!, currentResponse());
-      if (req.url === '/a') {
+    await expectQueuedCheckoutOwnedByAsker(acquired, {
+      async hold(holding, released) {
         const transaction = await sequelize.transaction();
-        aHolds();
+        holding();
         await released;
         await transaction.commit();
-      } else {
-        await sequelize.query('select 2');
-      }
-      res.end(req.url);
+      },
+      query: () => sequelize.query('select 2'),
+      waiting: () => (sequelize.connectionManager as unknown as { pool: { waiting: number } }).pool.waiting,
     });
-    const port = await listen(server);
-    const first = acquired.length;
-    const a = request(port, '/a');
-    await holding;
-    const b = request(port, '/b');
-    await waitUntil(() => (sequelize.connectionManager as unknown as { pool: { waiting: number } }).pool.waiting === 1, 2000, 'B to queue');
-    release();
-    expect(await a).toMatchObject({ body: '/a' });
-    expect(await b).toMatchObject({ body: '/b' });
-    const records = acquired.slice(first).filter((r) => r.pooled);
-    expect(records.map((r) => r.owner)).toEqual([responses.get('/a'), responses.get('/b')]);
     await app.close();
-    await close(server);
   });
 });
 

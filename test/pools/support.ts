@@ -1,27 +1,84 @@
 import { readFileSync } from 'node:fs';
-import type http from 'node:http';
+import http from 'node:http';
 import path from 'node:path';
-import Ajv2020 from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ledger } from '../../src/core/ledger.js';
-import type { ConnectionRecord } from '../../src/core/records.js';
+import type { ConnectionRecord, ResponseRecord } from '../../src/core/records.js';
 import { poolStats } from '../../src/pg/index.js';
 import type { Report } from '../../src/report/json.js';
 import { ROOT } from '../support/cli.js';
 import { close, listen, request, sleep, waitUntil } from '../support/http.js';
+import { currentResponse } from '../support/internals.js';
 import { reportOf } from '../support/leaks.js';
+import { expectValidReport } from '../support/report-schema.js';
 import { openLeaks, startLeakwatch } from '../pg/support.js';
-
-const ajv = new Ajv2020({ allErrors: true, strict: true });
-addFormats(ajv);
-const validate = ajv.compile(JSON.parse(readFileSync(path.join(ROOT, 'schema/report.schema.json'), 'utf8')));
 
 /** The report of the ledger now, checked against the schema. */
 export function validReport(ledger: Ledger): Report {
   const report = reportOf(ledger);
-  expect(validate(report), ajv.errorsText(validate.errors)).toBe(true);
+  expectValidReport(report);
   return report;
+}
+
+/**
+ * Starts leakwatch (node:http and pg; thresholds 1 s for responses, 300 ms for connections) before
+ * the file's tests and stops it after them; `acquired` lists every connection acquired meanwhile.
+ */
+export function watchAcquisitions(): { readonly ledger: Ledger; readonly acquired: ConnectionRecord[] } {
+  let leakwatch: ReturnType<typeof startLeakwatch>;
+  const acquired: ConnectionRecord[] = [];
+  beforeAll(() => {
+    leakwatch = startLeakwatch({ responseThreshold: 1000, connectionThreshold: 300 });
+    leakwatch.ledger.observe({ connectionAcquired: (c) => void acquired.push(c) });
+  });
+  afterAll(() => leakwatch.stop());
+  return {
+    get ledger() {
+      return leakwatch.ledger;
+    },
+    acquired,
+  };
+}
+
+/** A library's side of {@link expectQueuedCheckoutOwnedByAsker}, on a pool of one connection. */
+export interface QueuedCheckout {
+  /** Request A's work: takes the pool's one connection, calls `holding()` and keeps it until `released`. */
+  hold(holding: () => void, released: Promise<void>): Promise<unknown>;
+  /** Request B's work: one query, which must wait for A's connection. */
+  query(): Promise<unknown>;
+  /** Checkouts waiting in the pool's queue now. */
+  waiting(): number;
+}
+
+/**
+ * Request A holds the one connection of a pool; request B asks for one and waits in the queue until
+ * A lets go. Each checkout belongs to the request that asked for it (B's is not A's, although A's
+ * release served it), and both are released once both have answered.
+ */
+export async function expectQueuedCheckoutOwnedByAsker(acquired: ConnectionRecord[], library: QueuedCheckout): Promise<void> {
+  const responses = new Map<string, ResponseRecord | undefined>();
+  let aHolds!: () => void;
+  const holding = new Promise<void>((resolve) => (aHolds = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const server = http.createServer(async (req, res) => {
+    responses.set(req.url!, currentResponse());
+    await (req.url === '/a' ? library.hold(aHolds, released) : library.query());
+    res.end(req.url);
+  });
+  const port = await listen(server);
+  const first = acquired.length;
+  const a = request(port, '/a');
+  await holding;
+  const b = request(port, '/b');
+  await waitUntil(() => library.waiting() === 1, 2000, 'B to queue');
+  release();
+  expect(await a).toMatchObject({ body: '/a' });
+  expect(await b).toMatchObject({ body: '/b' });
+  const records = acquired.slice(first).filter((r) => r.pooled);
+  expect(records.map((r) => r.owner)).toEqual([responses.get('/a'), responses.get('/b')]);
+  expect(records.every((r) => r.releasedAt > 0)).toBe(true);
+  await close(server);
 }
 
 /** Matches `file:line:column` of the one line of a fixture that contains `text`, for acquisition sites. */
@@ -66,13 +123,8 @@ export interface OrmSpec {
  * app finally gives the connection back.
  */
 export function describeLibrary(spec: OrmSpec): void {
-  let leakwatch: ReturnType<typeof startLeakwatch>;
-  const acquired: ConnectionRecord[] = [];
-  beforeAll(() => {
-    leakwatch = startLeakwatch({ responseThreshold: 1000, connectionThreshold: 300 });
-    leakwatch.ledger.observe({ connectionAcquired: (c) => void acquired.push(c) });
-  });
-  afterAll(() => leakwatch.stop());
+  const leakwatch = watchAcquisitions();
+  const { acquired } = leakwatch;
 
   describe(`${spec.library} › a healthy app`, () => {
     it('reports no leak: requests at once, transactions that commit and roll back, and the pool’s idle clients', async () => {
