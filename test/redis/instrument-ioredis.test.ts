@@ -1,21 +1,17 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectionRecord, ResponseProbe } from '../../src/core/records.js';
-import { instrumentIoredis, start, type Started } from '../../src/index.js';
+import { instrumentIoredis } from '../../src/index.js';
 import { setFailureLog } from '../../src/core/guard.js';
 import { responseContext, getRuntime } from '../support/internals.js';
 import { ROOT, runCommand } from '../support/cli.js';
 import { sleep, waitUntil } from '../support/http.js';
 import { IOREDIS_MODULES, REDIS_URL, addressOf, heldFor, redisLeaksSince, uniquePrefix, type RedisClient, type RedisModule } from '../support/redis.js';
+import { useStarted } from '../support/started.js';
 
 const THRESHOLD_MS = 200;
-let started: Started;
-beforeAll(() => {
-  started = start({ responseThreshold: THRESHOLD_MS, connectionThreshold: THRESHOLD_MS });
-});
-afterAll(() => started.stop());
-
-const ledger = () => getRuntime()!.ledger;
+const leakwatch = useStarted({ responseThreshold: THRESHOLD_MS, connectionThreshold: THRESHOLD_MS });
+const { ledger } = leakwatch;
 const probe: ResponseProbe = { progress: () => 0, method: () => 'GET', path: () => '/test', route: () => null, endOverrides: () => [] };
 /** A response record driven by hand, as a request's would be. */
 const openResponse = () => ledger().openResponse({}, probe);
@@ -62,10 +58,8 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (name, Redis) => {
 
   describe('patching', () => {
     // start() instruments the app's `ioredis` as it loads (both copies); these tests begin from bare ones.
-    beforeAll(() => started.stop());
-    afterAll(() => {
-      started = start({ responseThreshold: THRESHOLD_MS, connectionThreshold: THRESHOLD_MS });
-    });
+    beforeAll(() => leakwatch.stop());
+    afterAll(() => leakwatch.restart());
 
     it('is harmless twice and the last undo restores Redis.prototype exactly', () => {
       const before = snapshot(Redis);
