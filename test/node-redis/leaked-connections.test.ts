@@ -2,7 +2,6 @@ import type http from 'node:http';
 import { describe, expect, it, vi } from 'vitest';
 // @ts-expect-error plain JavaScript fixture
 import { createApp } from '../../fixtures/node-redis-leaky.mjs';
-import { formatStack } from '../../src/core/stack.js';
 import { buildReport } from '../../src/report/json.js';
 import { useFixtureApp } from '../support/fixture-app.js';
 import { request, sleep, waitUntil } from '../support/http.js';
@@ -10,10 +9,10 @@ import {
   NODE_REDIS_MODULES,
   REDIS_URL,
   closeClient,
+  expectLeftByClosedResponse,
   expectSubscriberHeldByUnclosedResponse,
   heldFor,
   kill,
-  onlyRedisLeakSince,
   redisLeaksSince,
   responseLeaksSince,
   uniquePrefix,
@@ -40,15 +39,7 @@ describe.each(NODE_REDIS_MODULES)('%s', (_name, redis) => {
       const url = '/events?channel=room-1';
       expect(await request(port, url, { abortAfterMs: 150 })).toBe('aborted');
 
-      const leaked = await onlyRedisLeakSince(ledger, since, 'the subscriber to leak');
-      expect(leaked.leak?.reason).toBe('held-after-response-closed');
-      expect(leaked.owner).toBe(responses.get(url));
-      expect(leaked.owner?.outcome).toBe('aborted');
-      expect(leaked.state).toBe('subscriber');
-      expect(formatStack(leaked.stack)).toMatch(/node-redis-leaky\.mjs/);
-
-      await waitUntil(() => leaked.server !== null, 3000, 'CLIENT LIST to confirm it');
-      expect(leaked.server).toMatchObject({ state: 'subscriber', cmd: 'subscribe' });
+      const leaked = await expectLeftByClosedResponse(ledger, responses, since, { url, outcome: 'aborted', state: 'subscriber', cmd: 'subscribe', fixture: /node-redis-leaky\.mjs/ });
       expect(leaked.server?.flags).toContain('P');
       expect(leaked.server?.age).toBeTypeOf('number');
 
@@ -80,15 +71,8 @@ describe.each(NODE_REDIS_MODULES)('%s', (_name, redis) => {
       const url = '/counter?key=visits&limit=0';
       expect(await request(port, url)).toEqual({ status: 500, body: 'over the limit' });
 
-      const leaked = await onlyRedisLeakSince(ledger, since, 'the connection to leak');
-      expect(leaked.leak?.reason).toBe('held-after-response-closed');
-      expect(leaked.owner).toBe(responses.get(url));
-      expect(leaked.owner?.outcome).toBe('finished');
-      expect(leaked.state).toBe('idle');
+      const leaked = await expectLeftByClosedResponse(ledger, responses, since, { url, outcome: 'finished', state: 'idle', cmd: 'incr', fixture: /node-redis-leaky\.mjs/ });
       expect(leaked.pool).toBe(`127.0.0.1:${new URL(REDIS_URL).port || 6379}/0`);
-      expect(formatStack(leaked.stack)).toMatch(/node-redis-leaky\.mjs/);
-      await waitUntil(() => leaked.server !== null, 3000, 'CLIENT LIST to confirm it');
-      expect(leaked.server).toMatchObject({ state: 'idle', cmd: 'incr' });
       expect(responseLeaksSince(ledger(), since)).toEqual([]);
 
       // The path that closes it is no leak.

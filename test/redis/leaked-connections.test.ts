@@ -3,16 +3,15 @@ import { describe, expect, it, vi } from 'vitest';
 import { buildReport } from '../../src/report/json.js';
 // @ts-expect-error plain JavaScript fixture
 import { createApp } from '../../fixtures/redis-leaky.mjs';
-import { formatStack } from '../../src/core/stack.js';
 import { responseOf } from '../support/internals.js';
 import { useFixtureApp } from '../support/fixture-app.js';
 import { close, listen, request, sleep, waitUntil } from '../support/http.js';
 import {
   IOREDIS_MODULES,
   REDIS_URL,
+  expectLeftByClosedResponse,
   expectSubscriberHeldByUnclosedResponse,
   heldFor,
-  onlyRedisLeakSince,
   redisLeaksSince,
   responseLeaksSince,
   uniquePrefix,
@@ -38,16 +37,8 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
       const url = '/events?channel=room-1';
       expect(await request(port, url, { abortAfterMs: 150 })).toBe('aborted');
 
-      const leaked = await onlyRedisLeakSince(ledger, since, 'the subscriber to leak');
-      expect(leaked.leak?.reason).toBe('held-after-response-closed');
-      expect(leaked.owner).toBe(responses.get(url));
-      expect(leaked.owner?.outcome).toBe('aborted');
-      expect(leaked.state).toBe('subscriber');
+      const leaked = await expectLeftByClosedResponse(ledger, responses, since, { url, outcome: 'aborted', state: 'subscriber', cmd: 'subscribe', fixture: /redis-leaky\.mjs/ });
       expect((leaked.target as { status?: string } | null)?.status).toBe('ready');
-      expect(formatStack(leaked.stack)).toMatch(/redis-leaky\.mjs/);
-
-      await waitUntil(() => leaked.server !== null, 3000, 'CLIENT LIST to confirm it');
-      expect(leaked.server).toMatchObject({ state: 'subscriber', cmd: 'subscribe' });
       expect(leaked.server?.flags).toContain('P');
       expect(leaked.server?.age).toBeTypeOf('number');
       expect(leaked.server?.idle).toBeTypeOf('number');
@@ -79,15 +70,8 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
       const url = '/counter?key=visits';
       expect(await request(port, url)).toEqual({ status: 200, body: '1' });
 
-      const leaked = await onlyRedisLeakSince(ledger, since, 'the connection to leak');
-      expect(leaked.leak?.reason).toBe('held-after-response-closed');
-      expect(leaked.owner).toBe(responses.get(url));
-      expect(leaked.owner?.outcome).toBe('finished');
-      expect(leaked.state).toBe('idle');
+      const leaked = await expectLeftByClosedResponse(ledger, responses, since, { url, outcome: 'finished', state: 'idle', cmd: 'incr', fixture: /redis-leaky\.mjs/ });
       expect(leaked.pool).toMatch(/^127\.0\.0\.1:\d+\/0$|^localhost:\d+\/0$/);
-      expect(formatStack(leaked.stack)).toMatch(/redis-leaky\.mjs/);
-      await waitUntil(() => leaked.server !== null, 3000, 'CLIENT LIST to confirm it');
-      expect(leaked.server).toMatchObject({ state: 'idle', cmd: 'incr' });
       expect(responseLeaksSince(ledger(), since)).toEqual([]);
 
       const client = leaked.target as RedisClient;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { answers, freePort } from '../../src/cli/services.js';
 import { REDIS_URL } from './redis.js';
 
-export { REDIS_URL, expectConnectionsLeftByLeakyFixture, expectSubscriberHeldByUnclosedResponse, heldFor, onlyRedisLeakSince, redisLeaksSince, responseLeaksSince, uniquePrefix } from './redis.js';
+export { REDIS_URL, expectConnectionsLeftByLeakyFixture, expectLeftByClosedResponse, expectSubscriberHeldByUnclosedResponse, heldFor, onlyRedisLeakSince, redisLeaksSince, responseLeaksSince, uniquePrefix } from './redis.js';
 
 const require = createRequire(import.meta.url);
 const version = (id: string) => (require(`${id}/package.json`) as { version: string }).version;

@@ -4,6 +4,7 @@ import IORedis6 from 'ioredis6';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { Ledger } from '../../src/core/ledger.js';
 import { ConnectionRecord, ResponseRecord } from '../../src/core/records.js';
+import { formatStack } from '../../src/core/stack.js';
 import { instrumentIoredis } from '../../src/index.js';
 import type { LeakedConnection, Report } from '../../src/report/json.js';
 import { fireAndForget, waitUntil } from './http.js';
@@ -54,6 +55,28 @@ export async function onlyRedisLeakSince(ledger: () => Ledger, since: number, wh
   await waitUntil(() => redisLeaksSince(ledger(), since).length > 0, 3000, what);
   const [leaked, ...others] = redisLeaksSince(ledger(), since);
   expect(others).toEqual([]);
+  return leaked;
+}
+
+/**
+ * The Redis connection the request to `url` left behind, its response closed (`outcome`): the only
+ * one leaked since `since`, owned by that response, in `state`, acquired by the code of `fixture`,
+ * and confirmed by CLIENT LIST (in the same state, `cmd` its last command).
+ */
+export async function expectLeftByClosedResponse(
+  ledger: () => Ledger,
+  responses: Map<string, ResponseRecord>,
+  since: number,
+  expected: { url: string; outcome: 'finished' | 'aborted'; state: 'idle' | 'subscriber'; cmd: string; fixture: RegExp },
+): Promise<ConnectionRecord> {
+  const leaked = await onlyRedisLeakSince(ledger, since, `the connection of ${expected.url} to leak`);
+  expect(leaked.leak?.reason).toBe('held-after-response-closed');
+  expect(leaked.owner).toBe(responses.get(expected.url));
+  expect(leaked.owner?.outcome).toBe(expected.outcome);
+  expect(leaked.state).toBe(expected.state);
+  expect(formatStack(leaked.stack)).toMatch(expected.fixture);
+  await waitUntil(() => leaked.server !== null, 3000, 'CLIENT LIST to confirm it');
+  expect(leaked.server).toMatchObject({ state: expected.state, cmd: expected.cmd });
   return leaked;
 }
 
