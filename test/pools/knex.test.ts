@@ -9,7 +9,7 @@ import { fixture, leakwatch as leakwatchCli } from '../support/cli.js';
 import { close, listen, recordResponsesByUrl, request, sleep, waitUntil } from '../support/http.js';
 import type { ResponseRecord } from '../support/internals.js';
 import { getAndLeave, openLeaks, pgUrl } from '../pg/support.js';
-import { expectQueuedCheckoutOwnedByAsker, heldIn, lineOf, validReport, watchAcquisitions } from './support.js';
+import { expectLeakFoundAndResolved, expectQueuedCheckoutOwnedByAsker, heldIn, lineOf, validReport, watchAcquisitions } from './support.js';
 
 const POOL = '127.0.0.1:5432/test';
 const leakwatch = watchAcquisitions();
@@ -62,23 +62,12 @@ describe('knex 3 (tarn) › a route that answers 500 from inside a transaction i
   it('reports the connection idle-in-transaction, owned by that route, confirmed by pg_stat_activity, acquired at the app’s knex.transaction() line', async () => {
     const app = createApp({ connection: pgUrl(), pool: { min: 1, max: 2 } });
     const port = await listen(app.server);
-    const { ledger } = leakwatch;
-    const before = openLeaks(ledger).connections.length;
-    expect(await request(port, '/orders?quantity=2')).toMatchObject({ status: 200, body: 'ordered' });
-    expect(await request(port, '/orders?quantity=0')).toMatchObject({ status: 500 });
-
-    await waitUntil(() => openLeaks(ledger).connections.length === before + 1, 3000, 'the transaction’s connection to leak');
-    const connection = openLeaks(ledger).connections.at(-1)!;
-    expect(connection).toMatchObject({ kind: 'pg', pooled: true, pool: POOL, state: 'idle-in-transaction' });
-    expect(connection.leak?.reason).toBe('held-after-response-closed');
-    await waitUntil(() => typeof connection.server?.state === 'string', 3000, 'pg_stat_activity');
-    expect(connection.server?.state).toBe('idle in transaction');
-    const reported = validReport(ledger).leakedConnections.find((c) => c.id === connection.id)!;
-    expect(reported).toMatchObject({ ownerPath: '/orders', ownerState: 'closed', ownerOutcome: 'finished', state: 'idle-in-transaction' });
-    expect(reported.acquisitionSite).toMatch(lineOf('knex-app.mjs', 'const order = await knex.transaction();'));
     // Released late (the app’s pool gives it back), the leak resolves.
-    await app.returnStranded();
-    expect(connection.leak?.resolvedAt).toBeGreaterThan(0);
+    await expectLeakFoundAndResolved(leakwatch.ledger, app, port, {
+      fixture: 'knex-app.mjs',
+      servedBefore: async () => expect(await request(port, '/orders?quantity=2')).toMatchObject({ status: 200, body: 'ordered' }),
+      leak: { path: '/orders?quantity=0', ownerPath: '/orders', status: 500, state: 'idle-in-transaction', acquiredOn: 'const order = await knex.transaction();' },
+    });
     await app.close();
     await close(app.server);
   });

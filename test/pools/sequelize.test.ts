@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createApp, healthyTraffic } from '../../fixtures/sequelize-app.mjs';
 import { poolStats } from '../../src/pg/index.js';
-import { close, listen, request, sleep, waitUntil } from '../support/http.js';
-import { openLeaks, pgUrl } from '../pg/support.js';
-import { expectQueuedCheckoutOwnedByAsker, heldIn, lineOf, validReport, watchAcquisitions } from './support.js';
+import { close, listen, request, sleep } from '../support/http.js';
+import { pgUrl } from '../pg/support.js';
+import { expectLeakFoundAndResolved, expectQueuedCheckoutOwnedByAsker, heldIn, validReport, watchAcquisitions } from './support.js';
 
 const POOL = '127.0.0.1:5432/test';
 const leakwatch = watchAcquisitions();
@@ -56,22 +56,11 @@ describe('sequelize 6 (sequelize-pool) › a route that answers 500 from inside 
   it('reports the connection idle-in-transaction, owned by that route, confirmed by pg_stat_activity, acquired at the app’s sequelize.transaction() line', async () => {
     const app = createApp({ connection: pgUrl(), pool: { min: 0, max: 2 } });
     const port = await listen(app.server);
-    const { ledger } = leakwatch;
-    const before = openLeaks(ledger).connections.length;
-    expect(await request(port, '/orders?quantity=2')).toMatchObject({ status: 200, body: 'ordered' });
-    expect(await request(port, '/orders?quantity=0')).toMatchObject({ status: 500 });
-
-    await waitUntil(() => openLeaks(ledger).connections.length === before + 1, 3000, 'the transaction’s connection to leak');
-    const connection = openLeaks(ledger).connections.at(-1)!;
-    expect(connection).toMatchObject({ pooled: true, pool: POOL, state: 'idle-in-transaction' });
-    expect(connection.leak?.reason).toBe('held-after-response-closed');
-    await waitUntil(() => typeof connection.server?.state === 'string', 3000, 'pg_stat_activity');
-    expect(connection.server?.state).toBe('idle in transaction');
-    const reported = validReport(ledger).leakedConnections.find((c) => c.id === connection.id)!;
-    expect(reported).toMatchObject({ ownerPath: '/orders', ownerOutcome: 'finished', state: 'idle-in-transaction' });
-    expect(reported.acquisitionSite).toMatch(lineOf('sequelize-app.mjs', 'const order = await sequelize.transaction();'));
-    await app.returnStranded();
-    expect(connection.leak?.resolvedAt).toBeGreaterThan(0);
+    await expectLeakFoundAndResolved(leakwatch.ledger, app, port, {
+      fixture: 'sequelize-app.mjs',
+      servedBefore: async () => expect(await request(port, '/orders?quantity=2')).toMatchObject({ status: 200, body: 'ordered' }),
+      leak: { path: '/orders?quantity=0', ownerPath: '/orders', status: 500, state: 'idle-in-transaction', acquiredOn: 'const order = await sequelize.transaction();' },
+    });
     await app.close();
     await close(app.server);
   });

@@ -117,6 +117,41 @@ export interface OrmSpec {
 }
 
 /**
+ * An app's one leak, as every pool library's must be reported: after `servedBefore()` the request to
+ * `leak.path` answers `leak.status` and leaves one connection behind, in `leak.state` (pg_stat_activity
+ * says so too), owned by the closed response to `leak.ownerPath` and acquired at the fixture's line
+ * (or, where none is reachable, in the library's frames); the app's late fix (`returnStranded()`)
+ * resolves the leak.
+ */
+export async function expectLeakFoundAndResolved(
+  ledger: Ledger,
+  app: OrmApp,
+  port: number,
+  { fixture, servedBefore, leak }: { fixture: string; servedBefore(): Promise<void>; leak: OrmSpec['leak'] },
+): Promise<void> {
+  const before = openLeaks(ledger).connections.length;
+  await servedBefore();
+  expect(await request(port, leak.path)).toMatchObject({ status: leak.status });
+
+  await waitUntil(() => openLeaks(ledger).connections.length === before + 1, 3000, 'the connection to leak');
+  const connection = openLeaks(ledger).connections.at(-1)!;
+  expect(connection).toMatchObject({ kind: 'pg', pooled: true, pool: '127.0.0.1:5432/test', state: leak.state });
+  expect(connection.leak?.reason).toBe('held-after-response-closed');
+  await waitUntil(() => typeof connection.server?.state === 'string', 3000, 'pg_stat_activity');
+  expect(connection.server?.state).toBe(leak.state === 'idle' ? 'idle' : 'idle in transaction');
+  const reported = validReport(ledger).leakedConnections.find((c) => c.id === connection.id)!;
+  expect(reported).toMatchObject({ ownerPath: leak.ownerPath, ownerState: 'closed', ownerOutcome: 'finished', state: leak.state });
+  if (leak.acquiredOn === null) {
+    expect(reported.acquisitionSite).toBeNull();
+    expect(reported.acquiredAt).toMatch(/node_modules/);
+  } else {
+    expect(reported.acquisitionSite ?? `none in:\n${reported.acquiredAt}`).toMatch(lineOf(fixture, leak.acquiredOn));
+  }
+  await app.returnStranded();
+  expect(connection.leak?.resolvedAt).toBeGreaterThan(0);
+}
+
+/**
  * The acceptance of one pg-pool-based library, in-process against the real PostgreSQL: a healthy
  * app reports nothing (its pool's idle clients included), and its one leak is found, owned by the
  * request that made it, at the app's line, confirmed by pg_stat_activity, and resolved when the
@@ -153,29 +188,13 @@ export function describeLibrary(spec: OrmSpec): void {
     it(`reports it ${spec.leak.state}, owned by ${spec.leak.ownerPath}, ${spec.leak.acquiredOn === null ? 'with the library’s frames (no frame of the app is reachable)' : 'at the app’s line'}, confirmed by pg_stat_activity, resolved when given back`, async () => {
       const app = await spec.createApp();
       const port = await listen(app.server);
-      const { ledger } = leakwatch;
       // An app that has served before: kysely's very first query waits for its driver to start, and
       // that wait cuts V8's async stack off from the app's frames (the only checkout without a site).
-      expect(await request(port, '/count')).toMatchObject({ status: 200 });
-      const before = openLeaks(ledger).connections.length;
-      expect(await request(port, spec.leak.path)).toMatchObject({ status: spec.leak.status });
-
-      await waitUntil(() => openLeaks(ledger).connections.length === before + 1, 3000, 'the connection to leak');
-      const connection = openLeaks(ledger).connections.at(-1)!;
-      expect(connection).toMatchObject({ kind: 'pg', pooled: true, pool: '127.0.0.1:5432/test', state: spec.leak.state });
-      expect(connection.leak?.reason).toBe('held-after-response-closed');
-      await waitUntil(() => typeof connection.server?.state === 'string', 3000, 'pg_stat_activity');
-      expect(connection.server?.state).toBe(spec.leak.state === 'idle' ? 'idle' : 'idle in transaction');
-      const reported = validReport(ledger).leakedConnections.find((c) => c.id === connection.id)!;
-      expect(reported).toMatchObject({ ownerPath: spec.leak.ownerPath, ownerOutcome: 'finished', state: spec.leak.state });
-      if (spec.leak.acquiredOn === null) {
-        expect(reported.acquisitionSite).toBeNull();
-        expect(reported.acquiredAt).toMatch(/node_modules/);
-      } else {
-        expect(reported.acquisitionSite ?? `none in:\n${reported.acquiredAt}`).toMatch(lineOf(spec.fixture, spec.leak.acquiredOn));
-      }
-      await app.returnStranded();
-      expect(connection.leak?.resolvedAt).toBeGreaterThan(0);
+      await expectLeakFoundAndResolved(leakwatch.ledger, app, port, {
+        fixture: spec.fixture,
+        servedBefore: async () => expect(await request(port, '/count')).toMatchObject({ status: 200 }),
+        leak: spec.leak,
+      });
       await app.close();
       await close(app.server);
     });
