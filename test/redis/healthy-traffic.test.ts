@@ -21,7 +21,7 @@ interface HealthyApp {
 }
 
 describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
-  const admin = useInstrumentedIoredis(Redis);
+  const { admin } = useInstrumentedIoredis(Redis);
   const prefix = uniquePrefix('healthy');
   const served = useFixtureApp<HealthyApp>(() => createApp({ Redis, redisUrl: REDIS_URL, prefix }));
   const { responses } = served;

@@ -6,7 +6,7 @@ import { setFailureLog } from '../../src/core/guard.js';
 import { responseContext, getRuntime } from '../support/internals.js';
 import { ROOT, runCommand } from '../support/cli.js';
 import { sleep, waitUntil } from '../support/http.js';
-import { IOREDIS_MODULES, REDIS_URL, addressOf, heldFor, redisLeaksSince, uniquePrefix, type RedisClient, type RedisModule } from '../support/redis.js';
+import { IOREDIS_MODULES, REDIS_URL, addressOf, heldFor, redisLeaksSince, uniquePrefix, useInstrumentedIoredis, type RedisClient, type RedisModule } from '../support/redis.js';
 import { useStarted } from '../support/started.js';
 
 const THRESHOLD_MS = 200;
@@ -143,16 +143,7 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (name, Redis) => {
   });
 
   describe('following connections', () => {
-    let undo: () => void;
-    let admin: RedisClient;
-    beforeAll(() => {
-      undo = instrumentIoredis(Redis);
-      admin = new Redis(REDIS_URL);
-    });
-    afterAll(async () => {
-      await admin.quit();
-      undo();
-    });
+    const ioredis = useInstrumentedIoredis(Redis);
 
     it('charges a lazyConnect client to the response that made it, wherever it first connects; another request using it makes it shared', async () => {
       const maker = openResponse();
@@ -183,10 +174,10 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (name, Redis) => {
     });
 
     it('follows a client made before instrumentation as one with no owner', async () => {
-      undo();
+      ioredis.undo();
       const early = new Redis(REDIS_URL);
       await early.ping();
-      undo = instrumentIoredis(Redis);
+      ioredis.instrument();
       const response = openResponse();
       const pending = responseContext.run(response, () => early.ping());
       const [record] = heldFor(ledger(), early);
@@ -273,7 +264,7 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (name, Redis) => {
       const [leaked] = redisLeaksSince(ledger(), since);
       expect(leaked.target).toBe(named);
 
-      const lines = String(await admin.client('LIST')).split('\n');
+      const lines = String(await ioredis.admin().client('LIST')).split('\n');
       const line = lines.find((l) => l.includes(` addr=${addressOf(named)} `));
       expect(line).toMatch(/ name=app-worker /);
       expect(line).toMatch(new RegExp(`^id=${leaked.server?.clientId} `));

@@ -23,7 +23,7 @@ import { useStarted } from '../support/started.js';
 const { ledger } = useStarted({ responseThreshold: 300, connectionThreshold: 300 });
 
 describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
-  const admin = useInstrumentedIoredis(Redis);
+  const { admin } = useInstrumentedIoredis(Redis);
   const prefix = uniquePrefix('leaky');
   const served = useFixtureApp<{ server: http.Server; shared: RedisClient; made: Set<RedisClient>; close(): Promise<void> }>(() =>
     createApp({ Redis, redisUrl: REDIS_URL, prefix }),

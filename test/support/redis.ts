@@ -22,10 +22,11 @@ export type RedisClient = InstanceType<typeof IORedis5>;
 
 /**
  * `instrumentIoredis(Redis)` and a client of the test's own for the server's admin commands (CLIENT
- * KILL, LPUSH), before the block's tests; after them the client quits and the instrumentation is undone.
+ * LIST, CLIENT KILL, LPUSH), before the block's tests; after them the client quits and the
+ * instrumentation is undone. `undo()` and `instrument()` are for a test that needs it off a while.
  */
-export function useInstrumentedIoredis(Redis: RedisModule): () => RedisClient {
-  let undo: () => void;
+export function useInstrumentedIoredis(Redis: RedisModule): { admin(): RedisClient; undo(): void; instrument(): void } {
+  let undo = () => {};
   let admin: RedisClient;
   beforeAll(() => {
     undo = instrumentIoredis(Redis);
@@ -35,7 +36,13 @@ export function useInstrumentedIoredis(Redis: RedisModule): () => RedisClient {
     await admin.quit();
     undo();
   });
-  return () => admin;
+  return {
+    admin: () => admin,
+    undo: () => undo(),
+    instrument() {
+      undo = instrumentIoredis(Redis);
+    },
+  };
 }
 
 /** A key prefix no other test run shares (the Redis server may be shared). */
