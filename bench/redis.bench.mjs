@@ -108,6 +108,45 @@ function bareNodeRedis(id) {
 
 const MODES = ['bare', 'instrumented, shared client', 'instrumented, client owned by the request'];
 
+/** A fresh runtime with `instrument()` applied, and a response opened by hand for the commands to come from. */
+function instrumentedRuntime(instrument) {
+  resetRuntime();
+  ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} });
+  const undo = instrument();
+  const ledger = ensureRuntime().ledger;
+  const response = ledger.openResponse({}, probe);
+  return {
+    response,
+    stop() {
+      ledger.closeResponse(response, 'finished');
+      undo();
+    },
+  };
+}
+
+/**
+ * CPU per command of each mode: `batch(mode, n)` sends n commands, first `warmup` of them, then
+ * `commands` in each of `rounds` rounds, the modes in an order that rotates every round so drift in
+ * the machine's speed does not favour one. Every batch is sent from inside `response`'s async
+ * context, as a handler would. µs per command, or ns with `unit` 1000.
+ */
+async function alternate(response, batch, { rounds, commands, warmup, unit = 1 }) {
+  const figures = Object.fromEntries(MODES.map((mode) => [mode, []]));
+  for (const mode of MODES) await responseContext.run(response, () => batch(mode, warmup));
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < MODES.length; k++) {
+      const mode = MODES[(round + k) % MODES.length];
+      const before = process.cpuUsage();
+      await responseContext.run(response, () => batch(mode, commands));
+      figures[mode].push((cpuUs(before) / commands) * unit);
+    }
+  }
+  return figures;
+}
+
+/** A mode's table cells: its figure, and what it adds to bare in the same round. */
+const cells = (figures, mode, digits = 2) => `${spread(figures[mode], digits)} | ${mode === 'bare' ? '—' : spread(figures[mode].map((x, i) => x - figures.bare[i]), digits)}`;
+
 /**
  * CPU µs per command in each mode, batches alternating: a bare client (from a bare copy of
  * ioredis), an instrumented client made at start-up (each command is also an operation of the
@@ -115,31 +154,16 @@ const MODES = ['bare', 'instrumented, shared client', 'instrumented, client owne
  * Every batch is sent from inside a request's async context, as a handler would.
  */
 async function measureModule(Redis, Bare, workload, { rounds, commands, warmup, log, label }) {
-  resetRuntime();
-  ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} });
-  const undo = instrumentIoredis(Redis);
-  const ledger = ensureRuntime().ledger;
-  const response = ledger.openResponse({}, probe);
+  const runtime = instrumentedRuntime(() => instrumentIoredis(Redis));
   const clients = {
     bare: new Bare(redisUrl()),
     'instrumented, shared client': new Redis(redisUrl()),
-    'instrumented, client owned by the request': responseContext.run(response, () => new Redis(redisUrl())),
+    'instrumented, client owned by the request': responseContext.run(runtime.response, () => new Redis(redisUrl())),
   };
-  const figures = Object.fromEntries(MODES.map((mode) => [mode, []]));
-  for (const mode of MODES) await responseContext.run(response, () => workload(clients[mode], warmup));
-  for (let round = 0; round < rounds; round++) {
-    // Rotate the order so drift in the machine's speed does not favour one mode.
-    for (let k = 0; k < MODES.length; k++) {
-      const mode = MODES[(round + k) % MODES.length];
-      const before = process.cpuUsage();
-      await responseContext.run(response, () => workload(clients[mode], commands));
-      figures[mode].push(cpuUs(before) / commands);
-    }
-  }
+  const figures = await alternate(runtime.response, (mode, n) => workload(clients[mode], n), { rounds, commands, warmup });
   log?.(`  ${label}: ${MODES.map((mode) => `${mode} ${median(figures[mode]).toFixed(2)}`).join(', ')} µs CPU/command`);
   await Promise.all(Object.values(clients).map((client) => client.quit()));
-  ledger.closeResponse(response, 'finished');
-  undo();
+  runtime.stop();
   instrumentIoredis(Redis)();
   return figures;
 }
@@ -150,10 +174,7 @@ async function commandSection({ log, rounds, commands, warmup }) {
     const Bare = bareCopy(id);
     for (const [workloadName, { workload, scale }] of Object.entries(WORKLOADS)) {
       const figures = await measureModule(Redis, Bare, workload, { rounds, commands: commands * scale, warmup, log, label: `${moduleName} ${workloadName}` });
-      for (const mode of MODES) {
-        const added = figures[mode].map((us, i) => us - figures.bare[i]);
-        rows.push(`| ${moduleName} | ${workloadName} | ${mode} | ${spread(figures[mode])} | ${mode === 'bare' ? '—' : spread(added)} |`);
-      }
+      for (const mode of MODES) rows.push(`| ${moduleName} | ${workloadName} | ${mode} | ${cells(figures, mode)} |`);
     }
   }
   return [
@@ -241,39 +262,18 @@ async function hookSection({ log, rounds, commands }) {
   class Bare extends MemoryRedis {}
   class Instrumented extends MemoryRedis {}
   for (const name of ['parseOptions', 'setStatus', 'sendCommand', 'disconnect']) Instrumented.prototype[name] = MemoryRedis.prototype[name];
-  ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} }, true);
-  const undo = instrumentIoredis(Instrumented);
-  const ledger = ensureRuntime().ledger;
-  const response = ledger.openResponse({}, probe);
-  const clients = { bare: new Bare(), 'instrumented, shared client': new Instrumented(), 'instrumented, client owned by the request': responseContext.run(response, () => new Instrumented()) };
-  const modes = Object.keys(clients);
-  const figures = Object.fromEntries(modes.map((mode) => [mode, []]));
-  for (const mode of modes) await responseContext.run(response, () => batch(clients[mode], commands));
-  for (let round = 0; round < rounds; round++) {
-    for (let k = 0; k < modes.length; k++) {
-      const mode = modes[(round + k) % modes.length];
-      const before = process.cpuUsage();
-      await responseContext.run(response, () => batch(clients[mode], commands));
-      figures[mode].push((cpuUs(before) / commands) * 1000);
-    }
-  }
-  undo();
-  ledger.closeResponse(response, 'finished');
-  log?.(`  hook path: ${modes.map((mode) => `${mode} ${median(figures[mode]).toFixed(0)}`).join(', ')} ns CPU/command`);
+  const runtime = instrumentedRuntime(() => instrumentIoredis(Instrumented));
+  const clients = { bare: new Bare(), 'instrumented, shared client': new Instrumented(), 'instrumented, client owned by the request': responseContext.run(runtime.response, () => new Instrumented()) };
+  const figures = await alternate(runtime.response, (mode, n) => batch(clients[mode], n), { rounds, commands, warmup: commands, unit: 1000 });
+  runtime.stop();
+  log?.(`  hook path: ${MODES.map((mode) => `${mode} ${median(figures[mode]).toFixed(0)}`).join(', ')} ns CPU/command`);
   return [
     `The same hooks on a stand-in Redis class that answers from memory (ioredis's own \`Command\` objects, replies in batches of 100), so the network's noise is out: what leakwatch adds to each command. ${rounds} rounds of ${commands} commands per mode, rotating order. Median (25th–75th percentile), nanoseconds.`,
     '',
     '| mode | CPU ns/command | added ns/command |',
     '| --- | --- | --- |',
-    ...modes.map((mode) => `| ${mode} | ${spread(figures[mode], 0)} | ${mode === 'bare' ? '—' : spread(figures[mode].map((ns, i) => ns - figures.bare[i]), 0)} |`),
+    ...MODES.map((mode) => `| ${mode} | ${cells(figures, mode, 0)} |`),
   ];
-}
-
-async function nodeRedisOneAtATime(client, n) {
-  for (let i = 0; i < n; i += 2) {
-    await client.set(KEY, 'value');
-    await client.get(KEY);
-  }
 }
 
 /** node-redis pipelines the commands sent in one tick: 100 at a time, as a handler that awaits Promise.all would. */
@@ -286,7 +286,7 @@ async function nodeRedisPipelined(client, n, depth = 100) {
 }
 
 const NODE_REDIS_WORKLOADS = {
-  'GET/SET one at a time': { workload: nodeRedisOneAtATime, scale: 1 },
+  'GET/SET one at a time': { workload: oneAtATime, scale: 1 },
   'GET/SET 100 in flight (pipelined)': { workload: nodeRedisPipelined, scale: 10 },
 };
 
@@ -295,36 +295,18 @@ async function nodeRedisCommandSection({ log, rounds, commands, warmup }) {
   for (const [moduleName, { module: redis, id }] of Object.entries(NODE_REDIS)) {
     const bare = bareNodeRedis(id).module;
     for (const [workloadName, { workload, scale }] of Object.entries(NODE_REDIS_WORKLOADS)) {
-      const n = commands * scale;
-      resetRuntime();
-      ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} });
-      const undo = instrumentNodeRedis(redis);
-      const ledger = ensureRuntime().ledger;
-      const response = ledger.openResponse({}, probe);
+      const runtime = instrumentedRuntime(() => instrumentNodeRedis(redis));
       const clients = {
         bare: bare.createClient({ url: redisUrl() }),
         'instrumented, shared client': redis.createClient({ url: redisUrl() }),
-        'instrumented, client owned by the request': responseContext.run(response, () => redis.createClient({ url: redisUrl() })),
+        'instrumented, client owned by the request': responseContext.run(runtime.response, () => redis.createClient({ url: redisUrl() })),
       };
       await Promise.all(Object.values(clients).map((client) => client.connect()));
-      const figures = Object.fromEntries(MODES.map((mode) => [mode, []]));
-      for (const mode of MODES) await responseContext.run(response, () => workload(clients[mode], warmup));
-      for (let round = 0; round < rounds; round++) {
-        for (let k = 0; k < MODES.length; k++) {
-          const mode = MODES[(round + k) % MODES.length];
-          const before = process.cpuUsage();
-          await responseContext.run(response, () => workload(clients[mode], n));
-          figures[mode].push(cpuUs(before) / n);
-        }
-      }
+      const figures = await alternate(runtime.response, (mode, n) => workload(clients[mode], n), { rounds, commands: commands * scale, warmup });
       log?.(`  ${moduleName} ${workloadName}: ${MODES.map((mode) => `${mode} ${median(figures[mode]).toFixed(2)}`).join(', ')} µs CPU/command`);
       await Promise.all(Object.values(clients).map((client) => client.quit()));
-      ledger.closeResponse(response, 'finished');
-      undo();
-      for (const mode of MODES) {
-        const added = figures[mode].map((us, i) => us - figures.bare[i]);
-        rows.push(`| ${moduleName} | ${workloadName} | ${mode} | ${spread(figures[mode])} | ${mode === 'bare' ? '—' : spread(added)} |`);
-      }
+      runtime.stop();
+      for (const mode of MODES) rows.push(`| ${moduleName} | ${workloadName} | ${mode} | ${cells(figures, mode)} |`);
     }
   }
   return [
@@ -366,13 +348,9 @@ async function nodeRedisHookSection({ log, rounds, commands }) {
         await Promise.all(replies);
       }
     };
-    resetRuntime();
-    ensureRuntime({ responseThreshold: '30s', connectionThreshold: '10s', log: () => {} });
-    const undo = instrumentNodeRedis(redis);
-    const ledger = ensureRuntime().ledger;
-    const response = ledger.openResponse({}, probe);
+    const runtime = instrumentedRuntime(() => instrumentNodeRedis(redis));
     const shared = redis.createClient({ url: redisUrl() });
-    const owned = responseContext.run(response, () => redis.createClient({ url: redisUrl() }));
+    const owned = responseContext.run(runtime.response, () => redis.createClient({ url: redisUrl() }));
     await Promise.all([shared.connect(), owned.connect()]);
     const queueOf = (client) => {
       const capture = nodeRedisWindows.queueCapture;
@@ -394,23 +372,11 @@ async function nodeRedisHookSection({ log, rounds, commands }) {
       'instrumented, shared client': queueOf(shared),
       'instrumented, client owned by the request': queueOf(owned),
     };
-    const figures = Object.fromEntries(MODES.map((mode) => [mode, []]));
-    for (const mode of MODES) await responseContext.run(response, () => batch(queues[mode], commands));
-    for (let round = 0; round < rounds; round++) {
-      for (let k = 0; k < MODES.length; k++) {
-        const mode = MODES[(round + k) % MODES.length];
-        const before = process.cpuUsage();
-        await responseContext.run(response, () => batch(queues[mode], commands));
-        figures[mode].push((cpuUs(before) / commands) * 1000);
-      }
-    }
+    const figures = await alternate(runtime.response, (mode, n) => batch(queues[mode], n), { rounds, commands, warmup: commands, unit: 1000 });
     await Promise.all([shared.quit(), owned.quit(), bareClient.quit()]);
-    ledger.closeResponse(response, 'finished');
-    undo();
+    runtime.stop();
     log?.(`  ${moduleName} hook path: ${MODES.map((mode) => `${mode} ${median(figures[mode]).toFixed(0)}`).join(', ')} ns CPU/command`);
-    for (const mode of MODES) {
-      rows.push(`| ${moduleName} | ${mode} | ${spread(figures[mode], 0)} | ${mode === 'bare' ? '—' : spread(figures[mode].map((ns, i) => ns - figures.bare[i]), 0)} |`);
-    }
+    for (const mode of MODES) rows.push(`| ${moduleName} | ${mode} | ${cells(figures, mode, 0)} |`);
   }
   return [
     `node-redis's hooks alone: commands go through a real command queue of each version (leakwatch wraps its \`addCommand\`), are taken off it as a socket write would take them, and are answered through the queue's own RESP decoder, 100 at a time, so the network is out. ${rounds} rounds of ${commands} commands per mode, rotating order. Median (25th–75th percentile), nanoseconds. Compare with ioredis's stand-in above: there the bare figure includes no parsing of replies.`,

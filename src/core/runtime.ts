@@ -53,6 +53,12 @@ export function isPoolWork(): boolean {
   return responseContext.getStore() === POOL_WORK;
 }
 
+/** Runs `fn` in `owner`'s async context, as leakwatch sees it (the app's own contexts are left alone). */
+export function inContextOf<T>(owner: ResponseRecord | undefined, fn: () => T): T {
+  if (currentResponse() === owner) return fn();
+  return owner === undefined ? responseContext.exit(fn) : responseContext.run(owner, fn);
+}
+
 export function getRuntime(): Runtime | undefined {
   return slot.runtime;
 }

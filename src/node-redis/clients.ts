@@ -1,6 +1,6 @@
 import { logFailure } from '../core/guard.js';
 import type { ConnectionProbe, ResponseRecord, StackCapture } from '../core/records.js';
-import { currentResponse, responseContext } from '../core/runtime.js';
+import { currentResponse, inContextOf } from '../core/runtime.js';
 import { calledFrom, captureStack, whileModuleLoads } from '../core/stack.js';
 import { TrackedClient, type CopyContext } from './client.js';
 import { confirmConnection } from './confirm.js';
@@ -13,12 +13,6 @@ const LIBRARY_MADE = /@redis[\\/]client[\\/]dist[\\/]lib[\\/](?:cluster|sentinel
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
-}
-
-/** Runs `fn` in `owner`'s async context, as leakwatch sees it (the app's own contexts are left alone). */
-function inContextOf<T>(owner: ResponseRecord | undefined, fn: () => T): T {
-  if (currentResponse() === owner) return fn();
-  return owner === undefined ? responseContext.exit(fn) : responseContext.run(owner, fn);
 }
 
 /**

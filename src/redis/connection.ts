@@ -1,7 +1,7 @@
 import type { Ledger } from '../core/ledger.js';
 import type { ConnectionProbe, ConnectionRecord, IdleState, ResponseRecord, StackCapture } from '../core/records.js';
 import { REDIS_COMMAND } from '../core/marks.js';
-import { currentResponse, getRuntime, responseContext } from '../core/runtime.js';
+import { getRuntime, inContextOf } from '../core/runtime.js';
 import type { CommandQueueLike, RedisLike } from './internal-types.js';
 
 /**
@@ -99,12 +99,7 @@ export class TrackedClient {
     const init = { kind: 'redis' as const, pool: poolName(client.options), pooled: false, target: client, probe: this.probe, stack: this.stack, busy };
     const owner = this.owner;
     // The ledger takes the owner from the async context; re-enter the creator's when connecting later.
-    const connection =
-      currentResponse() === owner
-        ? ledger.acquireConnection(init)
-        : owner === undefined
-          ? responseContext.exit(() => ledger.acquireConnection(init))
-          : responseContext.run(owner, () => ledger.acquireConnection(init));
+    const connection = inContextOf(owner, () => ledger.acquireConnection(init));
     this.connection = connection;
     this.ledger = ledger;
     this.live.add(this);

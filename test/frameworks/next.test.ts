@@ -4,7 +4,7 @@ import { frameKind } from '../../src/core/stack.js';
 import type { LeakedConnection, Report } from '../../src/report/json.js';
 import type { AppBuild } from './support/app-build.mjs';
 import { nextApp, nextBundledPgApp } from './support/apps.js';
-import { freePort, get, getNeverAnswered, isAlive, REGISTER, serve, sleep, type Answer, type Served } from './support/served-app.js';
+import { freePort, get, getNeverAnswered, isAlive, REGISTER, serve, sleep, type Answer, type ServeOptions, type Served } from './support/served-app.js';
 
 /**
  * fixtures/next-app, built with `next build` (Next.js 15 with webpack, Next.js 16 with Turbopack)
@@ -37,6 +37,36 @@ async function drive(port: number): Promise<Answers> {
   hangUp();
   await sleep(100);
   return answers;
+}
+
+type Ended = Awaited<ReturnType<Served['stop']>>;
+
+/** Starts the app in `cwd` as `how` says, with leakwatch and the file's thresholds, once Next prints its address. */
+const serveNext = (cwd: string, how: Pick<ServeOptions, 'command' | 'env' | 'underRun'>) =>
+  serve({ cwd, ...how, port: /http:\/\/127\.0\.0\.1:(\d+)/, connectionThresholdMs: CONNECTION_THRESHOLD_MS, responseThresholdMs: RESPONSE_THRESHOLD_MS });
+
+/** Before the block's tests: `start()`s the app, drives every scenario once and stops it; kills what is left after them. */
+function useDrivenApp(start: () => Promise<Served>): { readonly served: Served; readonly answers: Answers; readonly ended: Ended } {
+  let served: Served | undefined;
+  let answers: Answers;
+  let ended: Ended;
+  beforeAll(async () => {
+    served = await start();
+    answers = await drive(served.port);
+    ended = await served.stop();
+  }, 60_000);
+  afterAll(() => served?.kill());
+  return {
+    get served() {
+      return served!;
+    },
+    get answers() {
+      return answers;
+    },
+    get ended() {
+      return ended;
+    },
+  };
 }
 
 const byOwner = (report: Report, ownerPath: string) => report.leakedConnections.filter((c) => c.ownerPath === ownerPath);
@@ -92,28 +122,14 @@ describe.each([
   }, 600_000);
 
   describe('when the app is started with `leakwatch run -- npm start` (next start, source maps on)', () => {
-    let served: Served;
-    let answers: Answers;
-    let ended: Awaited<ReturnType<Served['stop']>>;
-    beforeAll(async () => {
-      served = await serve({
-        cwd: app.dir,
-        command: ['npm', 'start', '--', '-p', '0', '-H', '127.0.0.1'],
-        port: /http:\/\/127\.0\.0\.1:(\d+)/,
-        underRun: true,
-        connectionThresholdMs: CONNECTION_THRESHOLD_MS,
-        responseThresholdMs: RESPONSE_THRESHOLD_MS,
-      });
-      answers = await drive(served.port);
-      ended = await served.stop();
-    }, 60_000);
-    afterAll(() => served?.kill());
+    const run = useDrivenApp(() => serveNext(app.dir, { command: ['npm', 'start', '--', '-p', '0', '-H', '127.0.0.1'], underRun: true }));
 
     it('reports each leak by its Next.js route and the line of the app source that acquired it; healthy routes report nothing', () => {
-      expectLeaksOfTheApp(ended.report, answers, app.dir);
+      expectLeaksOfTheApp(run.ended.report, run.answers, app.dir);
     });
 
     it('exits 1 with the summary, and leaves no process of npm or Next running', async () => {
+      const { served, ended } = run;
       expect(ended.status, ended.output).toBe(1);
       expect(ended.output).toMatch(/leakwatch: \d+ responses .*1 leaked response, 4 leaked connections/);
       expect(ended.output).toContain(`${path.join(app.dir, 'app/api/leak/[id]/route.js')}:7:`);
@@ -123,6 +139,7 @@ describe.each([
     });
 
     it('shows no frame of Node, Next or a library as the app frames of the summary', () => {
+      const { ended } = run;
       const summary = ended.output.slice(ended.output.indexOf('Leaked connections'));
       const shown = summary.split('\n').filter((line) => /^\s+at /.test(line));
       expect(shown.length).toBeGreaterThanOrEqual(4);
@@ -131,27 +148,16 @@ describe.each([
   });
 
   describe('when the standalone server runs (node --enable-source-maps --import leakwatch/register .next/standalone/server.js)', () => {
-    let served: Served;
-    let answers: Answers;
-    let ended: Awaited<ReturnType<Served['stop']>>;
-    beforeAll(async () => {
-      const port = await freePort();
-      served = await serve({
-        cwd: app.dir,
+    const run = useDrivenApp(async () =>
+      serveNext(app.dir, {
         command: [process.execPath, '--enable-source-maps', '--import', REGISTER, '.next/standalone/server.js'],
-        env: { PORT: String(port), HOSTNAME: '127.0.0.1' },
-        port: /http:\/\/127\.0\.0\.1:(\d+)/,
+        env: { PORT: String(await freePort()), HOSTNAME: '127.0.0.1' },
         underRun: false,
-        connectionThresholdMs: CONNECTION_THRESHOLD_MS,
-        responseThresholdMs: RESPONSE_THRESHOLD_MS,
-      });
-      answers = await drive(served.port);
-      ended = await served.stop();
-    }, 60_000);
-    afterAll(() => served?.kill());
+      }),
+    );
 
     it('reports the same leaks by route, with sites in the app source', () => {
-      expectLeaksOfTheApp(ended.report, answers, app.dir);
+      expectLeaksOfTheApp(run.ended.report, run.answers, app.dir);
     });
   });
 });
@@ -160,17 +166,10 @@ describe('Next.js 16, when the app makes Next bundle pg (transpilePackages) and 
   let app: AppBuild;
   let served: Served;
   let answer: Answer;
-  let ended: Awaited<ReturnType<Served['stop']>>;
+  let ended: Ended;
   beforeAll(async () => {
     app = await nextBundledPgApp();
-    served = await serve({
-      cwd: app.dir,
-      command: ['npm', 'start', '--', '-p', '0', '-H', '127.0.0.1'],
-      port: /http:\/\/127\.0\.0\.1:(\d+)/,
-      underRun: true,
-      connectionThresholdMs: CONNECTION_THRESHOLD_MS,
-      responseThresholdMs: RESPONSE_THRESHOLD_MS,
-    });
+    served = await serveNext(app.dir, { command: ['npm', 'start', '--', '-p', '0', '-H', '127.0.0.1'], underRun: true });
     answer = await get(served.port, '/api/report/draft');
     await get(served.port, '/api/report/7');
     await sleep(CONNECTION_THRESHOLD_MS + 600);

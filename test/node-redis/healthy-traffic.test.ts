@@ -1,32 +1,14 @@
-import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type http from 'node:http';
+import { describe, expect, it } from 'vitest';
 // @ts-expect-error plain JavaScript fixture
 import { createApp } from '../../fixtures/node-redis-healthy.mjs';
-import type { ResponseRecord } from '../../src/core/records.js';
-import { start, type Started } from '../../src/index.js';
-import { getRuntime } from '../support/internals.js';
-import { listen, recordResponsesByUrl, request, sleep, waitUntil } from '../support/http.js';
-import {
-  NODE_REDIS_MODULES,
-  REDIS_URL,
-  closeClient,
-  heldFor,
-  idsNamed,
-  kill,
-  redisLeaksSince,
-  responseLeaksSince,
-  uniquePrefix,
-  type NodeRedisClient,
-} from '../support/node-redis.js';
+import { useFixtureApp } from '../support/fixture-app.js';
+import { request, sleep, waitUntil } from '../support/http.js';
+import { NODE_REDIS_MODULES, REDIS_URL, heldFor, idsNamed, kill, redisLeaksSince, responseLeaksSince, uniquePrefix, useAdminClient, type NodeRedisClient } from '../support/node-redis.js';
+import { useStarted } from '../support/started.js';
 
 const THRESHOLD_MS = 300;
-let started: Started;
-beforeAll(() => {
-  started = start({ responseThreshold: THRESHOLD_MS, connectionThreshold: THRESHOLD_MS });
-});
-afterAll(() => started.stop());
-
-const ledger = () => getRuntime()!.ledger;
+const { ledger } = useStarted({ responseThreshold: THRESHOLD_MS, connectionThreshold: THRESHOLD_MS });
 
 interface HealthyApp {
   server: http.Server;
@@ -40,29 +22,16 @@ interface HealthyApp {
 }
 
 describe.each(NODE_REDIS_MODULES)('%s', (_name, redis) => {
-  let app: HealthyApp;
-  let port: number;
-  let admin: NodeRedisClient;
+  const admin = useAdminClient(redis);
   const prefix = uniquePrefix('node-redis-healthy');
   /** Every connection of the app has this name in CLIENT LIST, and no connection of anyone else. */
   const appName = `${prefix.replaceAll(':', '-')}-app`;
-  const responses = new Map<string, ResponseRecord>();
-
-  beforeAll(async () => {
-    admin = redis.createClient({ url: REDIS_URL });
-    await admin.connect();
-    app = createApp({ redis, redisUrl: REDIS_URL, prefix, name: appName });
-    recordResponsesByUrl(app.server, responses);
-    port = await listen(app.server);
-    await app.ready;
-  });
-  afterAll(async () => {
-    await app.close();
-    await closeClient(admin);
-  });
+  const served = useFixtureApp<HealthyApp>(() => createApp({ redis, redisUrl: REDIS_URL, prefix, name: appName }));
+  const { responses } = served;
 
   describe('with a shared client, blocking reads longer than the thresholds, MULTI/EXEC, pool leases, per-request clients closed and a subscriber made at start-up', () => {
     it('reports nothing', async () => {
+      const { app, port } = served;
       const since = ledger().now();
       const counters = Array.from({ length: 30 }, (_, i) => request(port, `/counter?key=c${i % 4}`));
       const transfers = Array.from({ length: 5 }, () => request(port, '/transfer?from=a&to=b'));
@@ -111,6 +80,7 @@ describe.each(NODE_REDIS_MODULES)('%s', (_name, redis) => {
 
   describe("when the server kills the app's connections with CLIENT KILL", () => {
     it('follows node-redis through its reconnects: one record per client, no phantom leak, no crash', async () => {
+      const { app, port } = served;
       const since = ledger().now();
       const startup = [app.shared, app.worker, app.news];
       const before = startup.map((client) => heldFor(ledger(), client));
@@ -122,9 +92,9 @@ describe.each(NODE_REDIS_MODULES)('%s', (_name, redis) => {
       const [ownRecord] = [...responses.get(url)!.connections!];
 
       // Every connection of the app: the start-up clients, the pool's members and the blocking per-request one.
-      const ids = await idsNamed(admin, appName);
+      const ids = await idsNamed(admin(), appName);
       expect(ids.length).toBeGreaterThanOrEqual(5);
-      await kill(admin, ids);
+      await kill(admin(), ids);
 
       await waitUntil(
         () => startup.every((c) => c.isReady) && heldFor(ledger(), app.news)[0]?.state === 'subscriber',

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectionRecord, ResponseProbe } from '../../src/core/records.js';
-import { instrumentNodeRedis, start, type Started } from '../../src/index.js';
-import { getRuntime, responseContext } from '../support/internals.js';
+import { instrumentNodeRedis } from '../../src/index.js';
+import { responseContext } from '../support/internals.js';
 import { ROOT, runCommand } from '../support/cli.js';
 import { sleep, waitUntil } from '../support/http.js';
 import {
@@ -14,18 +14,15 @@ import {
   nodeRedisParts,
   redisLeaksSince,
   uniquePrefix,
+  useAdminClient,
   type NodeRedis,
   type NodeRedisClient,
 } from '../support/node-redis.js';
+import { useStarted } from '../support/started.js';
 
 const THRESHOLD_MS = 200;
-let started: Started;
-beforeAll(() => {
-  started = start({ responseThreshold: THRESHOLD_MS, connectionThreshold: THRESHOLD_MS });
-});
-afterAll(() => started.stop());
-
-const ledger = () => getRuntime()!.ledger;
+const leakwatch = useStarted({ responseThreshold: THRESHOLD_MS, connectionThreshold: THRESHOLD_MS });
+const { ledger } = leakwatch;
 const probe: ResponseProbe = { progress: () => 0, method: () => 'GET', path: () => '/test', route: () => null, endOverrides: () => [] };
 /** A response record driven by hand, as a request's would be. */
 const openResponse = () => ledger().openResponse({}, probe);
@@ -90,10 +87,8 @@ describe.each(NODE_REDIS_MODULES)('instrumentNodeRedis(%s)', (name, redis, id) =
 
   describe('patching', () => {
     // start() instruments every copy as it loads; these tests begin from bare ones.
-    beforeAll(() => started.stop());
-    afterAll(() => {
-      started = start({ responseThreshold: THRESHOLD_MS, connectionThreshold: THRESHOLD_MS });
-    });
+    beforeAll(() => leakwatch.stop());
+    afterAll(() => leakwatch.restart());
 
     it('is harmless twice and the last undo restores node-redis exactly', async () => {
       const before = snapshot(id);
@@ -156,12 +151,7 @@ describe.each(NODE_REDIS_MODULES)('instrumentNodeRedis(%s)', (name, redis, id) =
   });
 
   describe('following connections', () => {
-    let admin: NodeRedisClient;
-    beforeAll(async () => {
-      admin = redis.createClient({ url: REDIS_URL });
-      await admin.connect();
-    });
-    afterAll(() => closeClient(admin));
+    const admin = useAdminClient(redis);
 
     it('charges a client to the response that made it, wherever it connects (another request using it makes it shared)', async () => {
       const maker = openResponse();
@@ -206,7 +196,7 @@ describe.each(NODE_REDIS_MODULES)('instrumentNodeRedis(%s)', (name, redis, id) =
       expect(record.state).toBe('busy');
       expect(response.leak).toBeNull(); // waiting on a busy connection is not stalled
 
-      await admin.lPush(key, 'job');
+      await admin().lPush(key, 'job');
       expect(await popped).toEqual({ key, element: 'job' });
       expect(record.state).toBe('idle');
       expect(response.operations?.size).toBe(0);
@@ -278,8 +268,8 @@ describe.each(NODE_REDIS_MODULES)('instrumentNodeRedis(%s)', (name, redis, id) =
       await client.connect();
       const [record] = heldFor(ledger(), client);
       const reconnecting = new Promise((resolve) => client.once('reconnecting', resolve));
-      const [id] = await idsNamed(admin, clientName);
-      await admin.sendCommand(['CLIENT', 'KILL', 'ID', String(id)]);
+      const [id] = await idsNamed(admin(), clientName);
+      await admin().sendCommand(['CLIENT', 'KILL', 'ID', String(id)]);
       await reconnecting;
       expect(record.state).toBe('busy');
       await waitUntil(() => client.isReady, 3000, 'the reconnect');
@@ -296,7 +286,7 @@ describe.each(NODE_REDIS_MODULES)('instrumentNodeRedis(%s)', (name, redis, id) =
       client.on('error', () => {});
       await client.connect();
       const [record] = heldFor(ledger(), client);
-      await admin.sendCommand(['CLIENT', 'KILL', 'ID', String((await idsNamed(admin, clientName))[0])]);
+      await admin().sendCommand(['CLIENT', 'KILL', 'ID', String((await idsNamed(admin(), clientName))[0])]);
       await waitUntil(() => !client.isOpen, 3000, 'the client to give up');
       expect(record.isHeld).toBe(false);
       expect(heldFor(ledger(), client)).toEqual([]);
@@ -333,7 +323,7 @@ describe.each(NODE_REDIS_MODULES)('instrumentNodeRedis(%s)', (name, redis, id) =
       expect(leaked.target).toBe(named);
       expect(leaked.server).toMatchObject({ state: 'idle', cmd: 'ping' });
 
-      const lines = String(await admin.sendCommand(['CLIENT', 'LIST'])).split('\n');
+      const lines = String(await admin().sendCommand(['CLIENT', 'LIST'])).split('\n');
       const line = lines.find((l) => l.startsWith(`id=${leaked.server?.clientId} `));
       expect(line).toMatch(/ name=app-worker /);
       expect(acquired).toEqual([]); // the lookup connection is not followed, nor one of the app's

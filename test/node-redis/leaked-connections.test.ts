@@ -1,62 +1,45 @@
-import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type http from 'node:http';
+import { describe, expect, it, vi } from 'vitest';
 // @ts-expect-error plain JavaScript fixture
 import { createApp } from '../../fixtures/node-redis-leaky.mjs';
-import type { ResponseRecord } from '../../src/core/records.js';
-import { formatStack } from '../../src/core/stack.js';
 import { buildReport } from '../../src/report/json.js';
-import { start, type Started } from '../../src/index.js';
-import { getRuntime } from '../support/internals.js';
-import { fireAndForget, listen, recordResponsesByUrl, request, sleep, waitUntil } from '../support/http.js';
-import { NODE_REDIS_MODULES, REDIS_URL, closeClient, heldFor, kill, redisLeaksSince, responseLeaksSince, uniquePrefix, type NodeRedisClient } from '../support/node-redis.js';
+import { useFixtureApp } from '../support/fixture-app.js';
+import { request, sleep, waitUntil } from '../support/http.js';
+import {
+  NODE_REDIS_MODULES,
+  REDIS_URL,
+  closeClient,
+  expectLeftByClosedResponse,
+  expectSubscriberHeldByUnclosedResponse,
+  heldFor,
+  kill,
+  redisLeaksSince,
+  responseLeaksSince,
+  uniquePrefix,
+  useAdminClient,
+  type NodeRedisClient,
+} from '../support/node-redis.js';
+import { useStarted } from '../support/started.js';
 
 // start() instruments every node-redis copy through its module hooks, as leakwatch/register does.
-let started: Started;
-beforeAll(() => {
-  started = start({ responseThreshold: 300, connectionThreshold: 300 });
-});
-afterAll(() => started.stop());
-
-const ledger = () => getRuntime()!.ledger;
+const { ledger } = useStarted({ responseThreshold: 300, connectionThreshold: 300 });
 
 describe.each(NODE_REDIS_MODULES)('%s', (_name, redis) => {
-  let app: { server: http.Server; shared: NodeRedisClient; made: Set<NodeRedisClient>; ready: Promise<unknown>; close(): Promise<void> };
-  let port: number;
-  let admin: NodeRedisClient;
+  const admin = useAdminClient(redis);
   const prefix = uniquePrefix('node-redis-leaky');
-  /** The response of each request, by URL, as the server saw it. */
-  const responses = new Map<string, ResponseRecord>();
-
-  beforeAll(async () => {
-    admin = redis.createClient({ url: REDIS_URL });
-    await admin.connect();
-    app = createApp({ redis, redisUrl: REDIS_URL, prefix });
-    recordResponsesByUrl(app.server, responses);
-    port = await listen(app.server);
-    await app.ready;
-  });
-  afterAll(async () => {
-    await app.close();
-    await closeClient(admin);
-  });
+  const served = useFixtureApp<{ server: http.Server; shared: NodeRedisClient; made: Set<NodeRedisClient>; ready: Promise<unknown>; close(): Promise<void> }>(() =>
+    createApp({ redis, redisUrl: REDIS_URL, prefix }),
+  );
+  const { responses } = served;
 
   describe('when a request subscribes on a duplicate() and never closes it', () => {
     it('reports the connection leaked, owned by its response, in subscriber state, confirmed by CLIENT LIST', async () => {
+      const { app, port } = served;
       const since = ledger().now();
       const url = '/events?channel=room-1';
       expect(await request(port, url, { abortAfterMs: 150 })).toBe('aborted');
 
-      await waitUntil(() => redisLeaksSince(ledger(), since).length > 0, 3000, 'the subscriber to leak');
-      const [leaked, ...others] = redisLeaksSince(ledger(), since);
-      expect(others).toEqual([]);
-      expect(leaked.leak?.reason).toBe('held-after-response-closed');
-      expect(leaked.owner).toBe(responses.get(url));
-      expect(leaked.owner?.outcome).toBe('aborted');
-      expect(leaked.state).toBe('subscriber');
-      expect(formatStack(leaked.stack)).toMatch(/node-redis-leaky\.mjs/);
-
-      await waitUntil(() => leaked.server !== null, 3000, 'CLIENT LIST to confirm it');
-      expect(leaked.server).toMatchObject({ state: 'subscriber', cmd: 'subscribe' });
+      const leaked = await expectLeftByClosedResponse(ledger, responses, since, { url, outcome: 'aborted', state: 'subscriber', cmd: 'subscribe', fixture: /node-redis-leaky\.mjs/ });
       expect(leaked.server?.flags).toContain('P');
       expect(leaked.server?.age).toBeTypeOf('number');
 
@@ -66,7 +49,7 @@ describe.each(NODE_REDIS_MODULES)('%s', (_name, redis) => {
       const reconnecting = new Promise((resolve) => client.once('reconnecting', resolve));
       const sharedReconnects = vi.fn();
       app.shared.on('reconnecting', sharedReconnects);
-      await kill(admin, [leaked.server!.clientId!]);
+      await kill(admin(), [leaked.server!.clientId!]);
       await reconnecting;
 
       // node-redis reconnects and subscribes again under the same record.
@@ -83,21 +66,13 @@ describe.each(NODE_REDIS_MODULES)('%s', (_name, redis) => {
 
   describe('when a request leaves its own createClient() open on an error path', () => {
     it('reports the connection leaked once the response has finished, and resolved once it is closed', async () => {
+      const { port } = served;
       const since = ledger().now();
       const url = '/counter?key=visits&limit=0';
       expect(await request(port, url)).toEqual({ status: 500, body: 'over the limit' });
 
-      await waitUntil(() => redisLeaksSince(ledger(), since).length > 0, 3000, 'the connection to leak');
-      const [leaked, ...others] = redisLeaksSince(ledger(), since);
-      expect(others).toEqual([]);
-      expect(leaked.leak?.reason).toBe('held-after-response-closed');
-      expect(leaked.owner).toBe(responses.get(url));
-      expect(leaked.owner?.outcome).toBe('finished');
-      expect(leaked.state).toBe('idle');
+      const leaked = await expectLeftByClosedResponse(ledger, responses, since, { url, outcome: 'finished', state: 'idle', cmd: 'incr', fixture: /node-redis-leaky\.mjs/ });
       expect(leaked.pool).toBe(`127.0.0.1:${new URL(REDIS_URL).port || 6379}/0`);
-      expect(formatStack(leaked.stack)).toMatch(/node-redis-leaky\.mjs/);
-      await waitUntil(() => leaked.server !== null, 3000, 'CLIENT LIST to confirm it');
-      expect(leaked.server).toMatchObject({ state: 'idle', cmd: 'incr' });
       expect(responseLeaksSince(ledger(), since)).toEqual([]);
 
       // The path that closes it is no leak.
@@ -113,27 +88,13 @@ describe.each(NODE_REDIS_MODULES)('%s', (_name, redis) => {
 
   describe('when a request subscribes and never answers', () => {
     it('reports the response unclosed and its subscriber held by it, linked both ways', async () => {
-      const since = ledger().now();
-      const url = '/events/silent?channel=room-2';
-      const req = fireAndForget(port, url);
-
-      await waitUntil(() => redisLeaksSince(ledger(), since).length > 0, 3000, 'the subscriber to leak');
-      const response = responses.get(url)!;
-      expect(response.leak?.reason).toBe('unclosed');
-      const [leaked] = redisLeaksSince(ledger(), since);
-      expect(leaked.leak?.reason).toBe('held-by-leaked-response');
-      expect(leaked.owner).toBe(response);
-      expect([...(response.connections ?? [])]).toEqual([leaked]);
-      expect(leaked.state).toBe('subscriber');
-
-      req.destroy();
-      await closeClient(leaked.target);
-      expect(leaked.leak?.resolvedAt).toBeGreaterThan(0);
+      await expectSubscriberHeldByUnclosedResponse(ledger, served, '/events/silent?channel=room-2', closeClient);
     });
   });
 
   describe('when a response waits on a blocking command of the shared client', () => {
     it('is not stalled while it waits, and once leaked it lists the pending command', async () => {
+      const { app, port } = served;
       const since = ledger().now();
       const url = '/jobs/next?queue=jobs';
       const done = request(port, url);
@@ -152,7 +113,7 @@ describe.each(NODE_REDIS_MODULES)('%s', (_name, redis) => {
       expect(shown?.pendingCommands).toEqual([{ command: 'blpop', connection: sharedRecord.id, ageMs: expect.any(Number) }]);
       expect(redisLeaksSince(ledger(), since)).toEqual([]); // the shared connection is no leak
 
-      await admin.lPush(`${prefix}:jobs`, 'job');
+      await admin().lPush(`${prefix}:jobs`, 'job');
       expect(await done).toEqual({ status: 200, body: 'job' });
       expect(response.operations?.size).toBe(0);
       expect(response.leak?.resolvedAt).toBeGreaterThan(0);

@@ -1,46 +1,16 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import Ajv2020 from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
-import { beforeAll, describe, expect, it } from 'vitest';
-import type { Report } from '../../src/report/json.js';
-import { fixture, leakwatch, ROOT } from '../support/cli.js';
-import { NODE_REDIS_MODULES, REDIS_URL } from '../support/node-redis.js';
+import { describe, expect, it } from 'vitest';
+import { fixture } from '../support/cli.js';
+import { NODE_REDIS_MODULES, REDIS_URL, expectConnectionsLeftByLeakyFixture } from '../support/node-redis.js';
+import { runWithReport } from '../support/run-report.js';
 
 // The app's own node-redis, imported as ESM by the fixtures, instrumented by leakwatch/register.
-const ajv = new Ajv2020({ allErrors: true, strict: true });
-addFormats(ajv);
-const validate = ajv.compile(JSON.parse(readFileSync(path.join(ROOT, 'schema/report.schema.json'), 'utf8')));
-
-let dir: string;
-beforeAll(() => {
-  dir = mkdtempSync(path.join(os.tmpdir(), 'leakwatch-node-redis-run-'));
-});
-
-const run = async (args: string[], name: string, env: NodeJS.ProcessEnv = {}) => {
-  const file = path.join(dir, `${name}.json`);
-  const exit = await leakwatch(['run', '--report', file, '--response-threshold', '300ms', '--connection-threshold', '300ms', '--', process.execPath, ...args], {
-    env: { REDIS_URL, ...env },
-  });
-  const report = JSON.parse(readFileSync(file, 'utf8')) as Report;
-  expect(validate(report), ajv.errorsText(validate.errors)).toBe(true);
-  return { ...exit, report };
-};
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) => runWithReport(args, { REDIS_URL, ...env });
 
 describe.each(NODE_REDIS_MODULES)('leakwatch run with an app on %s', (_name, _redis, id) => {
   it('names every connection a request left open, with its owner, state and what the server says, and the command a response waits on', async () => {
-    const { status, stderr, report } = await run([fixture('node-redis-leaky.mjs')], `leaky-${id}`, { NODE_REDIS_MODULE: id });
+    const { status, stderr, report } = await run([fixture('node-redis-leaky.mjs')], { NODE_REDIS_MODULE: id });
     expect(status, stderr).toBe(1);
-    const byPath = Object.fromEntries(report.leakedConnections.map((c) => [c.ownerPath, c]));
-    expect(Object.keys(byPath).sort()).toEqual(['/counter', '/events', '/events/silent']);
-    expect(byPath['/counter']).toMatchObject({ kind: 'redis', reason: 'held-after-response-closed', state: 'idle', ownerState: 'closed' });
-    expect(byPath['/events']).toMatchObject({ reason: 'held-after-response-closed', state: 'subscriber', ownerState: 'closed' });
-    expect(byPath['/events/silent']).toMatchObject({ reason: 'held-by-leaked-response', state: 'subscriber', ownerState: 'open' });
-    for (const connection of report.leakedConnections) {
-      expect(connection.acquiredAt).toMatch(/node-redis-leaky\.mjs:\d+/);
-      expect(connection.server).toMatchObject({ clientId: expect.any(Number), state: connection.state });
-    }
+    const byPath = expectConnectionsLeftByLeakyFixture(report, 'node-redis-leaky.mjs');
     const responses = Object.fromEntries(report.leakedResponses.map((r) => [r.path, r]));
     expect(Object.keys(responses).sort()).toEqual(['/events/silent', '/jobs/next']);
     expect(responses['/events/silent']).toMatchObject({ reason: 'unclosed', connections: [byPath['/events/silent'].id], pendingCommands: [] });
@@ -53,7 +23,7 @@ describe.each(NODE_REDIS_MODULES)('leakwatch run with an app on %s', (_name, _re
   });
 
   it('reports nothing for an app that uses node-redis well, and says how many connections it followed', async () => {
-    const { status, stderr, report } = await run([fixture('node-redis-healthy.mjs')], `healthy-${id}`, { NODE_REDIS_MODULE: id });
+    const { status, stderr, report } = await run([fixture('node-redis-healthy.mjs')], { NODE_REDIS_MODULE: id });
     expect(status, stderr).toBe(0);
     expect(report.summary).toMatchObject({ leakedResponses: 0, leakedConnections: 0, connections: { pg: 0 } });
     expect(report.summary.responses).toBeGreaterThan(20);
@@ -72,7 +42,7 @@ describe('leakwatch run with a process that loads node-redis but makes no connec
       const server = http.createServer((req, res) => res.end('ok')).listen(0, () => {
         http.get('http://127.0.0.1:' + server.address().port, (res) => { res.resume(); res.on('end', () => server.close()); });
       });`;
-    const { status, stderr, report } = await run(['--input-type=module', '-e', app], 'unfollowed');
+    const { status, stderr, report } = await run(['--input-type=module', '-e', app]);
     expect(status, stderr).toBe(0);
     expect(report.summary.connections).toEqual({ pg: 0, redis: 0 });
     expect(report.processes.map((p) => p.libraries)).toEqual([['redis']]);

@@ -69,13 +69,16 @@ export function getAndLeave(port: number, path: string, afterMs = 100): Promise<
   });
 }
 
-/** Starts leakwatch and a pool (max 4) before the file's tests and ends both after them. */
-export function useLeakwatchAndPool(options: LeakwatchOptions): { readonly ledger: Ledger; readonly pool: pg.Pool } {
+/**
+ * Starts leakwatch and a pool (max 4, `poolOptions` on top) before the file's tests and ends both
+ * after them, the clients the app never released included.
+ */
+export function useLeakwatchAndPool(options: LeakwatchOptions, poolOptions: pg.PoolConfig = {}): { readonly ledger: Ledger; readonly pool: pg.Pool } {
   let leakwatch: ReturnType<typeof startLeakwatch> | undefined;
   let pool: pg.Pool | undefined;
   beforeAll(() => {
     leakwatch = startLeakwatch(options);
-    pool = new pg.Pool({ connectionString: pgUrl(), max: 4 });
+    pool = new pg.Pool({ connectionString: pgUrl(), max: 4, ...poolOptions });
   });
   afterAll(async () => {
     if (pool) await forceEnd(pool);

@@ -1,25 +1,19 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createApp, healthyTraffic } from '../../fixtures/knex-app.mjs';
 import { poolStats } from '../../src/pg/index.js';
 import type { Report } from '../../src/report/json.js';
 import { fixture, leakwatch as leakwatchCli } from '../support/cli.js';
 import { close, listen, recordResponsesByUrl, request, sleep, waitUntil } from '../support/http.js';
-import { currentResponse, type ConnectionRecord, type ResponseRecord } from '../support/internals.js';
-import { getAndLeave, openLeaks, pgUrl, startLeakwatch } from '../pg/support.js';
-import { heldIn, lineOf, validReport } from './support.js';
+import type { ResponseRecord } from '../support/internals.js';
+import { getAndLeave, openLeaks, pgUrl } from '../pg/support.js';
+import { expectLeakFoundAndResolved, expectQueuedCheckoutOwnedByAsker, heldIn, lineOf, validReport, watchAcquisitions } from './support.js';
 
 const POOL = '127.0.0.1:5432/test';
-let leakwatch: ReturnType<typeof startLeakwatch>;
-const acquired: ConnectionRecord[] = [];
-beforeAll(() => {
-  leakwatch = startLeakwatch({ responseThreshold: 1000, connectionThreshold: 300 });
-  leakwatch.ledger.observe({ connectionAcquired: (c) => void acquired.push(c) });
-});
-afterAll(() => leakwatch.stop());
+const leakwatch = watchAcquisitions();
+const { acquired } = leakwatch;
 
 describe('knex 3 (tarn) › a healthy app', () => {
   it('reports no leak: 30 requests at once, transactions that commit and roll back, exports read to the end and left, and idle pool connections (min 2)', async () => {
@@ -50,38 +44,17 @@ describe('knex 3 (tarn) › a checkout that waits in the queue', () => {
   it('belongs to the request that asked for it, not to the one whose commit served it', async () => {
     const app = createApp({ connection: pgUrl(), pool: { min: 0, max: 1 } });
     const { knex } = app;
-    const responses = new Map<string, ResponseRecord | undefined>();
-    let aHolds!: () => void;
-    const holding = new Promise<void>((resolve) => (aHolds = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const server = http.createServer(async (req, res) => {
-      responses.set(req.url!, currentResponse());
-      if (req.url === '/a') {
-        await knex.transaction(async (trx) => {
+    await expectQueuedCheckoutOwnedByAsker(acquired, {
+      hold: (holding, released) =>
+        knex.transaction(async (trx) => {
           await trx.raw('select 1');
-          aHolds();
+          holding();
           await released;
-        });
-      } else {
-        await knex.raw('select 2');
-      }
-      res.end(req.url);
+        }),
+      query: () => knex.raw('select 2'),
+      waiting: () => (knex.client.pool as { numPendingAcquires(): number }).numPendingAcquires(),
     });
-    const port = await listen(server);
-    const first = acquired.length;
-    const a = request(port, '/a');
-    await holding;
-    const b = request(port, '/b');
-    await waitUntil(() => (knex.client.pool as { numPendingAcquires(): number }).numPendingAcquires() === 1, 2000, 'B to queue');
-    release();
-    expect(await a).toMatchObject({ body: '/a' });
-    expect(await b).toMatchObject({ body: '/b' });
-    const records = acquired.slice(first).filter((r) => r.pooled);
-    expect(records.map((r) => r.owner)).toEqual([responses.get('/a'), responses.get('/b')]);
-    expect(records.every((r) => r.releasedAt > 0)).toBe(true);
     await app.close();
-    await close(server);
   });
 });
 
@@ -89,23 +62,12 @@ describe('knex 3 (tarn) › a route that answers 500 from inside a transaction i
   it('reports the connection idle-in-transaction, owned by that route, confirmed by pg_stat_activity, acquired at the app’s knex.transaction() line', async () => {
     const app = createApp({ connection: pgUrl(), pool: { min: 1, max: 2 } });
     const port = await listen(app.server);
-    const { ledger } = leakwatch;
-    const before = openLeaks(ledger).connections.length;
-    expect(await request(port, '/orders?quantity=2')).toMatchObject({ status: 200, body: 'ordered' });
-    expect(await request(port, '/orders?quantity=0')).toMatchObject({ status: 500 });
-
-    await waitUntil(() => openLeaks(ledger).connections.length === before + 1, 3000, 'the transaction’s connection to leak');
-    const connection = openLeaks(ledger).connections.at(-1)!;
-    expect(connection).toMatchObject({ kind: 'pg', pooled: true, pool: POOL, state: 'idle-in-transaction' });
-    expect(connection.leak?.reason).toBe('held-after-response-closed');
-    await waitUntil(() => typeof connection.server?.state === 'string', 3000, 'pg_stat_activity');
-    expect(connection.server?.state).toBe('idle in transaction');
-    const reported = validReport(ledger).leakedConnections.find((c) => c.id === connection.id)!;
-    expect(reported).toMatchObject({ ownerPath: '/orders', ownerState: 'closed', ownerOutcome: 'finished', state: 'idle-in-transaction' });
-    expect(reported.acquisitionSite).toMatch(lineOf('knex-app.mjs', 'const order = await knex.transaction();'));
     // Released late (the app’s pool gives it back), the leak resolves.
-    await app.returnStranded();
-    expect(connection.leak?.resolvedAt).toBeGreaterThan(0);
+    await expectLeakFoundAndResolved(leakwatch.ledger, app, port, {
+      fixture: 'knex-app.mjs',
+      servedBefore: async () => expect(await request(port, '/orders?quantity=2')).toMatchObject({ status: 200, body: 'ordered' }),
+      leak: { path: '/orders?quantity=0', ownerPath: '/orders', status: 500, state: 'idle-in-transaction', acquiredOn: 'const order = await knex.transaction();' },
+    });
     await app.close();
     await close(app.server);
   });

@@ -1,27 +1,84 @@
 import { readFileSync } from 'node:fs';
-import type http from 'node:http';
+import http from 'node:http';
 import path from 'node:path';
-import Ajv2020 from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ledger } from '../../src/core/ledger.js';
-import type { ConnectionRecord } from '../../src/core/records.js';
+import type { ConnectionRecord, ResponseRecord } from '../../src/core/records.js';
 import { poolStats } from '../../src/pg/index.js';
 import type { Report } from '../../src/report/json.js';
 import { ROOT } from '../support/cli.js';
 import { close, listen, request, sleep, waitUntil } from '../support/http.js';
+import { currentResponse } from '../support/internals.js';
 import { reportOf } from '../support/leaks.js';
+import { expectValidReport } from '../support/report-schema.js';
 import { openLeaks, startLeakwatch } from '../pg/support.js';
-
-const ajv = new Ajv2020({ allErrors: true, strict: true });
-addFormats(ajv);
-const validate = ajv.compile(JSON.parse(readFileSync(path.join(ROOT, 'schema/report.schema.json'), 'utf8')));
 
 /** The report of the ledger now, checked against the schema. */
 export function validReport(ledger: Ledger): Report {
   const report = reportOf(ledger);
-  expect(validate(report), ajv.errorsText(validate.errors)).toBe(true);
+  expectValidReport(report);
   return report;
+}
+
+/**
+ * Starts leakwatch (node:http and pg; thresholds 1 s for responses, 300 ms for connections) before
+ * the file's tests and stops it after them; `acquired` lists every connection acquired meanwhile.
+ */
+export function watchAcquisitions(): { readonly ledger: Ledger; readonly acquired: ConnectionRecord[] } {
+  let leakwatch: ReturnType<typeof startLeakwatch>;
+  const acquired: ConnectionRecord[] = [];
+  beforeAll(() => {
+    leakwatch = startLeakwatch({ responseThreshold: 1000, connectionThreshold: 300 });
+    leakwatch.ledger.observe({ connectionAcquired: (c) => void acquired.push(c) });
+  });
+  afterAll(() => leakwatch.stop());
+  return {
+    get ledger() {
+      return leakwatch.ledger;
+    },
+    acquired,
+  };
+}
+
+/** A library's side of {@link expectQueuedCheckoutOwnedByAsker}, on a pool of one connection. */
+export interface QueuedCheckout {
+  /** Request A's work: takes the pool's one connection, calls `holding()` and keeps it until `released`. */
+  hold(holding: () => void, released: Promise<void>): Promise<unknown>;
+  /** Request B's work: one query, which must wait for A's connection. */
+  query(): Promise<unknown>;
+  /** Checkouts waiting in the pool's queue now. */
+  waiting(): number;
+}
+
+/**
+ * Request A holds the one connection of a pool; request B asks for one and waits in the queue until
+ * A lets go. Each checkout belongs to the request that asked for it (B's is not A's, although A's
+ * release served it), and both are released once both have answered.
+ */
+export async function expectQueuedCheckoutOwnedByAsker(acquired: ConnectionRecord[], library: QueuedCheckout): Promise<void> {
+  const responses = new Map<string, ResponseRecord | undefined>();
+  let aHolds!: () => void;
+  const holding = new Promise<void>((resolve) => (aHolds = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const server = http.createServer(async (req, res) => {
+    responses.set(req.url!, currentResponse());
+    await (req.url === '/a' ? library.hold(aHolds, released) : library.query());
+    res.end(req.url);
+  });
+  const port = await listen(server);
+  const first = acquired.length;
+  const a = request(port, '/a');
+  await holding;
+  const b = request(port, '/b');
+  await waitUntil(() => library.waiting() === 1, 2000, 'B to queue');
+  release();
+  expect(await a).toMatchObject({ body: '/a' });
+  expect(await b).toMatchObject({ body: '/b' });
+  const records = acquired.slice(first).filter((r) => r.pooled);
+  expect(records.map((r) => r.owner)).toEqual([responses.get('/a'), responses.get('/b')]);
+  expect(records.every((r) => r.releasedAt > 0)).toBe(true);
+  await close(server);
 }
 
 /** Matches `file:line:column` of the one line of a fixture that contains `text`, for acquisition sites. */
@@ -60,19 +117,49 @@ export interface OrmSpec {
 }
 
 /**
+ * An app's one leak, as every pool library's must be reported: after `servedBefore()` the request to
+ * `leak.path` answers `leak.status` and leaves one connection behind, in `leak.state` (pg_stat_activity
+ * says so too), owned by the closed response to `leak.ownerPath` and acquired at the fixture's line
+ * (or, where none is reachable, in the library's frames); the app's late fix (`returnStranded()`)
+ * resolves the leak.
+ */
+export async function expectLeakFoundAndResolved(
+  ledger: Ledger,
+  app: OrmApp,
+  port: number,
+  { fixture, servedBefore, leak }: { fixture: string; servedBefore(): Promise<void>; leak: OrmSpec['leak'] },
+): Promise<void> {
+  const before = openLeaks(ledger).connections.length;
+  await servedBefore();
+  expect(await request(port, leak.path)).toMatchObject({ status: leak.status });
+
+  await waitUntil(() => openLeaks(ledger).connections.length === before + 1, 3000, 'the connection to leak');
+  const connection = openLeaks(ledger).connections.at(-1)!;
+  expect(connection).toMatchObject({ kind: 'pg', pooled: true, pool: '127.0.0.1:5432/test', state: leak.state });
+  expect(connection.leak?.reason).toBe('held-after-response-closed');
+  await waitUntil(() => typeof connection.server?.state === 'string', 3000, 'pg_stat_activity');
+  expect(connection.server?.state).toBe(leak.state === 'idle' ? 'idle' : 'idle in transaction');
+  const reported = validReport(ledger).leakedConnections.find((c) => c.id === connection.id)!;
+  expect(reported).toMatchObject({ ownerPath: leak.ownerPath, ownerState: 'closed', ownerOutcome: 'finished', state: leak.state });
+  if (leak.acquiredOn === null) {
+    expect(reported.acquisitionSite).toBeNull();
+    expect(reported.acquiredAt).toMatch(/node_modules/);
+  } else {
+    expect(reported.acquisitionSite ?? `none in:\n${reported.acquiredAt}`).toMatch(lineOf(fixture, leak.acquiredOn));
+  }
+  await app.returnStranded();
+  expect(connection.leak?.resolvedAt).toBeGreaterThan(0);
+}
+
+/**
  * The acceptance of one pg-pool-based library, in-process against the real PostgreSQL: a healthy
  * app reports nothing (its pool's idle clients included), and its one leak is found, owned by the
  * request that made it, at the app's line, confirmed by pg_stat_activity, and resolved when the
  * app finally gives the connection back.
  */
 export function describeLibrary(spec: OrmSpec): void {
-  let leakwatch: ReturnType<typeof startLeakwatch>;
-  const acquired: ConnectionRecord[] = [];
-  beforeAll(() => {
-    leakwatch = startLeakwatch({ responseThreshold: 1000, connectionThreshold: 300 });
-    leakwatch.ledger.observe({ connectionAcquired: (c) => void acquired.push(c) });
-  });
-  afterAll(() => leakwatch.stop());
+  const leakwatch = watchAcquisitions();
+  const { acquired } = leakwatch;
 
   describe(`${spec.library} › a healthy app`, () => {
     it('reports no leak: requests at once, transactions that commit and roll back, and the pool’s idle clients', async () => {
@@ -101,29 +188,13 @@ export function describeLibrary(spec: OrmSpec): void {
     it(`reports it ${spec.leak.state}, owned by ${spec.leak.ownerPath}, ${spec.leak.acquiredOn === null ? 'with the library’s frames (no frame of the app is reachable)' : 'at the app’s line'}, confirmed by pg_stat_activity, resolved when given back`, async () => {
       const app = await spec.createApp();
       const port = await listen(app.server);
-      const { ledger } = leakwatch;
       // An app that has served before: kysely's very first query waits for its driver to start, and
       // that wait cuts V8's async stack off from the app's frames (the only checkout without a site).
-      expect(await request(port, '/count')).toMatchObject({ status: 200 });
-      const before = openLeaks(ledger).connections.length;
-      expect(await request(port, spec.leak.path)).toMatchObject({ status: spec.leak.status });
-
-      await waitUntil(() => openLeaks(ledger).connections.length === before + 1, 3000, 'the connection to leak');
-      const connection = openLeaks(ledger).connections.at(-1)!;
-      expect(connection).toMatchObject({ kind: 'pg', pooled: true, pool: '127.0.0.1:5432/test', state: spec.leak.state });
-      expect(connection.leak?.reason).toBe('held-after-response-closed');
-      await waitUntil(() => typeof connection.server?.state === 'string', 3000, 'pg_stat_activity');
-      expect(connection.server?.state).toBe(spec.leak.state === 'idle' ? 'idle' : 'idle in transaction');
-      const reported = validReport(ledger).leakedConnections.find((c) => c.id === connection.id)!;
-      expect(reported).toMatchObject({ ownerPath: spec.leak.ownerPath, ownerOutcome: 'finished', state: spec.leak.state });
-      if (spec.leak.acquiredOn === null) {
-        expect(reported.acquisitionSite).toBeNull();
-        expect(reported.acquiredAt).toMatch(/node_modules/);
-      } else {
-        expect(reported.acquisitionSite ?? `none in:\n${reported.acquiredAt}`).toMatch(lineOf(spec.fixture, spec.leak.acquiredOn));
-      }
-      await app.returnStranded();
-      expect(connection.leak?.resolvedAt).toBeGreaterThan(0);
+      await expectLeakFoundAndResolved(leakwatch.ledger, app, port, {
+        fixture: spec.fixture,
+        servedBefore: async () => expect(await request(port, '/count')).toMatchObject({ status: 200 }),
+        leak: spec.leak,
+      });
       await app.close();
       await close(app.server);
     });

@@ -1,21 +1,14 @@
-import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type http from 'node:http';
+import { describe, expect, it } from 'vitest';
 // @ts-expect-error plain JavaScript fixture
 import { createApp } from '../../fixtures/redis-healthy.mjs';
-import type { ResponseRecord } from '../../src/core/records.js';
-import { instrumentIoredis, start, type Started } from '../../src/index.js';
-import { getRuntime } from '../support/internals.js';
-import { listen, recordResponsesByUrl, request, sleep, waitUntil } from '../support/http.js';
-import { IOREDIS_MODULES, REDIS_URL, addressOf, heldFor, redisLeaksSince, responseLeaksSince, uniquePrefix, type RedisClient } from '../support/redis.js';
+import { useFixtureApp } from '../support/fixture-app.js';
+import { request, sleep, waitUntil } from '../support/http.js';
+import { IOREDIS_MODULES, REDIS_URL, addressOf, heldFor, redisLeaksSince, responseLeaksSince, uniquePrefix, useInstrumentedIoredis, type RedisClient } from '../support/redis.js';
+import { useStarted } from '../support/started.js';
 
 const THRESHOLD_MS = 300;
-let started: Started;
-beforeAll(() => {
-  started = start({ responseThreshold: THRESHOLD_MS, connectionThreshold: THRESHOLD_MS });
-});
-afterAll(() => started.stop());
-
-const ledger = () => getRuntime()!.ledger;
+const { ledger } = useStarted({ responseThreshold: THRESHOLD_MS, connectionThreshold: THRESHOLD_MS });
 
 interface HealthyApp {
   server: http.Server;
@@ -28,29 +21,14 @@ interface HealthyApp {
 }
 
 describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
-  let undo: () => void;
-  let app: HealthyApp;
-  let port: number;
-  let admin: RedisClient;
+  const { admin } = useInstrumentedIoredis(Redis);
   const prefix = uniquePrefix('healthy');
-  const responses = new Map<string, ResponseRecord>();
-
-  beforeAll(async () => {
-    undo = instrumentIoredis(Redis);
-    admin = new Redis(REDIS_URL);
-    app = createApp({ Redis, redisUrl: REDIS_URL, prefix });
-    recordResponsesByUrl(app.server, responses);
-    port = await listen(app.server);
-    await app.ready;
-  });
-  afterAll(async () => {
-    await app.close();
-    await admin.quit();
-    undo();
-  });
+  const served = useFixtureApp<HealthyApp>(() => createApp({ Redis, redisUrl: REDIS_URL, prefix }));
+  const { responses } = served;
 
   describe('with a shared client, blocking reads longer than the thresholds and a subscriber made at start-up', () => {
     it('reports nothing', async () => {
+      const { app, port } = served;
       const since = ledger().now();
       const counters = Array.from({ length: 40 }, (_, i) => request(port, `/counter?key=c${i % 4}`));
       const sharedWait = request(port, '/queue?key=jobs&timeout=1');
@@ -87,6 +65,7 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
 
   describe('when the server kills connections with CLIENT KILL', () => {
     it('follows ioredis through its reconnects: one record per client, no phantom leak, no crash', async () => {
+      const { app, port } = served;
       const since = ledger().now();
       const startup = [app.shared, app.worker, app.news];
       const before = startup.map((client) => heldFor(ledger(), client));
@@ -98,7 +77,7 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
       const [ownRecord] = [...responses.get(url)!.connections!];
       const ownClient = ownRecord.target as RedisClient;
 
-      for (const client of [...startup, ownClient]) expect(await admin.client('KILL', 'ADDR', addressOf(client))).toBe(1);
+      for (const client of [...startup, ownClient]) expect(await admin().client('KILL', 'ADDR', addressOf(client))).toBe(1);
 
       await waitUntil(
         () => [...startup, ownClient].every((c) => c.status === 'ready') && heldFor(ledger(), app.news)[0]?.state === 'subscriber',

@@ -1,21 +1,17 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectionRecord, ResponseProbe } from '../../src/core/records.js';
-import { instrumentIoredis, start, type Started } from '../../src/index.js';
+import { instrumentIoredis } from '../../src/index.js';
 import { setFailureLog } from '../../src/core/guard.js';
 import { responseContext, getRuntime } from '../support/internals.js';
 import { ROOT, runCommand } from '../support/cli.js';
 import { sleep, waitUntil } from '../support/http.js';
-import { IOREDIS_MODULES, REDIS_URL, addressOf, heldFor, redisLeaksSince, uniquePrefix, type RedisClient, type RedisModule } from '../support/redis.js';
+import { IOREDIS_MODULES, REDIS_URL, addressOf, heldFor, redisLeaksSince, uniquePrefix, useInstrumentedIoredis, type RedisClient, type RedisModule } from '../support/redis.js';
+import { useStarted } from '../support/started.js';
 
 const THRESHOLD_MS = 200;
-let started: Started;
-beforeAll(() => {
-  started = start({ responseThreshold: THRESHOLD_MS, connectionThreshold: THRESHOLD_MS });
-});
-afterAll(() => started.stop());
-
-const ledger = () => getRuntime()!.ledger;
+const leakwatch = useStarted({ responseThreshold: THRESHOLD_MS, connectionThreshold: THRESHOLD_MS });
+const { ledger } = leakwatch;
 const probe: ResponseProbe = { progress: () => 0, method: () => 'GET', path: () => '/test', route: () => null, endOverrides: () => [] };
 /** A response record driven by hand, as a request's would be. */
 const openResponse = () => ledger().openResponse({}, probe);
@@ -62,10 +58,8 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (name, Redis) => {
 
   describe('patching', () => {
     // start() instruments the app's `ioredis` as it loads (both copies); these tests begin from bare ones.
-    beforeAll(() => started.stop());
-    afterAll(() => {
-      started = start({ responseThreshold: THRESHOLD_MS, connectionThreshold: THRESHOLD_MS });
-    });
+    beforeAll(() => leakwatch.stop());
+    afterAll(() => leakwatch.restart());
 
     it('is harmless twice and the last undo restores Redis.prototype exactly', () => {
       const before = snapshot(Redis);
@@ -149,16 +143,7 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (name, Redis) => {
   });
 
   describe('following connections', () => {
-    let undo: () => void;
-    let admin: RedisClient;
-    beforeAll(() => {
-      undo = instrumentIoredis(Redis);
-      admin = new Redis(REDIS_URL);
-    });
-    afterAll(async () => {
-      await admin.quit();
-      undo();
-    });
+    const ioredis = useInstrumentedIoredis(Redis);
 
     it('charges a lazyConnect client to the response that made it, wherever it first connects; another request using it makes it shared', async () => {
       const maker = openResponse();
@@ -189,10 +174,10 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (name, Redis) => {
     });
 
     it('follows a client made before instrumentation as one with no owner', async () => {
-      undo();
+      ioredis.undo();
       const early = new Redis(REDIS_URL);
       await early.ping();
-      undo = instrumentIoredis(Redis);
+      ioredis.instrument();
       const response = openResponse();
       const pending = responseContext.run(response, () => early.ping());
       const [record] = heldFor(ledger(), early);
@@ -279,7 +264,7 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (name, Redis) => {
       const [leaked] = redisLeaksSince(ledger(), since);
       expect(leaked.target).toBe(named);
 
-      const lines = String(await admin.client('LIST')).split('\n');
+      const lines = String(await ioredis.admin().client('LIST')).split('\n');
       const line = lines.find((l) => l.includes(` addr=${addressOf(named)} `));
       expect(line).toMatch(/ name=app-worker /);
       expect(line).toMatch(new RegExp(`^id=${leaked.server?.clientId} `));

@@ -1,63 +1,44 @@
 import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { buildReport } from '../../src/report/json.js';
 // @ts-expect-error plain JavaScript fixture
 import { createApp } from '../../fixtures/redis-leaky.mjs';
-import type { ResponseRecord } from '../../src/core/records.js';
-import { formatStack } from '../../src/core/stack.js';
-import { instrumentIoredis, start, type Started } from '../../src/index.js';
-import { responseOf, getRuntime } from '../support/internals.js';
-import { close, fireAndForget, listen, recordResponsesByUrl, request, sleep, waitUntil } from '../support/http.js';
-import { IOREDIS_MODULES, REDIS_URL, heldFor, redisLeaksSince, responseLeaksSince, uniquePrefix, type RedisClient } from '../support/redis.js';
+import { responseOf } from '../support/internals.js';
+import { useFixtureApp } from '../support/fixture-app.js';
+import { close, listen, request, sleep, waitUntil } from '../support/http.js';
+import {
+  IOREDIS_MODULES,
+  REDIS_URL,
+  expectLeftByClosedResponse,
+  expectSubscriberHeldByUnclosedResponse,
+  heldFor,
+  redisLeaksSince,
+  responseLeaksSince,
+  uniquePrefix,
+  useInstrumentedIoredis,
+  type RedisClient,
+} from '../support/redis.js';
+import { useStarted } from '../support/started.js';
 
-let started: Started;
-beforeAll(() => {
-  started = start({ responseThreshold: 300, connectionThreshold: 300 });
-});
-afterAll(() => started.stop());
-
-const ledger = () => getRuntime()!.ledger;
+const { ledger } = useStarted({ responseThreshold: 300, connectionThreshold: 300 });
 
 describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
-  let undo: () => void;
-  let app: { server: http.Server; shared: RedisClient; made: Set<RedisClient>; close(): Promise<void> };
-  let port: number;
-  let admin: RedisClient;
+  const { admin } = useInstrumentedIoredis(Redis);
   const prefix = uniquePrefix('leaky');
-  /** The response of each request, by URL, as the server saw it. */
-  const responses = new Map<string, ResponseRecord>();
-
-  beforeAll(async () => {
-    undo = instrumentIoredis(Redis);
-    admin = new Redis(REDIS_URL);
-    app = createApp({ Redis, redisUrl: REDIS_URL, prefix });
-    recordResponsesByUrl(app.server, responses);
-    port = await listen(app.server);
-  });
-  afterAll(async () => {
-    await app.close();
-    await admin.quit();
-    undo();
-  });
+  const served = useFixtureApp<{ server: http.Server; shared: RedisClient; made: Set<RedisClient>; close(): Promise<void> }>(() =>
+    createApp({ Redis, redisUrl: REDIS_URL, prefix }),
+  );
+  const { responses } = served;
 
   describe('when a request subscribes on a duplicate() and never quits it', () => {
     it('reports the connection leaked, owned by its response, in subscriber state, confirmed by CLIENT LIST', async () => {
+      const { app, port } = served;
       const since = ledger().now();
       const url = '/events?channel=room-1';
       expect(await request(port, url, { abortAfterMs: 150 })).toBe('aborted');
 
-      await waitUntil(() => redisLeaksSince(ledger(), since).length > 0, 3000, 'the subscriber to leak');
-      const [leaked, ...others] = redisLeaksSince(ledger(), since);
-      expect(others).toEqual([]);
-      expect(leaked.leak?.reason).toBe('held-after-response-closed');
-      expect(leaked.owner).toBe(responses.get(url));
-      expect(leaked.owner?.outcome).toBe('aborted');
-      expect(leaked.state).toBe('subscriber');
+      const leaked = await expectLeftByClosedResponse(ledger, responses, since, { url, outcome: 'aborted', state: 'subscriber', cmd: 'subscribe', fixture: /redis-leaky\.mjs/ });
       expect((leaked.target as { status?: string } | null)?.status).toBe('ready');
-      expect(formatStack(leaked.stack)).toMatch(/redis-leaky\.mjs/);
-
-      await waitUntil(() => leaked.server !== null, 3000, 'CLIENT LIST to confirm it');
-      expect(leaked.server).toMatchObject({ state: 'subscriber', cmd: 'subscribe' });
       expect(leaked.server?.flags).toContain('P');
       expect(leaked.server?.age).toBeTypeOf('number');
       expect(leaked.server?.idle).toBeTypeOf('number');
@@ -68,7 +49,7 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
       const closed = new Promise((resolve) => client.once('close', resolve));
       const sharedClosed = vi.fn();
       app.shared.once('close', sharedClosed);
-      expect(await admin.client('KILL', 'ID', String(leaked.server?.clientId))).toBe(1);
+      expect(await admin().client('KILL', 'ID', String(leaked.server?.clientId))).toBe(1);
       await closed;
       expect(sharedClosed).not.toHaveBeenCalled();
 
@@ -84,21 +65,13 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
 
   describe('when a request makes a new Redis() and never quits it', () => {
     it('reports the connection leaked once the response has finished, and resolved once it is quit', async () => {
+      const { port } = served;
       const since = ledger().now();
       const url = '/counter?key=visits';
       expect(await request(port, url)).toEqual({ status: 200, body: '1' });
 
-      await waitUntil(() => redisLeaksSince(ledger(), since).length > 0, 3000, 'the connection to leak');
-      const [leaked, ...others] = redisLeaksSince(ledger(), since);
-      expect(others).toEqual([]);
-      expect(leaked.leak?.reason).toBe('held-after-response-closed');
-      expect(leaked.owner).toBe(responses.get(url));
-      expect(leaked.owner?.outcome).toBe('finished');
-      expect(leaked.state).toBe('idle');
+      const leaked = await expectLeftByClosedResponse(ledger, responses, since, { url, outcome: 'finished', state: 'idle', cmd: 'incr', fixture: /redis-leaky\.mjs/ });
       expect(leaked.pool).toMatch(/^127\.0\.0\.1:\d+\/0$|^localhost:\d+\/0$/);
-      expect(formatStack(leaked.stack)).toMatch(/redis-leaky\.mjs/);
-      await waitUntil(() => leaked.server !== null, 3000, 'CLIENT LIST to confirm it');
-      expect(leaked.server).toMatchObject({ state: 'idle', cmd: 'incr' });
       expect(responseLeaksSince(ledger(), since)).toEqual([]);
 
       const client = leaked.target as RedisClient;
@@ -109,22 +82,7 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
 
   describe('when a request subscribes and never answers', () => {
     it('reports the response unclosed and its subscriber held by it, linked both ways', async () => {
-      const since = ledger().now();
-      const url = '/events/silent?channel=room-2';
-      const req = fireAndForget(port, url);
-
-      await waitUntil(() => redisLeaksSince(ledger(), since).length > 0, 3000, 'the subscriber to leak');
-      const response = responses.get(url)!;
-      expect(response.leak?.reason).toBe('unclosed');
-      const [leaked] = redisLeaksSince(ledger(), since);
-      expect(leaked.leak?.reason).toBe('held-by-leaked-response');
-      expect(leaked.owner).toBe(response);
-      expect([...(response.connections ?? [])]).toEqual([leaked]);
-      expect(leaked.state).toBe('subscriber');
-
-      req.destroy();
-      await (leaked.target as RedisClient).quit();
-      expect(leaked.leak?.resolvedAt).toBeGreaterThan(0);
+      await expectSubscriberHeldByUnclosedResponse(ledger, served, '/events/silent?channel=room-2', (client: RedisClient) => client.quit());
     });
   });
 
@@ -157,7 +115,7 @@ describe.each(IOREDIS_MODULES)('instrumentIoredis(%s)', (_name, Redis) => {
       expect(shown?.pendingCommands).toEqual([{ command: 'blpop', connection: workerRecord.id, ageMs: expect.any(Number) }]);
       expect(redisLeaksSince(ledger(), since)).toEqual([]); // the shared connection is no leak
 
-      await admin.lpush(key, 'job');
+      await admin().lpush(key, 'job');
       expect(await done).toEqual({ status: 200, body: 'done' });
       expect(response.operations?.size).toBe(0);
       expect(response.leak?.resolvedAt).toBeGreaterThan(0);

@@ -1,27 +1,12 @@
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import path from 'node:path';
-import Ajv2020 from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { instrumentPg, start, type Started } from '../../src/index.js';
-import { closeActivityReaders } from '../../src/pg/index.js';
 import { buildReport, mergeReports, type Report, type TimelineEvent } from '../../src/report/json.js';
-import { ROOT } from '../support/cli.js';
 import { close, fireAndForget, listen, request, sleep, waitUntil } from '../support/http.js';
-import { getRuntime } from '../support/internals.js';
+import { expectValidReport } from '../support/report-schema.js';
+import { useLeakwatchAndPool } from '../pg/support.js';
 
-const pgUrl = process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
-const ajv = new Ajv2020({ allErrors: true, strict: true });
-addFormats(ajv);
-const validate = ajv.compile(JSON.parse(readFileSync(path.join(ROOT, 'schema/report.schema.json'), 'utf8')));
-
-let started: Started;
-let undoPg: () => void;
+const setup = useLeakwatchAndPool({ responseThreshold: 250, connectionThreshold: 250 }, { leakwatchName: 'events-db' });
 let server: http.Server;
-let pool: pg.Pool;
-const kept: pg.PoolClient[] = [];
 const hanging: http.ClientRequest[] = [];
 let report: Report;
 
@@ -29,14 +14,10 @@ const names = (events: TimelineEvent[] | undefined) => (events ?? []).map((e) =>
 const times = (events: TimelineEvent[] | undefined) => (events ?? []).map((e) => Date.parse(e.at));
 
 beforeAll(async () => {
-  started = start({ responseThreshold: 250, connectionThreshold: 250 });
-  undoPg = instrumentPg(pg);
-  pool = new pg.Pool({ connectionString: pgUrl, max: 4, leakwatchName: 'events-db' });
   server = http.createServer(async (req, res) => {
     if (req.url === '/hang') return; // never answers
     if (req.url === '/late') return void setTimeout(() => res.end('late'), 450); // reported, then resolved
-    const client = await pool.connect();
-    kept.push(client);
+    const client = await setup.pool.connect();
     await client.query('BEGIN');
     await client.query('SELECT 1');
     if (req.url === '/slow') await sleep(300); // the client has gone by then
@@ -47,7 +28,7 @@ beforeAll(async () => {
   expect(await request(port, '/tx')).toMatchObject({ status: 200 });
   expect(await request(port, '/slow', { abortAfterMs: 100 })).toBe('aborted');
   expect(await request(port, '/late')).toMatchObject({ status: 200 });
-  const ledger = getRuntime()!.ledger;
+  const { ledger } = setup;
   await waitUntil(() => ledger.totals.leakedConnections === 2 && ledger.totals.resolved === 1, 5000, 'the leaks');
   await waitUntil(() => [...ledger.held].every((c) => c.server?.state != null), 4000, "the server's view of the connections");
   report = buildReport(ledger, ledger.now());
@@ -55,17 +36,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const req of hanging) req.destroy();
-  for (const client of kept) client.release(true);
-  await pool.end();
   await close(server);
-  undoPg();
-  started.stop();
-  closeActivityReaders();
 });
 
 describe('buildReport(ledger) › events', () => {
   it('validates against the schema', () => {
-    expect(validate(report), ajv.errorsText(validate.errors)).toBe(true);
+    expectValidReport(report);
   });
 
   describe('when a response never answers', () => {

@@ -1,17 +1,12 @@
 import http from 'node:http';
 import express from 'express';
 import { XMLParser } from 'fast-xml-parser';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { instrumentPg, start, type Started } from '../../src/index.js';
-import { getRuntime } from '../support/internals.js';
-import { closeActivityReaders } from '../../src/pg/index.js';
 import { buildReport, type Report } from '../../src/report/json.js';
 import { formatJunit } from '../../src/report/junit.js';
 import { formatReport } from '../../src/report/text.js';
 import { close, fireAndForget, listen, request, waitUntil } from '../support/http.js';
-
-const pgUrl = process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
+import { useLeakwatchAndPool } from '../pg/support.js';
 
 interface TestCase {
   '@_name': string;
@@ -19,11 +14,8 @@ interface TestCase {
   failure?: { '@_message': string; '#text': string };
 }
 
-let started: Started;
-let undoPg: () => void;
+const setup = useLeakwatchAndPool({ responseThreshold: 200, connectionThreshold: 200 }, { leakwatchName: 'orders-db' });
 let server: http.Server;
-let pool: pg.Pool;
-const kept: pg.PoolClient[] = [];
 const hanging: http.ClientRequest[] = [];
 let report: Report;
 
@@ -35,16 +27,12 @@ function casesOf(report: Report): TestCase[] {
 }
 
 beforeAll(async () => {
-  started = start({ responseThreshold: 200, connectionThreshold: 200 });
-  undoPg = instrumentPg(pg);
-  pool = new pg.Pool({ connectionString: pgUrl, max: 4, leakwatchName: 'orders-db' });
   const app = express();
   app.get('/orders/:id', () => {
     // never answers
   });
   app.get('/exports/:id', async (_req, res) => {
-    const client = await pool.connect();
-    kept.push(client);
+    const client = await setup.pool.connect();
     await client.query('BEGIN');
     await client.query('SELECT 1');
     res.end('exported'); // never COMMIT, never released
@@ -53,7 +41,7 @@ beforeAll(async () => {
   const port = await listen(server);
   hanging.push(fireAndForget(port, '/orders/abc?token=x'), fireAndForget(port, '/orders/def'));
   expect(await request(port, '/exports/9')).toMatchObject({ status: 200 });
-  const ledger = getRuntime()!.ledger;
+  const { ledger } = setup;
   await waitUntil(() => ledger.totals.leakedResponses === 2 && ledger.totals.leakedConnections === 1, 4000, 'the leaks');
   await waitUntil(() => [...ledger.held].some((c) => c.server?.state != null), 4000, "the server's view of the connection");
   report = buildReport(ledger, ledger.now());
@@ -61,12 +49,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const req of hanging) req.destroy();
-  for (const client of kept) client.release(true);
-  await pool.end();
   await close(server);
-  undoPg();
-  started.stop();
-  closeActivityReaders();
 });
 
 describe('formatJunit(report)', () => {

@@ -5,9 +5,11 @@ import path from 'node:path';
 import * as redis6 from 'redis';
 import * as redis5 from 'redis5';
 import * as redis4 from 'redis4';
+import { afterAll, beforeAll } from 'vitest';
 import { answers, freePort } from '../../src/cli/services.js';
+import { REDIS_URL } from './redis.js';
 
-export { REDIS_URL, heldFor, redisLeaksSince, responseLeaksSince, uniquePrefix } from './redis.js';
+export { REDIS_URL, expectConnectionsLeftByLeakyFixture, expectLeftByClosedResponse, expectSubscriberHeldByUnclosedResponse, heldFor, onlyRedisLeakSince, redisLeaksSince, responseLeaksSince, uniquePrefix } from './redis.js';
 
 const require = createRequire(import.meta.url);
 const version = (id: string) => (require(`${id}/package.json`) as { version: string }).version;
@@ -27,6 +29,17 @@ export const NODE_REDIS_MODULES: ReadonlyArray<readonly [string, NodeRedis, stri
 
 /** `close()` where the client has it (5 and 6), `quit()` on redis 4. */
 export const closeClient = (client: NodeRedisClient): Promise<unknown> => (typeof client.close === 'function' ? client.close() : client.quit());
+
+/** A client of the test's own for the server's admin commands (CLIENT LIST, CLIENT KILL, LPUSH), connected before the block's tests and closed after. */
+export function useAdminClient(redis: NodeRedis): () => NodeRedisClient {
+  let admin: NodeRedisClient;
+  beforeAll(async () => {
+    admin = redis.createClient({ url: REDIS_URL });
+    await admin.connect();
+  });
+  afterAll(() => closeClient(admin));
+  return () => admin;
+}
 
 /** Ids (CLIENT LIST) of every connection whose name is `name`: connections this test made and named, and no other. */
 export async function idsNamed(admin: NodeRedisClient, name: string): Promise<number[]> {
