@@ -80,7 +80,8 @@ describe.each(NODE_REDIS_MODULES)('%s', (_name, redis) => {
       await waitUntil(() => healthy.received.includes('after the restart'), 3000, 'the subscriber to hear again');
 
       await sleep(2 * THRESHOLD_MS + 100);
-      expect(redisLeaksSince(ledger(), since)).toEqual([]);
+      // The leak found before the restart may carry the same millisecond as `since`: it is not a new one.
+      expect(redisLeaksSince(ledger(), since).filter((leak) => leak !== leakedBefore)).toEqual([]);
       expect(responseLeaksSince(ledger(), since)).toEqual([]);
       expect(leakedBefore.leak).toMatchObject({ reason: 'held-after-response-closed', resolvedAt: 0 });
     });
