@@ -1,9 +1,10 @@
-import type { Counter, Gauge, Histogram } from 'prom-client';
+import type { Counter, Gauge } from 'prom-client';
 import type { Ledger, LedgerObserver } from '../core/ledger.js';
 import type { PoolWaitObserver, WatchedPool } from '../core/pool-waits.js';
 import type { ConnectionKind, ConnectionRecord } from '../core/records.js';
 import type { PoolReading } from '../pools/followed.js';
 import type { MetricSet } from './definitions.js';
+import type { HistogramSeries, TallyHistogram } from './histogram.js';
 import { dbSystemLabel, LabelCap, poolLabel } from './labels.js';
 import { CONNECTION_LEAK_REASONS } from './names.js';
 
@@ -11,8 +12,8 @@ import { CONNECTION_LEAK_REASONS } from './names.js';
 export type PoolReadings = () => PoolReading[];
 
 type DbLabels = { db_system: string; pool: string };
-/** A pool's labels, made once; `observed`: its wait histogram series exists. */
-type PoolLabels = { readonly labels: DbLabels; observed: boolean };
+/** A pool's labels and its histogram series, each made once, at its first observation. */
+type PoolLabels = { readonly labels: DbLabels; use: HistogramSeries | null; wait: HistogramSeries | null };
 
 /**
  * The connection families. Pools report their own counts (used, idle, max, pending); connections
@@ -22,8 +23,6 @@ type PoolLabels = { readonly labels: DbLabels; observed: boolean };
  */
 export class ConnectionMetrics implements LedgerObserver, PoolWaitObserver {
   private readonly pools: LabelCap;
-  /** Wait histogram series that exist (observed or zeroed), by `db_system pool`. */
-  private readonly waitSeries = new Set<string>();
   private readonly cachedLabels = new Map<ConnectionKind, Map<string, PoolLabels>>();
 
   constructor(
@@ -48,9 +47,11 @@ export class ConnectionMetrics implements LedgerObserver, PoolWaitObserver {
     else this.metrics.leakedConnections.inc(labels);
   }
 
+  /** Every release: one observation into its pool's series, found by the pool's name. */
   connectionReleased(connection: ConnectionRecord): void {
-    const seconds = Math.max(0, connection.releasedAt - connection.acquiredAt) / 1000;
-    this.metrics.connectionUseDuration.observe(this.labels(connection.kind, connection.pool), seconds);
+    const entry = this.poolLabels(connection.kind, connection.pool);
+    entry.use ??= this.metrics.connectionUseDuration.seriesOf(entry.labels);
+    entry.use.observe(Math.max(0, connection.releasedAt - connection.acquiredAt) / 1000);
   }
 
   checkoutWaiting(pool: WatchedPool): void {
@@ -61,11 +62,8 @@ export class ConnectionMetrics implements LedgerObserver, PoolWaitObserver {
   checkoutServed(pool: WatchedPool, waitedMs: number): void {
     if (pool.name === null) return;
     const entry = this.poolLabels(pool.kind, pool.name);
-    this.metrics.connectionWaitDuration.observe(entry.labels, waitedMs / 1000);
-    if (!entry.observed) {
-      entry.observed = true;
-      this.waitSeries.add(`${entry.labels.db_system} ${entry.labels.pool}`);
-    }
+    entry.wait ??= this.metrics.connectionWaitDuration.seriesOf(entry.labels);
+    entry.wait.observe(waitedMs / 1000);
   }
 
   poolExhausted(pool: WatchedPool): void {
@@ -77,7 +75,7 @@ export class ConnectionMetrics implements LedgerObserver, PoolWaitObserver {
     if (byName === undefined) this.cachedLabels.set(kind, (byName = new Map()));
     let entry = byName.get(name);
     if (entry === undefined) {
-      entry = { labels: this.labels(kind, name), observed: false };
+      entry = { labels: this.labels(kind, name), use: null, wait: null };
       // Names are bounded in practice; should they not be, past this many they are not kept.
       if (byName.size < 1000) byName.set(name, entry);
     }
@@ -138,14 +136,9 @@ export class ConnectionMetrics implements LedgerObserver, PoolWaitObserver {
     for (const { labels } of this.readPools().readings) counter.inc(labels, 0);
   };
 
-  /** Empty buckets for every followed pool not observed yet (zero() of a series observed would clear it). */
-  readonly zeroWaitDuration = (histogram: Histogram<'db_system' | 'pool'>): void => {
-    for (const { labels } of this.readPools().readings) {
-      const key = `${labels.db_system} ${labels.pool}`;
-      if (this.waitSeries.has(key)) continue;
-      this.waitSeries.add(key);
-      histogram.zero(labels);
-    }
+  /** Empty buckets for every followed pool, so that its series exists before its first checkout. */
+  readonly zeroWaitDuration = (histogram: TallyHistogram): void => {
+    for (const { labels } of this.readPools().readings) histogram.zero(labels);
   };
 
   /** Every known pool gets a sample, 0 when none of its connections is held by a leaked response. */

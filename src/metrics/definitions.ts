@@ -1,4 +1,5 @@
-import type { Counter, Gauge, Histogram } from 'prom-client';
+import type { Counter, Gauge } from 'prom-client';
+import { CountOfHistogram, TallyHistogram } from './histogram.js';
 import * as names from './names.js';
 import type { AnyRegistry, PromClient } from './prom-client.js';
 
@@ -33,17 +34,18 @@ type Collect = () => void;
 export interface MetricSet {
   openResponses: Gauge<HttpLabel>;
   oldestOpenResponseStart: Gauge;
-  responses: Counter<HttpLabel | 'outcome'>;
+  /** The count of each series of responseDuration. */
+  responses: CountOfHistogram;
   leakedResponses: Counter<HttpLabel | 'reason'>;
-  responseDuration: Histogram<HttpLabel | 'outcome'>;
+  responseDuration: TallyHistogram;
   connections: Gauge<DbLabel | 'state'>;
   connectionsMax: Gauge<DbLabel>;
   heldByLeakedResponses: Gauge<DbLabel>;
   leakedConnections: Counter<DbLabel | 'reason'>;
   connectionsLeaked: Gauge<DbLabel | 'reason'>;
-  connectionUseDuration: Histogram<DbLabel>;
+  connectionUseDuration: TallyHistogram;
   pendingRequests: Gauge<DbLabel>;
-  connectionWaitDuration: Histogram<DbLabel>;
+  connectionWaitDuration: TallyHistogram;
   connectionWaits: Counter<DbLabel>;
   poolExhaustions: Counter<DbLabel>;
   poolExhausted: Gauge<DbLabel>;
@@ -60,7 +62,7 @@ export interface Readings {
   pendingRequests: (gauge: Gauge<DbLabel>) => void;
   poolExhausted: (gauge: Gauge<DbLabel>) => void;
   /** Gives every followed pool a series from its first scrape (0), so that increase() sees the first event. */
-  connectionWaitDuration: (histogram: Histogram<DbLabel>) => void;
+  connectionWaitDuration: (histogram: TallyHistogram) => void;
   connectionWaits: (counter: Counter<DbLabel>) => void;
   poolExhaustions: (counter: Counter<DbLabel>) => void;
 }
@@ -81,6 +83,13 @@ export function defineMetrics(prom: PromClient, registry: AnyRegistry, readings:
     aggregator: 'max',
   });
   buildInfo.set({ version }, 1);
+  const responseDuration = new TallyHistogram({
+    name: names.HTTP_SERVER_RESPONSE_DURATION,
+    help: 'Time from the start of a response to its close, by outcome.',
+    labelNames: ['method', 'route', 'outcome'],
+    buckets: RESPONSE_DURATION_BUCKETS,
+    registers: [],
+  });
   return {
     openResponses: new prom.Gauge({
       name: names.HTTP_SERVER_OPEN_RESPONSES,
@@ -97,13 +106,14 @@ export function defineMetrics(prom: PromClient, registry: AnyRegistry, readings:
       aggregator: 'min',
       collect: collect(readings.oldestOpenResponseStart),
     }),
-    responses: new prom.Counter({
-      name: names.HTTP_SERVER_RESPONSES,
-      help: 'HTTP server responses closed, by outcome: finished (end() flushed) or aborted (closed first).',
-      labelNames: ['method', 'route', 'outcome'],
-      registers,
-      aggregator: 'sum',
-    }),
+    responses: new CountOfHistogram(
+      {
+        name: names.HTTP_SERVER_RESPONSES,
+        help: 'HTTP server responses closed, by outcome: finished (end() flushed) or aborted (closed first).',
+        registers,
+      },
+      responseDuration,
+    ),
     leakedResponses: new prom.Counter({
       name: names.HTTP_SERVER_LEAKED_RESPONSES,
       help: 'HTTP server responses found leaked: unclosed (stalled past the response threshold) or open-at-exit.',
@@ -112,14 +122,8 @@ export function defineMetrics(prom: PromClient, registry: AnyRegistry, readings:
       aggregator: 'sum',
       enableExemplars: exemplars,
     }),
-    responseDuration: new prom.Histogram({
-      name: names.HTTP_SERVER_RESPONSE_DURATION,
-      help: 'Time from the start of a response to its close, by outcome.',
-      labelNames: ['method', 'route', 'outcome'],
-      buckets: [...RESPONSE_DURATION_BUCKETS],
-      registers,
-      aggregator: 'sum',
-    }),
+    // Registered here, after the counter read from it, so that the families keep their order.
+    responseDuration: registered(registers, responseDuration),
     connections: new prom.Gauge({
       name: names.DB_CLIENT_CONNECTIONS,
       help: 'Open database and cache connections: used (checked out, or a dedicated client) or idle in their pool.',
@@ -160,13 +164,12 @@ export function defineMetrics(prom: PromClient, registry: AnyRegistry, readings:
       aggregator: 'sum',
       collect: collect(readings.connectionsLeaked),
     }),
-    connectionUseDuration: new prom.Histogram({
+    connectionUseDuration: new TallyHistogram({
       name: names.DB_CLIENT_CONNECTION_USE_DURATION,
       help: 'Time a connection was held, from checkout (or creation) to release (or close).',
       labelNames: ['db_system', 'pool'],
-      buckets: [...CONNECTION_USE_BUCKETS],
+      buckets: CONNECTION_USE_BUCKETS,
       registers,
-      aggregator: 'sum',
     }),
     pendingRequests: new prom.Gauge({
       name: names.DB_CLIENT_CONNECTION_PENDING_REQUESTS,
@@ -176,13 +179,12 @@ export function defineMetrics(prom: PromClient, registry: AnyRegistry, readings:
       aggregator: 'sum',
       collect: collect(readings.pendingRequests),
     }),
-    connectionWaitDuration: new prom.Histogram({
+    connectionWaitDuration: new TallyHistogram({
       name: names.DB_CLIENT_CONNECTION_WAIT_DURATION,
       help: 'Time a pool checkout waited for its connection, from the request (pool.connect(), acquire()) to the connection handed over.',
       labelNames: ['db_system', 'pool'],
-      buckets: [...CONNECTION_WAIT_BUCKETS],
+      buckets: CONNECTION_WAIT_BUCKETS,
       registers,
-      aggregator: 'sum',
       collect: collect(readings.connectionWaitDuration),
     }),
     connectionWaits: new prom.Counter({
@@ -211,6 +213,11 @@ export function defineMetrics(prom: PromClient, registry: AnyRegistry, readings:
     }),
     buildInfo,
   };
+}
+
+function registered<M>(registers: AnyRegistry[], metric: M): M {
+  for (const registry of registers) registry.registerMetric(metric as never);
+  return metric;
 }
 
 /** Removes every family of `metrics` from `registry`. */

@@ -2,6 +2,7 @@ import type { Gauge } from 'prom-client';
 import type { Ledger, LedgerObserver } from '../core/ledger.js';
 import type { ResponseRecord } from '../core/records.js';
 import type { MetricSet } from './definitions.js';
+import type { HistogramSeries } from './histogram.js';
 import { LabelCap, methodLabel, routeLabel } from './labels.js';
 
 /**
@@ -14,6 +15,8 @@ export class ResponseMetrics implements LedgerObserver {
   private readonly openRoutes: LabelCap;
   /** Label pairs of the open-responses gauge seen so far: written as 0 when nothing is open for them. */
   private readonly openSeen = new Map<string, { method: string; route: string }>();
+  /** Duration series by route label, then by method (finished) or `method aborted`: found, not hashed, as each response closes. */
+  private readonly closedSeries = new Map<string, Map<string, HistogramSeries>>();
 
   constructor(
     private readonly metrics: MetricSet,
@@ -29,15 +32,21 @@ export class ResponseMetrics implements LedgerObserver {
     this.openRoutes = new LabelCap(maxRoutes);
   }
 
+  /**
+   * Every response: one observation of its duration, which the responses counter reads as its count
+   * (definitions.ts). The series is looked up by its route and method, made once per label set.
+   */
   responseClosed(response: ResponseRecord): void {
-    if (response.outcome === null || this.ignored.has(response)) return;
-    const labels = {
-      method: methodLabel(response.method),
-      route: routeLabel(this.closedRoutes, response.route),
-      outcome: response.outcome,
-    };
-    this.metrics.responses.inc(labels);
-    this.metrics.responseDuration.observe(labels, Math.max(0, response.closedAt - response.startedAt) / 1000);
+    const outcome = response.outcome;
+    if (outcome === null || this.ignored.has(response)) return;
+    const route = routeLabel(this.closedRoutes, response.route);
+    const method = methodLabel(response.method);
+    let byMethod = this.closedSeries.get(route);
+    if (byMethod === undefined) this.closedSeries.set(route, (byMethod = new Map()));
+    const key = outcome === 'finished' ? method : `${method} ${outcome}`;
+    let series = byMethod.get(key);
+    if (series === undefined) byMethod.set(key, (series = this.metrics.responseDuration.seriesOf({ method, route, outcome })));
+    series.observe(Math.max(0, response.closedAt - response.startedAt) / 1000);
   }
 
   responseLeaked(response: ResponseRecord): void {
