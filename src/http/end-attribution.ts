@@ -2,6 +2,7 @@ import { ServerResponse } from 'node:http';
 import { logFailure } from '../core/guard.js';
 import { install, type Fn, type Undo } from '../core/patch.js';
 import type { EndOverride, ResponseRecord, StackCapture } from '../core/records.js';
+import { SitesByCode } from '../core/sites.js';
 import { captureStack, siteOf } from '../core/stack.js';
 import { shared } from '../core/state.js';
 import { responseOf } from './response-of.js';
@@ -16,7 +17,8 @@ import { responseOf } from './response-of.js';
  * notes the bottom replacement called through and calls the prototype's `end`; assigning it
  * records the replacement (on the response's record, see layersOf) instead of making an own
  * property. Until some code assigns `res.end` this costs one getter per `end()` call and nothing
- * per request; after that, one 1-frame stack capture per assignment.
+ * per request; after that, per assignment, the replacement's source text read and compared (its
+ * site is captured once per distinct source, see src/core/sites.ts) and one small wrapper.
  *
  * On a prototype (`ServerResponse.prototype` itself, or a framework's response prototype such as
  * Express's `app.response`) the property behaves as a plain method: reading gives the `end` every
@@ -159,9 +161,14 @@ function assign(res: Response, fn: unknown): void {
       }
     }
   }
-  // The site is the one cost that grows with use: a 1-frame capture, formatted only for a report.
-  layers.push(new EndLayer(captureStack(1, setEnd), layers, layers.length, fn));
+  layers.push(new EndLayer(assignmentSites.siteFor(fn), layers, layers.length, fn));
 }
+
+/**
+ * The site of each assignment: a 1-frame capture once per distinct replacement source, reused for
+ * the closures of the same code that later requests assign (src/core/sites.ts).
+ */
+const assignmentSites = new SitesByCode(() => captureStack(1, setEnd), siteOf);
 
 /** The installed attribution's check, whichever copy of leakwatch installed it. */
 const installed = shared<{ keep: (() => void) | null }>('endAttribution', () => ({ keep: null }));

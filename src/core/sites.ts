@@ -1,0 +1,88 @@
+import type { StackCapture } from './records.js';
+
+/**
+ * Where a function was assigned, captured once per distinct function source instead of once per
+ * assignment.
+ *
+ * An app replaces `res.end` on every request with a new closure of the same code (compression,
+ * express-session, its own middleware), and always from the same line. Capturing that line costs
+ * about 1 µs in V8 (a runtime call and a stack walk), on every request, for a site that is read
+ * only when a leak is reported. Here the first assignment of a given source text captures the site
+ * and formats it (so the cache keeps a string, not the frames, which hold the response); later
+ * assignments of a closure with the same source text take that site for the cost of
+ * `Function.prototype.toString` (a slice of the script's source) and a string comparison.
+ *
+ * The same source text can be assigned from two places (a helper's closure assigned by two
+ * middlewares, two copies of one package): so the cached site is checked against a real capture
+ * on the 2nd, 4th, 8th … 1024th use and every `verifyEvery`-th after, and a text seen at two sites
+ * is captured every time from then on. Functions whose source is not theirs (bound functions,
+ * proxies, builtins: `[native code]`) are always captured.
+ */
+export class SitesByCode {
+  /** Entries by source length: a number keys the map, and the texts of one length are compared. */
+  private readonly byLength = new Map<number, SiteEntry[]>();
+  private entries = 0;
+
+  constructor(
+    private readonly capture: () => StackCapture | null,
+    private readonly siteOf: (capture: StackCapture | null) => string,
+    private readonly maxEntries = 500,
+    private readonly verifyEvery = 256,
+  ) {}
+
+  /** Where `fn` is being assigned now (called from the assignment, as `capture` expects). */
+  siteFor(fn: unknown): StackCapture | null {
+    const text = sourceOf(fn);
+    if (text === null) return this.capture();
+    let bucket = this.byLength.get(text.length);
+    let entry: SiteEntry | undefined;
+    if (bucket !== undefined) {
+      for (const candidate of bucket) {
+        if (candidate.text === text) {
+          entry = candidate;
+          break;
+        }
+      }
+    }
+    if (entry === undefined) {
+      const capture = this.capture();
+      if (this.entries >= this.maxEntries) return capture;
+      const formatted: StackCapture = { stack: capture?.stack };
+      if (bucket === undefined) this.byLength.set(text.length, (bucket = []));
+      bucket.push({ text, site: formatted, uses: 1, ambiguous: false });
+      this.entries++;
+      return formatted;
+    }
+    if (entry.ambiguous) return this.capture();
+    const uses = ++entry.uses;
+    if ((uses <= 1024 && (uses & (uses - 1)) === 0) || uses % this.verifyEvery === 0) {
+      const capture = this.capture();
+      if (this.siteOf(capture) !== this.siteOf(entry.site)) {
+        entry.ambiguous = true;
+        return capture;
+      }
+    }
+    return entry.site;
+  }
+}
+
+interface SiteEntry {
+  readonly text: string;
+  readonly site: StackCapture;
+  uses: number;
+  ambiguous: boolean;
+}
+
+const functionToString = Function.prototype.toString;
+
+/** The function's own source text; null when it has none of its own or reading it fails. */
+function sourceOf(fn: unknown): string | null {
+  if (typeof fn !== 'function') return null;
+  let text: string;
+  try {
+    text = functionToString.call(fn);
+  } catch {
+    return null;
+  }
+  return text.endsWith('{ [native code] }') ? null : text;
+}
