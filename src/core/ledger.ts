@@ -49,6 +49,32 @@ export interface LedgerObserver {
   leakResolved?(item: ResponseRecord | ConnectionRecord): void;
 }
 
+type LedgerEvent = keyof LedgerObserver;
+type Listener = { readonly observer: LedgerObserver; readonly fn: (item: ResponseRecord & ConnectionRecord) => void };
+const LEDGER_EVENTS: readonly LedgerEvent[] = [
+  'responseOpened',
+  'responseClosed',
+  'responseLeaked',
+  'connectionAcquired',
+  'connectionReleased',
+  'connectionClosed',
+  'connectionLeaked',
+  'leakResolved',
+];
+
+/** For each event, the observers that have a method for it (read when they start observing). */
+function listenersOf(observers: readonly LedgerObserver[]): Record<LedgerEvent, Listener[]> {
+  const listeners = {} as Record<LedgerEvent, Listener[]>;
+  for (const event of LEDGER_EVENTS) {
+    listeners[event] = [];
+    for (const observer of observers) {
+      const fn = observer[event];
+      if (typeof fn === 'function') listeners[event].push({ observer, fn: fn as Listener['fn'] });
+    }
+  }
+  return listeners;
+}
+
 export interface LedgerTotals {
   responses: number;
   aborted: number;
@@ -93,6 +119,8 @@ export class Ledger {
   private readonly responseQueue = new DeadlineQueue<ResponseRecord>();
   private readonly connectionQueue = new DeadlineQueue<ConnectionRecord>();
   private readonly observers: LedgerObserver[] = [];
+  /** Rebuilt as observers come and go: a transition calls only the observers that hear it. */
+  private listeners = listenersOf([]);
   private readonly clock: () => number;
   private responseSeq = 0;
   private connectionSeq = 0;
@@ -143,11 +171,15 @@ export class Ledger {
     yield* this.leakedOpen;
   }
 
+  /** `observer` hears the transitions it has a method for (read now) until the returned function is called. */
   observe(observer: LedgerObserver): () => void {
     this.observers.push(observer);
+    this.listeners = listenersOf(this.observers);
     return () => {
       const i = this.observers.indexOf(observer);
-      if (i >= 0) this.observers.splice(i, 1);
+      if (i < 0) return;
+      this.observers.splice(i, 1);
+      this.listeners = listenersOf(this.observers);
     };
   }
 
@@ -158,7 +190,7 @@ export class Ledger {
     const response = new ResponseRecord(++this.responseSeq, target, probe, now, this.progressOf(probe, target));
     this.responseQueue.schedule(response, now + this.limits.responseThresholdMs);
     this.arm();
-    if (this.observers.length > 0) this.notify('responseOpened', response);
+    if (this.listeners.responseOpened.length > 0) this.notify('responseOpened', response);
     return response;
   }
 
@@ -444,13 +476,12 @@ export class Ledger {
     }
   }
 
-  private notify(event: keyof LedgerObserver, item: ResponseRecord | ConnectionRecord): void {
-    const observers = this.observers;
-    for (let i = 0; i < observers.length; i++) {
-      const fn = observers[i][event] as ((item: ResponseRecord | ConnectionRecord) => void) | undefined;
-      if (fn === undefined) continue;
+  private notify(event: LedgerEvent, item: ResponseRecord | ConnectionRecord): void {
+    const listeners = this.listeners[event];
+    for (let i = 0; i < listeners.length; i++) {
+      const { observer, fn } = listeners[i];
       try {
-        fn.call(observers[i], item);
+        fn.call(observer, item as ResponseRecord & ConnectionRecord);
       } catch (error) {
         this.onFailure(`ledger observer ${event}`, error);
       }
