@@ -35,6 +35,13 @@ export interface LedgerOptions extends LedgerLimits {
   clock?: () => number;
   /** Arm one unref'd timer for the earliest deadline. Tests turn it off and call sweep(). */
   timer?: boolean;
+  /**
+   * Whether a connection was acquired by a module's top-level code (its acquisition stack says so),
+   * asked only of connections acquired with `ownerUnverified`, and only when a leak rule would
+   * blame their owner: reading a stack's frames costs microseconds, a checkout's request is almost
+   * never the one loading a module, and so the question is put off to the rare leak.
+   */
+  madeWhileModuleLoads?: (connection: ConnectionRecord) => boolean;
 }
 
 /** Called on each transition; observers must not throw (they are guarded anyway). */
@@ -130,6 +137,7 @@ export class Ledger {
   private readonly limits: LedgerLimits;
   private readonly onFailure: (what: string, error: unknown) => void;
   private readonly currentResponse: () => ResponseRecord | undefined;
+  private readonly madeWhileModuleLoads: ((connection: ConnectionRecord) => boolean) | undefined;
   /** Histories of connections released without leaking, for the next checkouts to reuse. */
   private readonly spareHistories: History[] = [];
 
@@ -139,6 +147,7 @@ export class Ledger {
     this.limits = { responseThresholdMs: options.responseThresholdMs, connectionThresholdMs: options.connectionThresholdMs, maxReportedLeaks: options.maxReportedLeaks };
     this.onFailure = options.onFailure;
     this.currentResponse = options.currentResponse;
+    this.madeWhileModuleLoads = options.madeWhileModuleLoads;
   }
 
   get responseThresholdMs(): number {
@@ -433,11 +442,35 @@ export class Ledger {
   }
 
   private connectionLeaked(connection: ConnectionRecord, reason: ConnectionLeakReason, now: number): void {
+    if (reason !== 'idle-past-threshold' && this.ownedByModule(connection, now)) return;
     connection.leak = { reason, detectedAt: now, resolvedAt: 0 };
     this.connectionQueue.remove(connection);
     this.totals.leakedConnections++;
     this.keep(connection);
     this.notify('connectionLeaked', connection);
+  }
+
+  /**
+   * A connection whose owner was taken without the module check (ownerUnverified), about to be
+   * blamed on that owner: if a module's top-level code acquired it (a LISTEN client or a warm-up
+   * made while a route's module loads during a request), it is the module's, owned by nobody, and
+   * a pool checkout goes on under the rule for checkouts with no owner.
+   */
+  private ownedByModule(connection: ConnectionRecord, now: number): boolean {
+    if (!connection.ownerUnverified) return false;
+    connection.ownerUnverified = false;
+    let byModule = false;
+    try {
+      byModule = this.madeWhileModuleLoads?.(connection) ?? false;
+    } catch (error) {
+      this.onFailure('reading an acquisition stack', error);
+    }
+    if (!byModule) return false;
+    connection.owner?.connections?.delete(connection);
+    connection.owner = null;
+    this.connectionQueue.remove(connection);
+    if (connection.pooled && connection.releasedAt === 0) this.scheduleConnection(connection, now);
+    return true;
   }
 
   private resolve(item: ResponseRecord | ConnectionRecord, now: number): void {

@@ -235,6 +235,11 @@ export interface ConnectionInit {
   stack?: StackCapture | null;
   /** Start busy (connecting) rather than idle. */
   busy?: boolean;
+  /**
+   * The owner is the current response, not yet checked against a module's top-level code: the
+   * ledger asks (LedgerOptions.madeWhileModuleLoads) only if a leak rule would blame that owner.
+   */
+  ownerUnverified?: boolean;
 }
 
 /** A captured stack whose text is formatted only when read. */
@@ -266,6 +271,8 @@ export class ConnectionRecord implements DeadlineItem {
   target: object | null;
   readonly probe: ConnectionProbe | null;
   readonly stack: StackCapture | null;
+  /** See ConnectionInit.ownerUnverified; cleared once asked. */
+  ownerUnverified: boolean;
 
   constructor(
     readonly seq: number,
@@ -280,6 +287,7 @@ export class ConnectionRecord implements DeadlineItem {
     this.target = init.target ?? null;
     this.probe = init.probe ?? null;
     this.stack = init.stack ?? null;
+    this.ownerUnverified = init.ownerUnverified === true && owner !== null && this.stack !== null;
     this.idleSince = acquiredAt;
     if (init.busy) this.busy = 1;
   }

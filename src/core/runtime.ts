@@ -5,6 +5,7 @@ import { logFailure, setFailureLog } from './guard.js';
 import { Ledger } from './ledger.js';
 import { PoolWaits } from './pool-waits.js';
 import type { ResponseRecord } from './records.js';
+import { whileModuleLoads } from './stack.js';
 import { shared } from './state.js';
 
 /**
@@ -71,6 +72,7 @@ function createRuntime(config: Config): Runtime {
     maxReportedLeaks: config.maxReportedLeaks,
     currentResponse,
     onFailure: logFailure,
+    madeWhileModuleLoads: (connection) => whileModuleLoads(connection.stack),
   });
   ledger.observe(serverConfirmation(logFailure));
   const waits = new PoolWaits({ exhaustionThresholdMs: config.exhaustionThresholdMs, onFailure: logFailure });

@@ -14,7 +14,8 @@ import type { StackCapture } from './records.js';
  *
  * The same source text can be assigned from two places (a helper's closure assigned by two
  * middlewares, two copies of one package): so the cached site is checked against a real capture
- * on the 2nd, 4th, 8th … 1024th use and every `verifyEvery`-th after, and a text seen at two sites
+ * on the 2nd, 4th, 8th … 1024th use and every `verifyEvery`-th after (the frames' text compared as
+ * V8 writes it, not mapped through source maps), and a text seen at two sites
  * is captured every time from then on. Functions whose source is not theirs (bound functions,
  * proxies, builtins: `[native code]`) are always captured.
  */
@@ -25,9 +26,8 @@ export class SitesByCode {
 
   constructor(
     private readonly capture: () => StackCapture | null,
-    private readonly siteOf: (capture: StackCapture | null) => string,
     private readonly maxEntries = 500,
-    private readonly verifyEvery = 256,
+    private readonly verifyEvery = 1024,
   ) {}
 
   /** Where `fn` is being assigned now (called from the assignment, as `capture` expects). */
@@ -57,7 +57,7 @@ export class SitesByCode {
     const uses = ++entry.uses;
     if ((uses <= 1024 && (uses & (uses - 1)) === 0) || uses % this.verifyEvery === 0) {
       const capture = this.capture();
-      if (this.siteOf(capture) !== this.siteOf(entry.site)) {
+      if (capture?.stack !== entry.site.stack) {
         entry.ambiguous = true;
         return capture;
       }

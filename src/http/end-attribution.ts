@@ -168,7 +168,7 @@ function assign(res: Response, fn: unknown): void {
  * The site of each assignment: a 1-frame capture once per distinct replacement source, reused for
  * the closures of the same code that later requests assign (src/core/sites.ts).
  */
-const assignmentSites = new SitesByCode(() => captureStack(1, setEnd), siteOf);
+const assignmentSites = new SitesByCode(() => captureStack(1, setEnd));
 
 /** The installed attribution's check, whichever copy of leakwatch installed it. */
 const installed = shared<{ keep: (() => void) | null }>('endAttribution', () => ({ keep: null }));

@@ -2,7 +2,7 @@ import { logFailure } from '../core/guard.js';
 import { mustWait, PendingCheckout, Waiters, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
 import type { ResponseRecord, StackCapture } from '../core/records.js';
 import { currentResponse, getRuntime, responseContext } from '../core/runtime.js';
-import { captureStack, whileModuleLoads } from '../core/stack.js';
+import { captureStack } from '../core/stack.js';
 import type { PgClient } from './internal-types.js';
 import { clientEndpointName } from './naming.js';
 import { trackClient, trackerOf } from './protocol.js';
@@ -104,8 +104,9 @@ export function startCheckout(watch: PoolWatch, below: Function): Checkout | nul
   const stack = site !== undefined ? site : captureStack(state.stackFrames, below);
   const waits = getRuntime()?.waits;
   // A checkout a module's top-level code makes (a LISTEN client, a warm-up) is that module's, even
-  // when the module loads during a request.
-  const checkout = new Checkout(watch, whileModuleLoads(stack) ? undefined : currentResponse(), stack, waits?.now() ?? Date.now());
+  // when the module loads during a request: the ledger checks the stack for that only when a leak
+  // rule would blame the request (ConnectionInit.ownerUnverified), not on every checkout.
+  const checkout = new Checkout(watch, currentResponse(), stack, waits?.now() ?? Date.now());
   if (waits !== undefined && mustWait(watch.counts())) waits.waiting(watch, checkout);
   return checkout;
 }

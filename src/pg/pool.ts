@@ -2,7 +2,7 @@ import { ConfigError } from '../config.js';
 import { logFailure } from '../core/guard.js';
 import { PG_POOL_WATCH } from '../core/marks.js';
 import type { ResponseRecord } from '../core/records.js';
-import { responseContext } from '../core/runtime.js';
+import { currentResponse, responseContext } from '../core/runtime.js';
 import { applyAll, install, layerOf, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
 import { addPoolWatch, endCheckout, newWatchState, poolCounts, startCheckout, withCheckoutSite, type Checkout, type PoolWatch } from './checkout.js';
 import type { PgPool } from './internal-types.js';
@@ -69,6 +69,8 @@ function bindCallback(checkout: Checkout, callback: Fn): Fn {
   return function (this: unknown, error: unknown, client: unknown, done: unknown) {
     if (!error) checkout.deliver(client);
     else checkout.fail();
+    // Entered only when the callback comes from another context (a release served this queued checkout).
+    if (currentResponse() === checkout.owner) return callback.call(this, error, client, done);
     return responseContext.run(checkout.owner as ResponseRecord, () => callback.call(this, error, client, done));
   };
 }

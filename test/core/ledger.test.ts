@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Ledger } from '../../src/core/ledger.js';
-import type { ResponseProbe, ResponseRecord } from '../../src/core/records.js';
+import type { ConnectionRecord, ResponseProbe, ResponseRecord } from '../../src/core/records.js';
 
 /** A response whose progress the test controls. */
 class FakeResponse {
@@ -15,7 +15,7 @@ const probe: ResponseProbe = {
   endOverrides: () => [],
 };
 
-function makeLedger(options: { response?: number; connection?: number } = {}) {
+function makeLedger(options: { response?: number; connection?: number; madeWhileModuleLoads?: (connection: ConnectionRecord) => boolean } = {}) {
   let now = 1_000_000;
   let current: ResponseRecord | undefined;
   const logs: string[] = [];
@@ -27,6 +27,7 @@ function makeLedger(options: { response?: number; connection?: number } = {}) {
     currentResponse: () => current,
     clock: () => now,
     timer: false,
+    madeWhileModuleLoads: options.madeWhileModuleLoads,
   });
   return {
     ledger,
@@ -446,6 +447,60 @@ describe('Ledger › a connection another request uses', () => {
       const later = t.ledger.openResponse(new FakeResponse(), probe);
       t.ledger.beginOperation(later, { connection: checkout, command: 'query', startedAt: t.ledger.now() });
       expect(checkout.owner).toBe(first);
+    });
+  });
+
+  describe('a checkout whose owner was taken without the module check (ownerUnverified)', () => {
+    const MODULE_STACK = { stack: 'Error\n    at Module._compile (node:internal/modules/cjs/loader:1554:14)' };
+    const REQUEST_STACK = { stack: 'Error\n    at handler (/app/routes.js:3:9)' };
+    const checkout = (stack: { stack: string }) => ({ kind: 'pg' as const, pool: 'main', pooled: true, stack, ownerUnverified: true });
+    const byModule = (connection: ConnectionRecord) => connection.stack === MODULE_STACK;
+
+    it('is asked about only when a leak rule would blame its owner, never for a checkout released in its request', () => {
+      const asked: ConnectionRecord[] = [];
+      const t = makeLedger({ madeWhileModuleLoads: (c) => (asked.push(c), byModule(c)) });
+      const response = t.ledger.openResponse(new FakeResponse(), probe);
+      const connection = t.within(response, () => t.ledger.acquireConnection(checkout(REQUEST_STACK)));
+      expect(connection.owner).toBe(response);
+      t.ledger.releaseConnection(connection);
+      t.ledger.closeResponse(response, 'finished');
+      t.advance(1000);
+      expect(asked).toEqual([]);
+    });
+
+    it("is the module's when a module's top-level code made it: no held-after-response-closed leak, and the rule for checkouts with no owner from then on", () => {
+      const t = makeLedger({ madeWhileModuleLoads: byModule });
+      const response = t.ledger.openResponse(new FakeResponse(), probe);
+      const listener = t.within(response, () => t.ledger.acquireConnection(checkout(MODULE_STACK)));
+      t.ledger.connectionIdle(listener, 'subscriber');
+      t.ledger.closeResponse(response, 'finished');
+      t.advance(60);
+      expect(listener.leak).toBeNull();
+      expect(listener.owner).toBeNull();
+      expect(response.connections?.size ?? 0).toBe(0);
+      t.advance(1000); // a subscriber checkout with no owner is never a leak by itself
+      expect(listener.leak).toBeNull();
+      expect(t.ledger.totals.leakedConnections).toBe(0);
+    });
+
+    it('stays its request’s, and leaks, when the request made it', () => {
+      const t = makeLedger({ madeWhileModuleLoads: byModule });
+      const response = t.ledger.openResponse(new FakeResponse(), probe);
+      const connection = t.within(response, () => t.ledger.acquireConnection(checkout(REQUEST_STACK)));
+      t.ledger.closeResponse(response, 'aborted');
+      t.advance(60);
+      expect(connection.leak?.reason).toBe('held-after-response-closed');
+      expect(connection.owner).toBe(response);
+    });
+
+    it("is the module's when its owner leaks, too", () => {
+      const t = makeLedger({ madeWhileModuleLoads: byModule });
+      const response = t.ledger.openResponse(new FakeResponse(), probe);
+      const warmUp = t.within(response, () => t.ledger.acquireConnection(checkout(MODULE_STACK)));
+      t.advance(150);
+      expect(response.leak?.reason).toBe('unclosed');
+      expect(warmUp.leak).toBeNull();
+      expect(warmUp.owner).toBeNull();
     });
   });
 });

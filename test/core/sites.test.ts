@@ -9,7 +9,7 @@ function harness() {
   const sites = new SitesByCode(() => {
     captures++;
     return captureStack(1, assign);
-  }, siteOf);
+  });
   function assign(fn: unknown): StackCapture | null {
     return sites.siteFor(fn);
   }
