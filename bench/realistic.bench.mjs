@@ -60,7 +60,7 @@ async function endpointSection(endpoint, { log, rounds, burst, warmup }) {
     const cpu = results[name].map((f) => f.cpuUsPerRequest);
     const efficiency = cpu.map((us, i) => bare[i] / us);
     const added = cpu.map((us, i) => us - bare[i]);
-    figures[name] = { cpuUs: median(cpu), efficiency: median(efficiency), addedUs: median(added) };
+    figures[name] = { cpuUs: median(cpu), efficiency: median(efficiency), efficiencyMin: Math.min(...efficiency), efficiencyMax: Math.max(...efficiency), addedUs: median(added), rounds };
     rows.push(
       `| ${name} | ${summary(cpu)} | ${name === 'bare' ? '—' : summary(added)} | ${name === 'bare' ? '—' : summary(efficiency, 3)} | ${summary(results[name].map((f) => f.requestsPerSecond), 0)} | ${summary(results[name].map((f) => f.p99Ms), 1)} |`,
     );
@@ -68,7 +68,19 @@ async function endpointSection(endpoint, { log, rounds, burst, warmup }) {
   return { rows, figures };
 }
 
-export async function run({ log, realistic = { rounds: 20, burst: 1_000, warmup: 4_000 }, hello = { rounds: 16, burst: 5_000, warmup: 20_000 } } = {}) {
+/** Rounds, requests per burst and warm-up requests per endpoint; run() takes any of them to override. */
+export const DEFAULTS = { realistic: { rounds: 20, burst: 1_000, warmup: 4_000 }, hello: { rounds: 16, burst: 5_000, warmup: 20_000 } };
+
+/** What carrying a request's context through awaits costs on the Node running this. */
+function contextFloorNote() {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 24) return `on Node ${major} carrying a context through awaits turns on async_hooks promise hooks for every promise in the process, whoever does it`;
+  return `on Node ${major} AsyncLocalStorage rides on AsyncContextFrame (the default since Node 24) and needs no promise hooks, so this floor is what entering a store per request costs`;
+}
+
+export async function run({ log, realistic: realisticOptions = {}, hello: helloOptions = {} } = {}) {
+  const realistic = { ...DEFAULTS.realistic, ...realisticOptions };
+  const hello = { ...DEFAULTS.hello, ...helloOptions };
   const r = await endpointSection(ENDPOINTS.realistic, { log, ...realistic });
   const h = await endpointSection(ENDPOINTS.hello, { log, ...hello });
   const head = ['| mode | CPU µs/req | added µs/req | CPU efficiency | req/s | p99 ms |', '| --- | --- | --- | --- | --- | --- |'];
@@ -94,7 +106,7 @@ export async function run({ log, realistic = { rounds: 20, burst: 1_000, warmup:
     ...head,
     ...r.rows,
     '',
-    `leakwatch default adds ${lw.addedUs.toFixed(1)} µs per request, ${(ratio * 100).toFixed(0)}% of what OpenTelemetry adds (${otel.addedUs.toFixed(1)} µs); CPU efficiency ${lw.efficiency.toFixed(3)} against OpenTelemetry's ${otel.efficiency.toFixed(3)} (medians of per-round figures). Of that, the AsyncLocalStorage floor is ${als.addedUs.toFixed(1)} µs (efficiency ${als.efficiency.toFixed(3)}): on Node 20 carrying a context through awaits turns on async_hooks promise hooks for every promise in the process, whoever does it. Acquisition stacks and res.end attribution (default against off) account for ${(lw.addedUs - lean.addedUs).toFixed(1)} µs: one 10-frame stack capture per checkout and one 1-frame site capture per res.end replacement, each several µs in V8.`,
+    `leakwatch default adds ${lw.addedUs.toFixed(1)} µs per request, ${(ratio * 100).toFixed(0)}% of what OpenTelemetry adds (${otel.addedUs.toFixed(1)} µs); CPU efficiency ${lw.efficiency.toFixed(3)} against OpenTelemetry's ${otel.efficiency.toFixed(3)} (medians of per-round figures). Of that, the AsyncLocalStorage floor is ${als.addedUs.toFixed(1)} µs (efficiency ${als.efficiency.toFixed(3)}): ${contextFloorNote()}. Acquisition stacks and res.end attribution (default against off) account for ${(lw.addedUs - lean.addedUs).toFixed(1)} µs: one 10-frame stack capture per checkout and one 1-frame site capture per res.end replacement, each several µs in V8.`,
     '',
     `#### ${ENDPOINTS.hello.name}`,
     '',
