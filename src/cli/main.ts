@@ -6,7 +6,7 @@ import { ServiceError } from './services.js';
 
 const USAGE = `Usage: leakwatch <command> [options]
 
-Catches HTTP responses that never close and the pg and ioredis connections they strand.
+Catches HTTP responses that never close and the pg, ioredis and node-redis connections they strand.
 
 Commands:
   run [options] -- COMMAND [ARGS...]   run COMMAND under leakwatch and report what leaked
