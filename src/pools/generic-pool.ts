@@ -1,7 +1,6 @@
-import { applyAll, install, type Undo } from '../core/patch.js';
+import type { Undo } from '../core/patch.js';
 import { poolCounts } from '../pg/checkout.js';
-import { activate } from '../pg/state.js';
-import { patchMethod, wrapCreate, wrapGiveBack, wrapPromiseAcquire, wrapReceive, type PoolCounts } from './watch.js';
+import { instrumentPromisePool } from './watch.js';
 
 /**
  * generic-pool 3: `acquire(priority)` promises a resource; `release(resource)` and
@@ -19,24 +18,12 @@ interface GenericPool {
   _draining?: boolean;
 }
 
-function counts(pool: GenericPool): PoolCounts | null {
-  if (pool._draining === true && pool.size === 0) return null;
-  return poolCounts(pool.size, pool.available, pool.pending, pool.max, pool.borrowed);
-}
-
 /** Instruments every pool of generic-pool's `Pool` class; shared by every caller, undone when the last lets go. */
 export function instrumentGenericPool(Pool: unknown): Undo {
-  const proto = (Pool as { prototype?: { acquire?: unknown } } | null)?.prototype;
-  if (proto === undefined || proto === null || typeof proto.acquire !== 'function') throw new TypeError("instrumentGenericPool(Pool) needs generic-pool's Pool class.");
-  const patch = (name: string, wrap: Parameters<typeof patchMethod>[2]) => patchMethod(proto, name, wrap);
-  return install(proto, 'generic-pool Pool', () =>
-    applyAll([
-      activate,
-      patch('acquire', wrapPromiseAcquire(counts)),
-      patch('release', wrapGiveBack),
-      patch('destroy', wrapGiveBack),
-      patch('_createResource', wrapCreate),
-      patch('_addPooledResourceToAvailableObjects', wrapReceive(counts, (args) => (args[0] as { obj?: unknown } | undefined)?.obj)),
-    ]),
-  );
+  return instrumentPromisePool<GenericPool>(Pool, {
+    name: 'generic-pool',
+    instrument: 'instrumentGenericPool',
+    counts: (pool) => (pool._draining === true && pool.size === 0 ? null : poolCounts(pool.size, pool.available, pool.pending, pool.max, pool.borrowed)),
+    receivers: [['_addPooledResourceToAvailableObjects', (args) => (args[0] as { obj?: unknown } | undefined)?.obj]],
+  });
 }

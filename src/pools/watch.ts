@@ -1,9 +1,10 @@
 import { logFailure } from '../core/guard.js';
-import { ownerOf, wrapMethod, type Fn, type Layer } from '../core/patch.js';
+import { applyAll, install, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
 import { runAsPoolWork } from '../core/runtime.js';
 import { shared } from '../core/state.js';
 import type { PoolCounts } from '../core/pool-waits.js';
 import { addPoolWatch, adoptIntoPool, endCheckout, newWatchState, startCheckout, type Checkout, type PoolWatch } from '../pg/checkout.js';
+import { activate } from '../pg/state.js';
 
 /**
  * What the pool libraries' instrumentations share: one watch per pool object, found at its first
@@ -113,4 +114,38 @@ export function patchMethod(proto: object, name: string, wrap: (layer: Layer) =>
     const owner = ownerOf(proto, name);
     return owner === null ? null : wrapMethod(owner, name, wrap);
   };
+}
+
+/**
+ * A pool library whose `acquire()` promises a resource, which `release(resource)` and
+ * `destroy(resource)` give back and `_createResource()` has the factory make (generic-pool,
+ * sequelize-pool): what differs between them is how they count and which methods receive a resource.
+ */
+export interface PromisePoolLibrary<P extends object> {
+  /** The package, as messages name it. */
+  name: string;
+  /** The function that instruments it, as its TypeError names it. */
+  instrument: string;
+  counts(pool: P): PoolCounts | null;
+  /** Methods that receive a resource (made, reused or given back), and where their argument holds it. */
+  receivers: Array<[method: string, resourceOf: (args: unknown[]) => unknown]>;
+}
+
+/** Instruments every pool of `Pool`, a class of `library`; shared by every caller, undone when the last lets go. */
+export function instrumentPromisePool<P extends object>(Pool: unknown, library: PromisePoolLibrary<P>): Undo {
+  const proto = (Pool as { prototype?: { acquire?: unknown } } | null)?.prototype;
+  if (proto === undefined || proto === null || typeof proto.acquire !== 'function') {
+    throw new TypeError(`${library.instrument}(Pool) needs ${library.name}'s Pool class.`);
+  }
+  const patch = (name: string, wrap: (layer: Layer) => Fn) => patchMethod(proto, name, wrap);
+  return install(proto, `${library.name} Pool`, () =>
+    applyAll([
+      activate,
+      patch('acquire', wrapPromiseAcquire(library.counts)),
+      patch('release', wrapGiveBack),
+      patch('destroy', wrapGiveBack),
+      patch('_createResource', wrapCreate),
+      ...library.receivers.map(([method, resourceOf]) => patch(method, wrapReceive(library.counts, resourceOf))),
+    ]),
+  );
 }
