@@ -6,7 +6,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'bench/', 'fixtures/', 'coverage/', '.ci/', '.cache/', 'etc/', '**/*.d.ts'] },
+  { ignores: ['dist/', 'node_modules/', 'fixtures/next-app/', 'fixtures/next-bundled-pg/', 'fixtures/nest-app/', 'fixtures/prisma/generated/', 'coverage/', '.ci/', '.cache/', 'etc/', '**/*.d.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

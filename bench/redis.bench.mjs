@@ -364,6 +364,7 @@ async function nodeRedisHookSection({ log, rounds, commands }) {
     await bareClient.connect();
     const getter = Object.getOwnPropertyDescriptor(BareQueue.prototype, 'isPubSubActive');
     let bareQueue = null;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the getter is there to learn which queue it is called on
     Object.defineProperty(BareQueue.prototype, 'isPubSubActive', { ...getter, get() { bareQueue = this; return getter.get.call(this); } });
     void bareClient.isPubSubActive;
     Object.defineProperty(BareQueue.prototype, 'isPubSubActive', getter);
