@@ -1,5 +1,5 @@
 import type { Counter, Gauge } from 'prom-client';
-import { CountOfHistogram, TallyHistogram } from './histogram.js';
+import { CountOfHistogram, registerIn, TallyHistogram } from './histogram.js';
 import * as names from './names.js';
 import type { AnyRegistry, PromClient } from './prom-client.js';
 
@@ -123,7 +123,7 @@ export function defineMetrics(prom: PromClient, registry: AnyRegistry, readings:
       enableExemplars: exemplars,
     }),
     // Registered here, after the counter read from it, so that the families keep their order.
-    responseDuration: registered(registers, responseDuration),
+    responseDuration: registerIn(registers, responseDuration),
     connections: new prom.Gauge({
       name: names.DB_CLIENT_CONNECTIONS,
       help: 'Open database and cache connections: used (checked out, or a dedicated client) or idle in their pool.',
@@ -213,11 +213,6 @@ export function defineMetrics(prom: PromClient, registry: AnyRegistry, readings:
     }),
     buildInfo,
   };
-}
-
-function registered<M>(registers: AnyRegistry[], metric: M): M {
-  for (const registry of registers) registry.registerMetric(metric as never);
-  return metric;
 }
 
 /** Removes every family of `metrics` from `registry`. */

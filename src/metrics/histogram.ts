@@ -84,7 +84,7 @@ export class TallyHistogram {
     this.labelNames = options.labelNames;
     this.bounds = Float64Array.from(bounds);
     this.collect = options.collect;
-    for (const registry of options.registers) registry.registerMetric(this as never);
+    registerIn(options.registers, this);
   }
 
   /** The series of `labels` (every label name given), made on first use; keep it to observe into. */
@@ -99,10 +99,6 @@ export class TallyHistogram {
       this.series.set(key, series);
     }
     return series;
-  }
-
-  observe(labels: Labels, value: number): void {
-    this.seriesOf(labels).observe(value);
   }
 
   /** Makes the series of `labels` exist with no observation (its buckets read 0). */
@@ -161,7 +157,7 @@ export class CountOfHistogram {
   ) {
     this.name = options.name;
     this.help = options.help;
-    for (const registry of options.registers) registry.registerMetric(this as never);
+    registerIn(options.registers, this);
   }
 
   reset(): void {
@@ -173,4 +169,10 @@ export class CountOfHistogram {
     for (const series of this.histogram.eachSeries()) values.push({ value: series.count, labels: { ...series.labels } });
     return Promise.resolve({ name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator });
   }
+}
+
+/** Registers a family of leakwatch's own (not a prom-client class) in each registry; returns it. */
+export function registerIn<M>(registers: readonly AnyRegistry[], metric: M): M {
+  for (const registry of registers) registry.registerMetric(metric as never);
+  return metric;
 }

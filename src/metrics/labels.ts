@@ -1,3 +1,4 @@
+import { withoutCredentials } from '../core/credentials.js';
 import type { ConnectionKind } from '../core/records.js';
 import { DB_SYSTEMS, HTTP_METHODS, OTHER_METHOD, OVERFLOW_VALUE, UNMATCHED_ROUTE } from './names.js';
 
@@ -22,7 +23,7 @@ export const MAX_LABEL_LENGTH = 128;
 
 /** A pool name as a label: without credentials, should a connection string reach it. */
 export function poolLabel(name: string): string {
-  const clean = name.replace(/\/\/[^/@]*@/, '//').replace(/(password|pass|pwd)=[^&\s]*/gi, '$1=');
+  const clean = withoutCredentials(name);
   return clean.length > MAX_LABEL_LENGTH ? clean.slice(0, MAX_LABEL_LENGTH) : clean;
 }
 

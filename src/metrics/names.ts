@@ -84,5 +84,5 @@ export const DB_SYSTEMS = Object.freeze({ pg: 'postgresql', redis: 'redis' } as 
 /** `state` of `leakwatch_db_client_connections`: checked out or in use, or open and waiting in its pool. */
 export const CONNECTION_STATES = Object.freeze(['used', 'idle'] as const);
 
-/** `reason` of the connection leak metrics, as in DESIGN.md's leak rules. */
+/** `reason` of the connection leak metrics, as in the leak rules of docs/design.md. */
 export const CONNECTION_LEAK_REASONS = Object.freeze(['held-by-leaked-response', 'held-after-response-closed', 'idle-past-threshold'] as const);

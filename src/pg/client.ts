@@ -1,8 +1,8 @@
 import { logFailure } from '../core/guard.js';
 import type { ConnectionRecord, ResponseRecord } from '../core/records.js';
 import { applyAll, install, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
-import { currentResponse, getRuntime, isPoolWork, responseContext } from '../core/runtime.js';
-import { captureStack, whileModuleLoads } from '../core/stack.js';
+import { currentResponse, getRuntime, isPoolWork } from '../core/runtime.js';
+import { captureStack } from '../core/stack.js';
 import { type PgClient } from './internal-types.js';
 import { clientEndpointName } from './naming.js';
 import { trackClient, trackerOf } from './protocol.js';
@@ -26,10 +26,9 @@ function startClient(client: PgClient, below: Function): void {
   const runtime = getRuntime();
   if (runtime === undefined) return;
   const stack = captureStack(state.stackFrames, below);
-  const acquire = () => tracker.acquire(runtime.ledger, clientEndpointName(client.connectionParameters), false, stack);
-  // A client a module's top-level code connects is that module's, shared, even when the module loads during a request.
-  if (whileModuleLoads(stack)) responseContext.exit(acquire);
-  else acquire();
+  // A client a module's top-level code connects is that module's, shared, even when the module loads
+  // during a request: the ledger asks only when a leak rule would blame the request (ownerUnverified).
+  tracker.acquire(runtime.ledger, clientEndpointName(client.connectionParameters), false, stack);
 }
 
 function wrapConnect(layer: Layer): Fn {

@@ -175,8 +175,8 @@ export class ClientTracker {
       probe: pgConnectionProbe,
       stack,
       busy: this.busy,
-      // A checkout's owner is taken without reading its stack (checkout.ts): the ledger checks it for a module's code when it matters.
-      ownerUnverified: pooled,
+      // The owner is taken without reading the stack for a module's code (checkout.ts, client.ts): the ledger does when it matters.
+      ownerUnverified: true,
     });
     this.record = record;
     if (this.gone) ledger.connectionClosed(record, this.closure());

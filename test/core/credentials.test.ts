@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { redactArgument } from '../../src/report/argv.js';
+import { withoutCredentials as redactArgument } from '../../src/core/credentials.js';
+import { poolLabel } from '../../src/metrics/labels.js';
 import { leakwatch } from '../support/cli.js';
 
 const SECRETS = ['s3cr3t-pg', 's3cr3t-redis', 'hunter2', 'tok-123'];
@@ -19,6 +20,12 @@ describe("a process's command line in reports", () => {
     expect(redactArgument('host=db user=app password=hunter2 dbname=app')).toBe('host=db user=app password=*** dbname=app');
     expect(redactArgument('server.js')).toBe('server.js');
     expect(redactArgument('--passes=3')).toBe('--passes=3');
+  });
+
+  it('is the same scrub a pool name gets as a metric label', () => {
+    expect(poolLabel('postgres://app:s3cr3t-pg@db:5432/app')).toBe('postgres://app:***@db:5432/app');
+    expect(poolLabel('host=db password=hunter2 dbname=app')).toBe('host=db password=*** dbname=app');
+    expect(poolLabel('db:5432/app')).toBe('db:5432/app');
   });
 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'leakwatch-argv-'));
