@@ -87,8 +87,9 @@ export function processTree(root: number): number[] {
  * Sends `signal` once to every process of the tree under `root`. With `group`, `root` leads its own
  * process group: the whole group gets it in one kill (no race with processes forked meanwhile),
  * and descendants that left the group get it one by one. Without, each process of the tree does.
+ * Returns the processes signalled (as far as they could be listed).
  */
-export function signalTree(root: number, signal: NodeJS.Signals, group: boolean): void {
+export function signalTree(root: number, signal: NodeJS.Signals, group: boolean): number[] {
   const kill = (pid: number) => {
     try {
       process.kill(pid, signal);
@@ -102,5 +103,11 @@ export function signalTree(root: number, signal: NodeJS.Signals, group: boolean)
     const all = listProcesses() ?? [];
     inGroup = new Set(all.filter((entry) => entry.pgid === root).map((entry) => entry.pid));
   }
-  for (const pid of processTree(root)) if (pid !== process.pid && !inGroup.has(pid)) kill(pid);
+  const signalled = [...inGroup];
+  for (const pid of processTree(root)) {
+    if (pid === process.pid || inGroup.has(pid)) continue;
+    kill(pid);
+    signalled.push(pid);
+  }
+  return signalled;
 }

@@ -261,11 +261,13 @@ export async function run(options: RunOptions, io = { stderr: process.stderr }):
   const [command, ...args] = options.command;
   const child = spawn(command, args, { stdio: 'inherit', env, detached: !terminal });
   const received = new Set<NodeJS.Signals>();
+  /** Every process a forwarded signal reached: leakwatch ends after them (see below). */
+  const signalled = new Set<number>();
   const forward = (signal: NodeJS.Signals) => {
     received.add(signal);
     // Only SIGTERM is never the terminal's; the others, while the job is in the foreground, are.
     if (terminal && signal !== 'SIGTERM' && inTerminalForeground()) return;
-    if (child.pid !== undefined) signalTree(child.pid, signal, !terminal);
+    if (child.pid !== undefined) for (const pid of signalTree(child.pid, signal, !terminal)) signalled.add(pid);
   };
   for (const signal of FORWARDED) process.on(signal, forward);
   // npm and npx run leakwatch through `sh -c`, and pass a SIGTERM to that shell only, which dies of
@@ -286,8 +288,13 @@ export async function run(options: RunOptions, io = { stderr: process.stderr }):
   });
   clearInterval(parentWatch);
 
+  // The command's own process may end before the processes under it that the signal also reached
+  // (an app still closing after npm exited): leakwatch returns only once they have ended too, so
+  // that it never leaves a process behind it, within the same bound as the reports' wait.
+  const deadline = Date.now() + PART_WAIT_MS;
+  while (Date.now() < deadline && [...signalled].some(isRunning)) await new Promise((resolve) => setTimeout(resolve, 50));
   const warn = (line: string) => io.stderr.write(line + '\n');
-  const parts = await collectParts(dir, PART_WAIT_MS, warn);
+  const parts = await collectParts(dir, Math.max(0, deadline - Date.now()), warn);
   const report = mergeReports(parts.reports, {
     startedAt,
     endedAt: Date.now(),
