@@ -1,10 +1,10 @@
 // HTTP overhead: hello-world and a JSON endpoint, bare against leakwatch (register preloaded).
-import { compareInterleaved, FAST_LOAD, REGISTER } from './lib/http-bench.mjs';
+import { compareInterleaved, REGISTER } from './lib/http-bench.mjs';
 import { median, summary } from './lib/stats.mjs';
 
 export const title = 'HTTP responses (node:http)';
 
-export async function run({ log, rounds = 10, burst = 4_000, warmup = 6_000 } = {}) {
+export async function run({ log, rounds = 12, burst = 4_000, warmup = 40_000, instances = 2 } = {}) {
   const modes = {
     bare: { execArgv: [], env: {} },
     leakwatch: { execArgv: ['--import', REGISTER], env: { LEAKWATCH_RESPONSE_THRESHOLD: '30s' } },
@@ -14,7 +14,7 @@ export async function run({ log, rounds = 10, burst = 4_000, warmup = 6_000 } = 
   const lines = [
     `### ${title}`,
     '',
-    `Server CPU (user+system) per request, measured in the server process. One server per mode runs for the whole comparison; after ${warmup} warm-up requests each, a separate load process (lib/fast-load.mjs, raw keep-alive sockets, 16 in flight) sends bursts of ${burst} requests to one server at a time, modes in rotating order, ${rounds} rounds. Median (min–max) over rounds.`,
+    `Server CPU (user+system) per request, measured in the server process, in the steady state. Servers run in ${instances} sets, one server per mode in each, one set after the other (see the overhead section below for why); after ${warmup} warm-up requests each, one load process (lib/load-driver.mjs, raw keep-alive sockets kept open, 16 in flight) sends bursts of ${burst} requests to one server at a time, modes in rotating order, ${rounds} rounds shared out among the sets. Median (min–max) over rounds.`,
     '',
     'CPU efficiency is bare µs ÷ instrumented µs per request, computed per round (1.0 = free).',
     '',
@@ -23,7 +23,7 @@ export async function run({ log, rounds = 10, burst = 4_000, warmup = 6_000 } = 
   ];
   const figures = {};
   for (const app of Object.keys(names)) {
-    const r = await compareInterleaved({ modes, app, path: '/items/42?x=1', rounds, burst, warmup, log, loader: FAST_LOAD });
+    const r = await compareInterleaved({ modes, app, path: '/items/42?x=1', rounds, burst, warmup, instances, log });
     figures[app] = {};
     for (const mode of Object.keys(modes)) {
       const cpu = r[mode].map((f) => f.cpuUsPerRequest);

@@ -2,7 +2,7 @@
 // a hello-world endpoint, bare against leakwatch and against OpenTelemetry, modes alternated in
 // one run. Servers: lib/realistic-server.cjs; OpenTelemetry set-up: lib/otel.cjs.
 import { fileURLToPath } from 'node:url';
-import { compareInterleaved, FAST_LOAD, freePort, REGISTER } from './lib/http-bench.mjs';
+import { compareInterleaved, freePort, REGISTER } from './lib/http-bench.mjs';
 import { median, summary } from './lib/stats.mjs';
 
 export const title = 'Overhead against the bare app and against OpenTelemetry';
@@ -50,9 +50,21 @@ const ENDPOINTS = {
   },
 };
 
-async function endpointSection(endpoint, { log, rounds, burst, warmup }) {
+/** Per server set: bare's CPU over the set's rounds ÷ the mode's (the sets differ by where V8 put things; see compareInterleaved). */
+function bySet(bare, mode) {
+  const sums = new Map();
+  for (let i = 0; i < bare.length; i++) {
+    const s = sums.get(bare[i].set) ?? { bare: 0, mode: 0 };
+    s.bare += bare[i].cpuUsPerRequest;
+    s.mode += mode[i].cpuUsPerRequest;
+    sums.set(bare[i].set, s);
+  }
+  return [...sums.values()].map((s) => s.bare / s.mode);
+}
+
+async function endpointSection(endpoint, { log, rounds, burst, warmup, instances }) {
   const modes = modesFor(endpoint.modes);
-  const results = await compareInterleaved({ modes, app: endpoint.app, script, path: endpoint.path, rounds, burst, warmup, log, loader: FAST_LOAD, concurrency: 16 });
+  const results = await compareInterleaved({ modes, app: endpoint.app, script, path: endpoint.path, rounds, burst, warmup, instances, log, concurrency: 16 });
   const bare = results.bare.map((f) => f.cpuUsPerRequest);
   const figures = {};
   const rows = [];
@@ -60,16 +72,19 @@ async function endpointSection(endpoint, { log, rounds, burst, warmup }) {
     const cpu = results[name].map((f) => f.cpuUsPerRequest);
     const efficiency = cpu.map((us, i) => bare[i] / us);
     const added = cpu.map((us, i) => us - bare[i]);
-    figures[name] = { cpuUs: median(cpu), efficiency: median(efficiency), efficiencyMin: Math.min(...efficiency), efficiencyMax: Math.max(...efficiency), addedUs: median(added), rounds };
+    const mainThread = results[name].every((f) => f.mainThreadUsPerRequest !== null) ? results[name].map((f) => f.mainThreadUsPerRequest) : null;
+    const warmupUs = results[name].warmupUs;
+    const perSet = bySet(results.bare, results[name]);
+    figures[name] = { perSet, cpuUs: median(cpu), efficiency: median(efficiency), efficiencyMin: Math.min(...efficiency), efficiencyMax: Math.max(...efficiency), addedUs: median(added), mainThreadUs: mainThread === null ? null : median(mainThread), warmupUs: median(warmupUs), rounds };
     rows.push(
-      `| ${name} | ${summary(cpu)} | ${name === 'bare' ? '—' : summary(added)} | ${name === 'bare' ? '—' : summary(efficiency, 3)} | ${summary(results[name].map((f) => f.requestsPerSecond), 0)} | ${summary(results[name].map((f) => f.p99Ms), 1)} |`,
+      `| ${name} | ${summary(cpu)} | ${mainThread === null ? '—' : median(mainThread).toFixed(1)} | ${name === 'bare' ? '—' : summary(added)} | ${name === 'bare' ? '—' : summary(efficiency, 3)} | ${median(warmupUs).toFixed(1)} | ${summary(results[name].map((f) => f.requestsPerSecond), 0)} | ${summary(results[name].map((f) => f.p99Ms), 1)} |`,
     );
   }
   return { rows, figures };
 }
 
 /** Rounds, requests per burst and warm-up requests per endpoint; run() takes any of them to override. */
-export const DEFAULTS = { realistic: { rounds: 20, burst: 1_000, warmup: 4_000 }, hello: { rounds: 16, burst: 5_000, warmup: 20_000 } };
+export const DEFAULTS = { realistic: { rounds: 28, burst: 1_000, warmup: 25_000, instances: 4 }, hello: { rounds: 24, burst: 4_000, warmup: 60_000, instances: 3 } };
 
 /** What carrying a request's context through awaits costs on the Node running this. */
 function contextFloorNote() {
@@ -83,7 +98,7 @@ export async function run({ log, realistic: realisticOptions = {}, hello: helloO
   const hello = { ...DEFAULTS.hello, ...helloOptions };
   const r = await endpointSection(ENDPOINTS.realistic, { log, ...realistic });
   const h = await endpointSection(ENDPOINTS.hello, { log, ...hello });
-  const head = ['| mode | CPU µs/req | added µs/req | CPU efficiency | req/s | p99 ms |', '| --- | --- | --- | --- | --- | --- |'];
+  const head = ['| mode | CPU µs/req | of it, main thread | added µs/req | CPU efficiency | warm-up µs/req | req/s | p99 ms |', '| --- | --- | --- | --- | --- | --- | --- | --- |'];
   const lw = r.figures['leakwatch default'];
   const otel = r.figures.OpenTelemetry;
   const als = r.figures['AsyncLocalStorage alone'];
@@ -92,7 +107,7 @@ export async function run({ log, realistic: realisticOptions = {}, hello: helloO
   const lines = [
     `### ${title}`,
     '',
-    `Server CPU (user+system, \`process.cpuUsage()\` in the server process) per request. One server per mode runs for the whole comparison; after a warm-up of each, a separate load process (lib/fast-load.mjs: raw keep-alive sockets, 16 in flight) sends a burst of requests to one server at a time, the modes in rotating order, round after round (${realistic.rounds} rounds of ${realistic.burst} requests per mode on the realistic endpoint, ${hello.rounds} of ${hello.burst} on hello world), so that the drift of a shared machine falls on every mode alike. Long-lived, warmed servers measure the steady state: a fresh server per measurement also counts its JIT compilation (on V8's background threads, which \`process.cpuUsage()\` includes), more of it the more code is instrumented. CPU a server spends between its bursts (a timer's export, a collection finishing) is not counted. Median (min–max) over rounds. *Added* and *CPU efficiency* (bare µs ÷ mode µs) are computed per round against the bare server's burst of the same round. req/s and p99 are for reference only: the load process, PostgreSQL and Redis share the same 2 cores.`,
+    `Server CPU (user+system, \`process.cpuUsage()\` in the server process, all its threads) per request, in the steady state. Servers run in ${realistic.instances} sets on the realistic endpoint (${hello.instances} on hello world), one server per mode in each set, one set after the other: two servers of the same code differ by several per cent for as long as they run (where V8 placed their code and heap, what it inlined), so a comparison of one server per mode is only as good as that draw. Each server is first warmed (the requests given below; its CPU per request over them is the *warm-up* column: V8 compiling the code that serves a request, leakwatch's included, on its background threads), then one load process (lib/load-driver.mjs: raw keep-alive sockets kept open to every server, 16 requests in flight) sends a burst of requests to one server at a time, the modes in rotating order, round after round (${realistic.rounds} rounds of ${realistic.burst} requests per mode on the realistic endpoint, ${hello.rounds} of ${hello.burst} on hello world, shared out among the sets), so that the drift of a shared machine falls on every mode alike. CPU a server spends between its bursts (a timer's export, a collection finishing) is not counted. Median (min–max) over rounds. *Added* and *CPU efficiency* (bare µs ÷ mode µs) are computed per round against the bare server's burst of the same round. *Of it, main thread* is the median of the same bursts' CPU on the server's main thread (\`process.threadCpuUsage()\`, Node ≥ 23.9; — where Node has none); the rest is V8's background threads (compilation, the parallel parts of garbage collection). req/s and p99 are for reference only: the load process, PostgreSQL and Redis share the same 2 cores.`,
     '',
     'Every endpoint replaces `res.end` on each request and calls through (as compression and express-session do) in every mode, so where res.end attribution is on it does its work on every request.',
     '',
@@ -106,7 +121,7 @@ export async function run({ log, realistic: realisticOptions = {}, hello: helloO
     ...head,
     ...r.rows,
     '',
-    `leakwatch default adds ${lw.addedUs.toFixed(1)} µs per request, ${(ratio * 100).toFixed(0)}% of what OpenTelemetry adds (${otel.addedUs.toFixed(1)} µs); CPU efficiency ${lw.efficiency.toFixed(3)} against OpenTelemetry's ${otel.efficiency.toFixed(3)} (medians of per-round figures). Of that, the AsyncLocalStorage floor is ${als.addedUs.toFixed(1)} µs (efficiency ${als.efficiency.toFixed(3)}): ${contextFloorNote()}. Acquisition stacks and res.end attribution (default against off) account for ${(lw.addedUs - lean.addedUs).toFixed(1)} µs: one 10-frame stack capture per checkout and one 1-frame site capture per res.end replacement, each several µs in V8.`,
+    `leakwatch default adds ${lw.addedUs.toFixed(1)} µs per request, ${(ratio * 100).toFixed(0)}% of what OpenTelemetry adds (${otel.addedUs.toFixed(1)} µs); CPU efficiency ${lw.efficiency.toFixed(3)} against OpenTelemetry's ${otel.efficiency.toFixed(3)} (medians of per-round figures). Per server set (bare's CPU over the set's rounds ÷ leakwatch default's): ${lw.perSet.map((e) => e.toFixed(3)).join(', ')}; stacks and attribution off: ${lean.perSet.map((e) => e.toFixed(3)).join(', ')}. The AsyncLocalStorage floor is ${als.addedUs.toFixed(1)} µs (efficiency ${als.efficiency.toFixed(3)}): ${contextFloorNote()}. Default against stacks and attribution off: ${(lw.addedUs - lean.addedUs).toFixed(1)} µs; on this endpoint that is res.end attribution (one replacement per request, its site looked up by the replacement's source) and no acquisition stack, since \`pool.query()\` releases its own client and is never idle in the app's hands. Warm-up, once per process: leakwatch default ${lw.warmupUs.toFixed(1)} µs per request over the first ${realistic.warmup} requests against bare's ${r.figures.bare.warmupUs.toFixed(1)}.`,
     '',
     `#### ${ENDPOINTS.hello.name}`,
     '',

@@ -49,9 +49,9 @@ function cleanEnv() {
   return env;
 }
 
-/** Starts a server in `mode` ({execArgv, env}); resolves {child, port} once it listens. */
-export async function startServer({ mode, app, script = server }) {
-  const child = fork(script, [], { execArgv: mode.execArgv, env: { ...cleanEnv(), ...mode.env, BENCH_APP: app }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+/** Starts a server in `mode` ({execArgv, env}); resolves {child, port} once it listens. `stdout`: where its stdout goes (a file descriptor), none by default. */
+export async function startServer({ mode, app, script = server, stdout = 'ignore' }) {
+  const child = fork(script, [], { execArgv: mode.execArgv, env: { ...cleanEnv(), ...mode.env, BENCH_APP: app }, stdio: ['ignore', stdout, 'inherit', 'ipc'] });
   const { port } = await request(child, null, 'port');
   return { child, port };
 }
@@ -98,41 +98,100 @@ export async function compare({ modes, app, rounds, requests, warmup, script, pa
   return results;
 }
 
+const LOAD_DRIVER = fileURLToPath(new URL('./load-driver.mjs', import.meta.url));
+
+/** A load process for a whole comparison (lib/load-driver.mjs); `burst()` resolves {durationMs, p50Ms, p99Ms}. */
+async function startLoadDriver() {
+  const child = fork(LOAD_DRIVER, [], { env: cleanEnv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await request(child, null, 'ready');
+  return {
+    async burst(port, path, requests, concurrency) {
+      const answer = await new Promise((resolve, reject) => {
+        const onMessage = (m) => {
+          child.off('exit', onExit);
+          resolve(m);
+        };
+        const onExit = (code) => reject(new Error(`the load driver exited (${code}) during a burst`));
+        child.once('message', onMessage);
+        child.once('exit', onExit);
+        child.send({ burst: { port, path, requests, concurrency } });
+      });
+      if (answer.error !== undefined) throw new Error(`load driver: ${answer.error}`);
+      return answer.figures;
+    },
+    async stop() {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.send('exit');
+      await exited;
+    },
+  };
+}
+
+/** CPU µs of `child` (and of its main thread, where Node can tell) while `work()` runs. */
+async function cpuAround(child, work) {
+  await request(child, 'start', 'started');
+  const outcome = await work();
+  const { cpuUs, threadUs } = await request(child, 'stop', 'cpuUs');
+  return { cpuUs, threadUs, outcome };
+}
+
 /**
- * Like compare(), but every mode's server runs for the whole comparison and the load goes to them
- * in short bursts, in rotating order: round after round each mode gets one burst, so every mode
- * sees the same machine, minute by minute, and a drift in the machine's speed (other work on a
- * shared box) lands on all of them. CPU is read around each burst; an idle server uses next to
- * none. (A gc() before each burst would make things worse: a forced full collection shrinks the
- * young generation, and the burst after it pays for many more scavenges.) Returns every figure
- * per mode, one per round.
+ * Like compare(), but measures warmed servers in short bursts, the modes in rotating order, so
+ * that the drift of a shared machine falls on every mode alike. Servers are started in
+ * `instances` sets, one server per mode each, one set after the other, and the rounds are shared
+ * out among the sets: two servers of the same code differ by several per cent for as long as they
+ * run (where V8 put their code and heap, which functions it inlined), so a comparison of one
+ * server per mode is only as good as that draw; several sets average it out.
+ *
+ * Each server is warmed first with `warmup` requests (its CPU for them is kept as `warmupUs`, the
+ * one-time cost of compiling the code that serves a request, leakwatch's included), then measured
+ * over bursts of `burst` requests from one load process that keeps its sockets to every server
+ * open, so a burst holds requests only: no process start-up, no connection set-up. CPU is read
+ * around each burst (user+system of the whole process, `threadUs` of its main thread where Node
+ * has process.threadCpuUsage); an idle server uses next to none. (A gc() before each burst would
+ * make things worse: a forced full collection shrinks the young generation, and the burst after
+ * it pays for many more scavenges.) Returns, per mode, one figure per round (rounds in the order
+ * measured, every set's in turn) and one warm-up figure per set.
  */
-export async function compareInterleaved({ modes, app, script, path, rounds, burst, warmup, log, concurrency = 16, loader = FAST_LOAD }) {
+export async function compareInterleaved({ modes, app, script, path, rounds, burst, warmup, log, concurrency = 16, instances = 1 }) {
   const names = Object.keys(modes);
-  const servers = {};
+  const results = Object.fromEntries(names.map((name) => [name, []]));
+  const warmups = Object.fromEntries(names.map((name) => [name, []]));
+  const driver = await startLoadDriver();
   try {
-    for (const name of names) {
-      const mode = typeof modes[name] === 'function' ? await modes[name]() : modes[name];
-      servers[name] = await startServer({ mode, app, script });
-    }
-    for (const name of names) await sendLoad({ port: servers[name].port, path, requests: warmup, concurrency, loader });
-    const results = Object.fromEntries(names.map((name) => [name, []]));
-    for (let round = 0; round < rounds; round++) {
-      const line = [];
-      for (let k = 0; k < names.length; k++) {
-        const name = names[(round + k) % names.length];
-        const { child, port } = servers[name];
-        await request(child, 'start', 'started');
-        const { durationMs, p99Ms } = await sendLoad({ port, path, requests: burst, concurrency, loader });
-        const { cpuUs } = await request(child, 'stop', 'cpuUs');
-        const figure = { cpuUsPerRequest: cpuUs / burst, requestsPerSecond: (burst / durationMs) * 1000, p99Ms };
-        results[name].push(figure);
-        line.push(`${name} ${figure.cpuUsPerRequest.toFixed(1)}`);
+    for (let set = 0; set < instances; set++) {
+      const servers = {};
+      try {
+        for (const name of names) {
+          const mode = typeof modes[name] === 'function' ? await modes[name]() : modes[name];
+          servers[name] = await startServer({ mode, app, script });
+        }
+        for (const name of names) {
+          const { child, port } = servers[name];
+          const { cpuUs } = await cpuAround(child, () => driver.burst(port, path, warmup, concurrency));
+          warmups[name].push(cpuUs / warmup);
+        }
+        // Rounds shared out as evenly as they go; the rotation continues across sets.
+        const setRounds = Math.floor(rounds / instances) + (set < rounds % instances ? 1 : 0);
+        for (let r = 0; r < setRounds; r++) {
+          const round = results[names[0]].length;
+          const line = [];
+          for (let k = 0; k < names.length; k++) {
+            const name = names[(round + k) % names.length];
+            const { child, port } = servers[name];
+            const { cpuUs, threadUs, outcome } = await cpuAround(child, () => driver.burst(port, path, burst, concurrency));
+            const figure = { set, cpuUsPerRequest: cpuUs / burst, mainThreadUsPerRequest: threadUs === undefined ? null : threadUs / burst, requestsPerSecond: (burst / outcome.durationMs) * 1000, p99Ms: outcome.p99Ms };
+            results[name].push(figure);
+            line.push(`${name} ${figure.cpuUsPerRequest.toFixed(1)}`);
+          }
+          log?.(`  ${app} set ${set + 1}/${instances} round ${round + 1}/${rounds}: ${line.join(', ')} µs CPU/request`);
+        }
+      } finally {
+        for (const { child } of Object.values(servers)) await stopServer(child);
       }
-      log?.(`  ${app} round ${round + 1}/${rounds}: ${line.join(', ')} µs CPU/request`);
     }
-    return results;
   } finally {
-    for (const { child } of Object.values(servers)) await stopServer(child);
+    await driver.stop();
   }
+  return Object.fromEntries(names.map((name) => [name, Object.assign(results[name], { warmupUs: warmups[name] })]));
 }
