@@ -1,13 +1,79 @@
 // Memory after 1,000,000 requests: leakwatch's state must be O(in flight), so the heap after a
 // million requests must be where it was after warm-up. One server with leakwatch (defaults),
 // `--expose-gc`, full collections before each reading.
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FAST_LOAD, REGISTER, request, sendLoad, startServer, stopServer } from './lib/http-bench.mjs';
+import { median } from './lib/stats.mjs';
 
 export const title = 'Memory after 1,000,000 requests';
 
 const script = fileURLToPath(new URL('./lib/realistic-server.cjs', import.meta.url));
 const MB = 1024 * 1024;
+
+/**
+ * Bytes a server allocates, and promotes to V8's old generation, per request on the realistic
+ * endpoint: a server with `--trace-gc-nvp`, whose young-generation collections say what they
+ * found allocated and what they promoted, summed over `requests` requests after `warmup`.
+ * A request's objects die young in a healthy server; what is promoted is kept alive past two young
+ * collections, and the old generation's full collections pay for it later.
+ */
+async function promotion({ mode, requests, warmup, env }) {
+  const dir = mkdtempSync(join(tmpdir(), 'leakwatch-bench-gc-'));
+  const file = join(dir, 'gc.log');
+  const fd = openSync(file, 'w');
+  try {
+    const { child, port } = await startServer({ mode: { execArgv: ['--trace-gc-nvp', ...mode.execArgv], env: { ...env, ...mode.env } }, app: 'realistic', script, stdout: fd });
+    try {
+      await sendLoad({ port, path: '/items/42?x=1', requests: warmup, concurrency: 16, loader: FAST_LOAD });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const from = statSync(file).size;
+      await sendLoad({ port, path: '/items/42?x=1', requests, concurrency: 16, loader: FAST_LOAD });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const text = readFileSync(file, 'utf8').slice(from);
+      const sum = (field) => [...text.matchAll(new RegExp(` ${field}=(\\d+)`, 'g'))].reduce((total, m) => total + Number(m[1]), 0);
+      const collections = [...text.matchAll(/ gc=s /g)].length;
+      return { allocated: sum('allocated') / requests, promoted: sum('promoted') / requests, collections };
+    } finally {
+      await stopServer(child);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const PROMOTION_MODES = {
+  bare: { execArgv: [], env: {} },
+  'leakwatch default': { execArgv: ['--import', REGISTER], env: {} },
+};
+
+async function promotionSection({ log, env, rounds = 3, requests = 40_000, warmup = 20_000 }) {
+  const figures = Object.fromEntries(Object.keys(PROMOTION_MODES).map((name) => [name, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, mode] of Object.entries(PROMOTION_MODES)) {
+      const figure = await promotion({ mode, requests, warmup, env });
+      figures[name].push(figure);
+      log?.(`  promotion round ${round + 1}/${rounds} ${name}: ${figure.allocated.toFixed(0)} B allocated, ${figure.promoted.toFixed(1)} B promoted per request`);
+    }
+  }
+  const rows = Object.entries(figures).map(([name, fs]) => `| ${name} | ${median(fs.map((f) => f.allocated)).toFixed(0)} | ${median(fs.map((f) => f.promoted)).toFixed(1)} (${Math.min(...fs.map((f) => f.promoted)).toFixed(1)}–${Math.max(...fs.map((f) => f.promoted)).toFixed(1)}) | ${median(fs.map((f) => f.collections)).toFixed(0)} |`);
+  const promoted = (name) => median(figures[name].map((f) => f.promoted));
+  return {
+    markdown: [
+      '#### Promotion to the old generation',
+      '',
+      `The realistic endpoint (Express 5 + pg + Redis, see the overhead section), one fresh server per measurement with \`--trace-gc-nvp\`: its young-generation collections report the bytes allocated and the bytes promoted (kept alive past two young collections) since the last one, summed over ${requests.toLocaleString('en')} requests after ${warmup.toLocaleString('en')} warm-up; ${rounds} rounds, modes alternated, median (min–max). A request's objects should die young: what is promoted is paid for again by the old generation's full collections.`,
+      '',
+      '| mode | allocated B/request | promoted B/request | young collections |',
+      '| --- | --- | --- | --- |',
+      ...rows,
+    ].join('\n'),
+    figures: { barePromoted: promoted('bare'), leakwatchPromoted: promoted('leakwatch default'), leakwatchAllocated: median(figures['leakwatch default'].map((f) => f.allocated)), bareAllocated: median(figures.bare.map((f) => f.allocated)) },
+  };
+}
 
 export async function run({ log, total = 1_000_000, chunks = 10, warmup = 50_000, everyNthToDatabase = 20, concurrency = 32 } = {}) {
   const env = {
@@ -54,7 +120,8 @@ export async function run({ log, total = 1_000_000, chunks = 10, warmup = 50_000
     '',
     `Heap after ${total.toLocaleString('en')} requests: ${growth >= 0 ? '+' : ''}${growth.toFixed(2)} MB against the warm baseline (largest reading along the way: ${maxGrowth >= 0 ? '+' : ''}${maxGrowth.toFixed(2)} MB); target within 5 MB: ${Math.abs(growth) <= 5 && maxGrowth <= 5 ? 'met' : 'missed'}. Run time ${((performance.now() - started) / 1000).toFixed(0)} s.`,
   ];
-  return { markdown: lines.join('\n'), figures: { baselineMb: baseline.heapUsed / MB, growthMb: growth, maxGrowthMb: maxGrowth } };
+  const promoted = await promotionSection({ log, env });
+  return { markdown: [...lines, '', promoted.markdown].join('\n'), figures: { baselineMb: baseline.heapUsed / MB, growthMb: growth, maxGrowthMb: maxGrowth, promotion: promoted.figures } };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

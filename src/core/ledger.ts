@@ -1,4 +1,5 @@
 import { DeadlineQueue } from './deadline-queue.js';
+import { HeldList } from './held-list.js';
 import { History } from './history.js';
 import {
   ConnectionRecord,
@@ -116,8 +117,8 @@ export class Ledger {
     droppedLeaks: 0,
     connections: { pg: 0, redis: 0 },
   };
-  /** Held connections, busy or idle. */
-  readonly held = new Set<ConnectionRecord>();
+  /** Held connections, busy or idle, oldest first (a list, not a Set: see held-list.ts). */
+  readonly held = new HeldList<ConnectionRecord>();
   /** Open responses that are already leaked (the others are in the response queue). */
   readonly leakedOpen = new Set<ResponseRecord>();
   /** Leaks in the order found, resolved or not, at most maxReportedLeaks. */

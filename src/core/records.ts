@@ -1,4 +1,5 @@
 import type { DeadlineItem } from './deadline-queue.js';
+import type { HeldItem } from './held-list.js';
 import type { History } from './history.js';
 
 export type ResponseOutcome = 'finished' | 'aborted';
@@ -247,11 +248,14 @@ export interface StackCapture {
   readonly stack?: string;
 }
 
-export class ConnectionRecord implements DeadlineItem {
+export class ConnectionRecord implements DeadlineItem, HeldItem {
   dueAt = 0;
   prevDue: DeadlineItem | null = null;
   nextDue: DeadlineItem | null = null;
   queued = false;
+  prevHeld: HeldItem | null = null;
+  nextHeld: HeldItem | null = null;
+  inHeld = false;
 
   busy = 0;
   idleState: IdleState = 'idle';
