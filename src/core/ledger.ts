@@ -17,6 +17,16 @@ import {
   type ResponseProbe,
 } from './records.js';
 
+/** `connection` is no longer among the ones `owner` holds (swapped with the last: no order is kept). */
+function forget(owner: ResponseRecord, connection: ConnectionRecord): void {
+  const held = owner.connections;
+  if (held === null) return;
+  const i = held.indexOf(connection);
+  if (i < 0) return;
+  const last = held.pop()!;
+  if (i < held.length) held[i] = last;
+}
+
 /** Histories kept for reuse at most; past a burst of checkouts, the others are garbage. */
 const MAX_SPARE_HISTORIES = 128;
 
@@ -218,7 +228,7 @@ export class Ledger {
       if (outcome === 'finished') this.resolve(response, now);
     }
     const owned = response.connections;
-    const stranding = owned !== null && owned.size > 0;
+    const stranding = owned !== null && owned.length > 0;
     if (stranding) {
       for (const connection of owned) {
         if (connection.leak === null) this.connectionQueue.schedule(connection, now + this.limits.connectionThresholdMs);
@@ -252,7 +262,7 @@ export class Ledger {
   private share(connection: ConnectionRecord): void {
     const owner = connection.owner!;
     connection.owner = null;
-    owner.connections?.delete(connection);
+    forget(owner, connection);
     this.connectionQueue.remove(connection);
     if (connection.leak !== null) this.resolve(connection, this.clock());
   }
@@ -274,7 +284,8 @@ export class Ledger {
     this.held.add(connection);
     this.totals.connections[connection.kind]++;
     if (owner !== null) {
-      (owner.connections ??= new Set()).add(connection);
+      if (owner.connections === null) owner.connections = [connection];
+      else owner.connections.push(connection);
       if (owner.closedAt !== 0) this.scheduleConnection(connection, now);
       else if (owner.leak !== null && connection.busy === 0) this.connectionLeaked(connection, 'held-by-leaked-response', now);
     } else if (init.pooled) {
@@ -333,7 +344,7 @@ export class Ledger {
     connection.busy = 0;
     this.held.delete(connection);
     this.connectionQueue.remove(connection);
-    connection.owner?.connections?.delete(connection);
+    if (connection.owner !== null) forget(connection.owner, connection);
     if (connection.leak !== null) this.resolve(connection, now);
     else this.recycleHistory(connection);
     connection.target = null;
@@ -467,7 +478,7 @@ export class Ledger {
       this.onFailure('reading an acquisition stack', error);
     }
     if (!byModule) return false;
-    connection.owner?.connections?.delete(connection);
+    if (connection.owner !== null) forget(connection.owner, connection);
     connection.owner = null;
     this.connectionQueue.remove(connection);
     if (connection.pooled && connection.releasedAt === 0) this.scheduleConnection(connection, now);

@@ -160,8 +160,12 @@ export class ResponseRecord implements DeadlineItem {
   leak: Leak<ResponseLeakReason> | null = null;
   /** Set when the response object is let go while a report may still need it (see freeze()). */
   detail: ResponseDetail | null = null;
-  /** Connections this response acquired and has not released. */
-  connections: Set<ConnectionRecord> | null = null;
+  /**
+   * Connections this response acquired and has not released, in no order; null until the first.
+   * An array, not a Set: a response holds one or two, and a Set cost about 270 bytes a checkout
+   * (its table, and a new one when it shrank back to empty).
+   */
+  connections: ConnectionRecord[] | null = null;
   /** Operations this response has in flight on connections it does not own (a shared Redis client). */
   pendingOps = 0;
   /** Those operations, where the instrumentation names them (Redis commands); null until one starts. */

@@ -70,13 +70,12 @@ function isPrototype(target: object): boolean {
  * property added to a response that Express has re-prototyped costs microseconds), else under a
  * Symbol on `res`.
  */
-function layersOf(res: Response): EndLayer[] | undefined {
-  return (responseOf(res)?.endLayers as EndLayer[] | null | undefined) ?? res[kLayers];
+function layersOf(res: Response, response: ResponseRecord | undefined = responseOf(res)): EndLayer[] | undefined {
+  return (response?.endLayers as EndLayer[] | null | undefined) ?? res[kLayers];
 }
 
-function newLayers(res: Response): EndLayer[] {
+function newLayers(res: Response, response: ResponseRecord | undefined): EndLayer[] {
   const layers: EndLayer[] = [];
-  const response = responseOf(res);
   if (response !== undefined && response.closedAt === 0) response.endLayers = layers;
   else res[kLayers] = layers;
   return layers;
@@ -91,7 +90,7 @@ function newLayers(res: Response): EndLayer[] {
 export function keepEndLayersOffRecord(res: object, response: ResponseRecord): void {
   const layers = response.endLayers as EndLayer[] | null;
   if (layers === null) return;
-  if (response.leak === null && (response.connections === null || response.connections.size === 0)) return; // let go with the record
+  if (response.leak === null && (response.connections === null || response.connections.length === 0)) return; // let go with the record
   response.endLayers = null;
   (res as Response)[kLayers] = layers;
 }
@@ -122,8 +121,9 @@ function end(this: Response) {
 }
 
 function getEnd(this: Response): Fn {
-  if (responseOf(this) === undefined && isPrototype(this)) return this[kBase];
-  const layers = layersOf(this);
+  const response = responseOf(this);
+  if (response === undefined && isPrototype(this)) return this[kBase];
+  const layers = layersOf(this, response);
   return layers === undefined || layers.length === 0 ? end : layers[layers.length - 1].wrapper;
 }
 
@@ -132,11 +132,12 @@ const prototypesWithBase = new Set<object>();
 
 function setEnd(this: Response, fn: unknown): void {
   try {
-    if (responseOf(this) === undefined && isPrototype(this)) {
+    const response = responseOf(this);
+    if (response === undefined && isPrototype(this)) {
       Object.defineProperty(this, kBase, { value: fn, writable: true, configurable: true });
       if (this !== proto) prototypesWithBase.add(this);
     } else {
-      assign(this, fn);
+      assign(this, response, fn);
     }
   } catch (error) {
     logFailure('res.end attribution', error);
@@ -144,14 +145,14 @@ function setEnd(this: Response, fn: unknown): void {
   }
 }
 
-function assign(res: Response, fn: unknown): void {
-  let layers = layersOf(res);
+function assign(res: Response, response: ResponseRecord | undefined, fn: unknown): void {
+  let layers = layersOf(res, response);
   if (fn === end || fn === res[kBase]) {
     if (layers !== undefined) layers.length = 0; // restored to what the prototype gives
     return;
   }
   if (layers === undefined) {
-    layers = newLayers(res);
+    layers = newLayers(res, response);
   } else {
     // An earlier replacement put back: the ones made after it are gone.
     for (let i = layers.length - 1; i >= 0; i--) {

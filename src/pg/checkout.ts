@@ -1,5 +1,5 @@
 import { logFailure } from '../core/guard.js';
-import { mustWait, PendingCheckout, Waiters, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
+import { PendingCheckout, poolMustWait, Waiters, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
 import type { ResponseRecord, StackCapture } from '../core/records.js';
 import { currentResponse, getRuntime, responseContext } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
@@ -74,8 +74,12 @@ export class Checkout extends PendingCheckout {
       if (runtime === undefined) return;
       const ledger = runtime.ledger;
       const name = (watch.name ??= clientEndpointName(client.connectionParameters));
-      const acquire = () => (trackerOf(client) ?? trackClient(client, false)).acquire(ledger, name, true, this.stack);
-      const record = currentResponse() === this.owner ? acquire() : responseContext.run(this.owner as ResponseRecord, acquire);
+      const tracker = trackerOf(client) ?? trackClient(client, false);
+      // The ledger takes the owner from the current context: entered only when we are elsewhere.
+      const record =
+        currentResponse() === this.owner
+          ? tracker.acquire(ledger, name, true, this.stack)
+          : responseContext.run(this.owner as ResponseRecord, () => tracker.acquire(ledger, name, true, this.stack));
       runtime.waits.served(watch, this, record.acquiredAt);
     } catch (error) {
       logFailure('pg pool checkout', error);
@@ -107,7 +111,7 @@ export function startCheckout(watch: PoolWatch, below: Function): Checkout | nul
   // when the module loads during a request: the ledger checks the stack for that only when a leak
   // rule would blame the request (ConnectionInit.ownerUnverified), not on every checkout.
   const checkout = new Checkout(watch, currentResponse(), stack, waits?.now() ?? Date.now());
-  if (waits !== undefined && mustWait(watch.counts())) waits.waiting(watch, checkout);
+  if (waits !== undefined && poolMustWait(watch)) waits.waiting(watch, checkout);
   return checkout;
 }
 
@@ -162,7 +166,7 @@ export function addPoolWatch(watch: PoolWatch): () => void {
   return () => pools.delete(watch);
 }
 
-const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
+export const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
 /** Normalised counts; `used` is `total - idle` where a library does not count it itself. */
 export function poolCounts(total: unknown, idle: unknown, pending: unknown, max: unknown, used?: unknown): PoolCounts {
