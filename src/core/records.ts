@@ -82,8 +82,23 @@ const kNext = Symbol('leakwatch.nextOperation');
 type Linked = PendingOperation & { [kList]?: OperationList | null; [kPrev]?: Linked | null; [kNext]?: Linked | null };
 
 /**
+ * A base for operations that an {@link OperationList} links: its link fields exist from the
+ * constructor on, so joining a list is three stores into fields the object has, not three new
+ * properties (a change of the object's hidden class and room allocated for them) per command.
+ */
+export abstract class LinkedOperation implements PendingOperation {
+  abstract readonly connection: ConnectionRecord;
+  abstract readonly command: string;
+  abstract readonly startedAt: number;
+  [kList]: OperationList | null = null;
+  [kPrev]: Linked | null = null;
+  [kNext]: Linked | null = null;
+}
+
+/**
  * The operations of one response, in the order they started. Adding and removing one allocates
- * nothing (the links live on the operation, under Symbols that serialization skips): a request may
+ * nothing (the links live on the operation, under Symbols that serialization skips; a
+ * {@link LinkedOperation} has them from the start): a request may
  * pipeline a hundred commands on a shared client, and a Set's growth and shrinking would cost more
  * than the rest of the instrumentation.
  */

@@ -1,5 +1,5 @@
 import { logFailure } from '../core/guard.js';
-import type { ConnectionRecord, ResponseRecord } from '../core/records.js';
+import { LinkedOperation, type ConnectionRecord, type ResponseRecord } from '../core/records.js';
 import { applyAll, install, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
 import { currentResponse, getRuntime, isPoolWork } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
@@ -99,12 +99,23 @@ function wrapQuery(layer: Layer): Fn {
   };
 }
 
+/** A query a response runs on a client it does not hold. */
+class QueryOperation extends LinkedOperation {
+  readonly command = 'query';
+  constructor(
+    readonly connection: ConnectionRecord,
+    readonly startedAt: number,
+  ) {
+    super();
+  }
+}
+
 function followOperation(submitted: Submittable, response: ResponseRecord, connection: ConnectionRecord): void {
   const { handleReadyForQuery, handleError } = submitted;
   if (typeof handleReadyForQuery !== 'function' || typeof handleError !== 'function') return;
   const ledger = getRuntime()?.ledger;
   if (ledger === undefined) return;
-  const operation = { connection, command: 'query', startedAt: ledger.now() };
+  const operation = new QueryOperation(connection, ledger.now());
   ledger.beginOperation(response, operation);
   let ended = false;
   const end = () => {

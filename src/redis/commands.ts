@@ -1,6 +1,6 @@
 import { logFailure } from '../core/guard.js';
 import type { Ledger } from '../core/ledger.js';
-import type { ConnectionRecord, IdleState, PendingOperation, ResponseRecord } from '../core/records.js';
+import { LinkedOperation, type ConnectionRecord, type IdleState, type ResponseRecord } from '../core/records.js';
 import { currentResponse } from '../core/runtime.js';
 import { kPending, type TrackedClient } from './connection.js';
 import type { CommandLike } from './internal-types.js';
@@ -38,7 +38,7 @@ const SETTLED = 2;
  * A command in flight. As a PendingOperation it shows only the connection, the command name and
  * when it started; what it needs to settle is kept in #private fields, out of any serialization.
  */
-export class PendingCommand implements PendingOperation {
+export class PendingCommand extends LinkedOperation {
   /** Set when the command starts waiting; only started commands are listed as operations. */
   connection!: ConnectionRecord;
   startedAt = 0;
@@ -51,6 +51,7 @@ export class PendingCommand implements PendingOperation {
   #operationOf: ResponseRecord | null = null;
 
   constructor(tracked: CommandConnection, command: string, caller: ResponseRecord | undefined) {
+    super();
     this.#tracked = tracked;
     this.command = command;
     this.#caller = caller;
