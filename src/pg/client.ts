@@ -1,5 +1,5 @@
 import { logFailure } from '../core/guard.js';
-import { LinkedOperation, type ConnectionRecord, type ResponseRecord } from '../core/records.js';
+import { OPERATION_LINKS, type PendingOperation, type ConnectionRecord, type ResponseRecord } from '../core/records.js';
 import { applyAll, install, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
 import { currentResponse, getRuntime, isPoolWork } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
@@ -100,13 +100,15 @@ function wrapQuery(layer: Layer): Fn {
 }
 
 /** A query a response runs on a client it does not hold. */
-class QueryOperation extends LinkedOperation {
+class QueryOperation implements PendingOperation {
+  [OPERATION_LINKS.list]: unknown = null;
+  [OPERATION_LINKS.prev]: unknown = null;
+  [OPERATION_LINKS.next]: unknown = null;
   readonly command = 'query';
   constructor(
     readonly connection: ConnectionRecord,
     readonly startedAt: number,
   ) {
-    super();
   }
 }
 

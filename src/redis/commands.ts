@@ -1,6 +1,6 @@
 import { logFailure } from '../core/guard.js';
 import type { Ledger } from '../core/ledger.js';
-import { LinkedOperation, type ConnectionRecord, type IdleState, type ResponseRecord } from '../core/records.js';
+import { OPERATION_LINKS, type PendingOperation, type ConnectionRecord, type IdleState, type ResponseRecord } from '../core/records.js';
 import { currentResponse } from '../core/runtime.js';
 import { kPending, type TrackedClient } from './connection.js';
 import type { CommandLike } from './internal-types.js';
@@ -38,7 +38,10 @@ const SETTLED = 2;
  * A command in flight. As a PendingOperation it shows only the connection, the command name and
  * when it started; what it needs to settle is kept in #private fields, out of any serialization.
  */
-export class PendingCommand extends LinkedOperation {
+export class PendingCommand implements PendingOperation {
+  [OPERATION_LINKS.list]: unknown = null;
+  [OPERATION_LINKS.prev]: unknown = null;
+  [OPERATION_LINKS.next]: unknown = null;
   /** Set when the command starts waiting; only started commands are listed as operations. */
   connection!: ConnectionRecord;
   startedAt = 0;
@@ -51,7 +54,6 @@ export class PendingCommand extends LinkedOperation {
   #operationOf: ResponseRecord | null = null;
 
   constructor(tracked: CommandConnection, command: string, caller: ResponseRecord | undefined) {
-    super();
     this.#tracked = tracked;
     this.command = command;
     this.#caller = caller;
