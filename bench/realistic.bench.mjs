@@ -1,8 +1,8 @@
 // CPU per request on a realistic endpoint (Express 5, one pg query and one Redis command) and on
-// a hello-world endpoint, bare against leakwatch and against OpenTelemetry, modes alternated in
-// one run. Servers: lib/realistic-server.cjs; OpenTelemetry set-up: lib/otel.cjs.
+// a hello-world endpoint, bare against leakwatch and against OpenTelemetry, the modes side by side
+// in one run. Servers: lib/realistic-server.cjs; OpenTelemetry set-up: lib/otel.cjs.
 import { fileURLToPath } from 'node:url';
-import { compareInterleaved, freePort, REGISTER } from './lib/http-bench.mjs';
+import { compareSideBySide, freePort, REGISTER } from './lib/http-bench.mjs';
 import { median, summary } from './lib/stats.mjs';
 
 export const title = 'Overhead against the bare app and against OpenTelemetry';
@@ -50,7 +50,7 @@ const ENDPOINTS = {
   },
 };
 
-/** Per server set: bare's CPU over the set's rounds ÷ the mode's (the sets differ by where V8 put things; see compareInterleaved). */
+/** Per server set: bare's CPU over the set's rounds ÷ the mode's (the sets differ by where V8 put things; see compareSideBySide). */
 function bySet(bare, mode) {
   const sums = new Map();
   for (let i = 0; i < bare.length; i++) {
@@ -64,7 +64,7 @@ function bySet(bare, mode) {
 
 async function endpointSection(endpoint, { log, rounds, burst, warmup, instances }) {
   const modes = modesFor(endpoint.modes);
-  const results = await compareInterleaved({ modes, app: endpoint.app, script, path: endpoint.path, rounds, burst, warmup, instances, log, concurrency: 16 });
+  const results = await compareSideBySide({ modes, app: endpoint.app, script, path: endpoint.path, rounds, burst, warmup, instances, log, concurrency: 8 });
   const bare = results.bare.map((f) => f.cpuUsPerRequest);
   const figures = {};
   const rows = [];
@@ -84,7 +84,7 @@ async function endpointSection(endpoint, { log, rounds, burst, warmup, instances
 }
 
 /** Rounds, requests per burst and warm-up requests per endpoint; run() takes any of them to override. */
-export const DEFAULTS = { realistic: { rounds: 28, burst: 1_000, warmup: 25_000, instances: 4 }, hello: { rounds: 24, burst: 4_000, warmup: 60_000, instances: 3 } };
+export const DEFAULTS = { realistic: { rounds: 32, burst: 1_000, warmup: 25_000, instances: 4 }, hello: { rounds: 24, burst: 4_000, warmup: 60_000, instances: 3 } };
 
 /** What carrying a request's context through awaits costs on the Node running this. */
 function contextFloorNote() {
@@ -107,7 +107,7 @@ export async function run({ log, realistic: realisticOptions = {}, hello: helloO
   const lines = [
     `### ${title}`,
     '',
-    `Server CPU (user+system, \`process.cpuUsage()\` in the server process, all its threads) per request, in the steady state. Servers run in ${realistic.instances} sets on the realistic endpoint (${hello.instances} on hello world), one server per mode in each set, one set after the other: two servers of the same code differ by several per cent for as long as they run (where V8 placed their code and heap, what it inlined), so a comparison of one server per mode is only as good as that draw. Each server is first warmed (the requests given below; its CPU per request over them is the *warm-up* column: V8 compiling the code that serves a request, leakwatch's included, on its background threads), then one load process (lib/load-driver.mjs: raw keep-alive sockets kept open to every server, 16 requests in flight) sends a burst of requests to one server at a time, the modes in rotating order, round after round (${realistic.rounds} rounds of ${realistic.burst} requests per mode on the realistic endpoint, ${hello.rounds} of ${hello.burst} on hello world, shared out among the sets), so that the drift of a shared machine falls on every mode alike. CPU a server spends between its bursts (a timer's export, a collection finishing) is not counted. Median (min–max) over rounds. *Added* and *CPU efficiency* (bare µs ÷ mode µs) are computed per round against the bare server's burst of the same round. *Of it, main thread* is the median of the same bursts' CPU on the server's main thread (\`process.threadCpuUsage()\`, Node ≥ 23.9; — where Node has none); the rest is V8's background threads (compilation, the parallel parts of garbage collection). req/s and p99 are for reference only: the load process, PostgreSQL and Redis share the same 2 cores.`,
+    `Server CPU (user+system, \`process.cpuUsage()\` in the server process, all its threads) per request, in the steady state, the modes side by side: one server per mode, all loaded at once by one load process (lib/load-driver.mjs: raw keep-alive sockets kept open to every server, 8 requests in flight to each), each sent the same number of requests in the same window, so whatever the shared machine does meanwhile falls on every mode alike (alternating bursts, as this bench did before, left rounds ±15 % apart here). Servers run in ${realistic.instances} sets on the realistic endpoint (${hello.instances} on hello world), one server per mode in each, one set after the other: two servers of the same code differ by a few per cent for as long as they run (where V8 placed their code and heap, what it inlined), so one server per mode is only as good as that draw. Each set is first warmed (the requests given below, per server; the CPU per request over them is the *warm-up* column: V8 compiling the code that serves a request, leakwatch's included, on its background threads), then measured over rounds (${realistic.rounds} rounds of ${realistic.burst} requests per server on the realistic endpoint, ${hello.rounds} of ${hello.burst} on hello world, shared out among the sets). With every server busy at once the machine is fuller than with one, so a request costs more µs here than alone; the ratios are what compare. Median (min–max) over rounds. *Added* and *CPU efficiency* (bare µs ÷ mode µs) are computed per round against the bare server of the same round. *Of it, main thread* is the median of the same rounds' CPU on the server's main thread (\`process.threadCpuUsage()\`, Node ≥ 23.9; — where Node has none); the rest is V8's background threads (compilation, the parallel parts of garbage collection). req/s and p99 are for reference only: the load process, PostgreSQL and Redis share the same 2 cores.`,
     '',
     'Every endpoint replaces `res.end` on each request and calls through (as compression and express-session do) in every mode, so where res.end attribution is on it does its work on every request.',
     '',

@@ -115,7 +115,7 @@ const header = [
   `Node lines: ${lineNames.join(' and ')}.`,
   perLineRan.length > 0 ? `Measured on each line, section by section (${lines.map((m) => `Node ${m}`).join(', then ')}): ${perLineRan.join(', ')}.` : null,
   onceRan.length > 0 ? `Measured once, on Node ${primary} (${nodes[primary].version}): ${onceRan.join(', ')}.` : null,
-  "Each line's sections run under that Node alone (the section's process, its servers and its load processes), and within a section the modes compared (bare, leakwatch, OpenTelemetry, …) alternate round by round within one run, so a drift of the shared machine falls on every mode alike: compare the figures of one section, not across runs; the lines run one after the other, so across lines compare CPU efficiency rather than µs.",
+  "Each line's sections run under that Node alone (the section's process, its servers and its load processes), and within a section the modes compared (bare, leakwatch, OpenTelemetry, …) are measured in the same run, side by side (the HTTP sections: every mode's server loaded at once) or alternating round by round (the others), so a drift of the shared machine falls on every mode alike: compare the figures of one section, not across runs; the lines run one after the other, so across lines compare CPU efficiency rather than µs.",
   '',
   `Machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}.`,
   `Load average (1, 5, 15 min) at the start ${loadAtStart.map((l) => l.toFixed(2)).join(', ')}, at the end ${os.loadavg().map((l) => l.toFixed(2)).join(', ')}.`,

@@ -100,12 +100,12 @@ export async function compare({ modes, app, rounds, requests, warmup, script, pa
 
 const LOAD_DRIVER = fileURLToPath(new URL('./load-driver.mjs', import.meta.url));
 
-/** A load process for a whole comparison (lib/load-driver.mjs); `burst()` resolves {durationMs, p50Ms, p99Ms}. */
+/** A load process for a whole comparison (lib/load-driver.mjs); `burst(targets)` resolves one {durationMs, p50Ms, p99Ms} per target. */
 async function startLoadDriver() {
   const child = fork(LOAD_DRIVER, [], { env: cleanEnv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   await request(child, null, 'ready');
   return {
-    async burst(port, path, requests, concurrency) {
+    async burst(targets) {
       const answer = await new Promise((resolve, reject) => {
         const onMessage = (m) => {
           child.off('exit', onExit);
@@ -114,7 +114,7 @@ async function startLoadDriver() {
         const onExit = (code) => reject(new Error(`the load driver exited (${code}) during a burst`));
         child.once('message', onMessage);
         child.once('exit', onExit);
-        child.send({ burst: { port, path, requests, concurrency } });
+        child.send({ burst: targets });
       });
       if (answer.error !== undefined) throw new Error(`load driver: ${answer.error}`);
       return answer.figures;
@@ -127,37 +127,41 @@ async function startLoadDriver() {
   };
 }
 
-/** CPU µs of `child` (and of its main thread, where Node can tell) while `work()` runs. */
-async function cpuAround(child, work) {
-  await request(child, 'start', 'started');
-  const outcome = await work();
-  const { cpuUs, threadUs } = await request(child, 'stop', 'cpuUs');
-  return { cpuUs, threadUs, outcome };
-}
-
 /**
- * Like compare(), but measures warmed servers in short bursts, the modes in rotating order, so
- * that the drift of a shared machine falls on every mode alike. Servers are started in
- * `instances` sets, one server per mode each, one set after the other, and the rounds are shared
- * out among the sets: two servers of the same code differ by several per cent for as long as they
- * run (where V8 put their code and heap, which functions it inlined), so a comparison of one
- * server per mode is only as good as that draw; several sets average it out.
+ * Compares modes side by side: one server per mode, all loaded at once by one load process, each
+ * server sent the same number of requests in the same window, and the CPU of each (user+system of
+ * the whole process, and `threadUs` of its main thread where Node has process.threadCpuUsage) read
+ * around that window. Whatever the shared machine does meanwhile (another tenant, a slower minute)
+ * falls on every mode alike, which alternating bursts only approximate: on this machine they left
+ * rounds ±15 % apart.
  *
- * Each server is warmed first with `warmup` requests (its CPU for them is kept as `warmupUs`, the
- * one-time cost of compiling the code that serves a request, leakwatch's included), then measured
- * over bursts of `burst` requests from one load process that keeps its sockets to every server
- * open, so a burst holds requests only: no process start-up, no connection set-up. CPU is read
- * around each burst (user+system of the whole process, `threadUs` of its main thread where Node
- * has process.threadCpuUsage); an idle server uses next to none. (A gc() before each burst would
- * make things worse: a forced full collection shrinks the young generation, and the burst after
- * it pays for many more scavenges.) Returns, per mode, one figure per round (rounds in the order
- * measured, every set's in turn) and one warm-up figure per set.
+ * Servers are started in `instances` sets, one server per mode each, one set after the other, and
+ * the rounds are shared out among the sets: two servers of the same code differ by a few per cent
+ * for as long as they run (where V8 put their code and heap, which functions it inlined), so a
+ * comparison of one server per mode is only as good as that draw; several sets average it out.
+ * Each set is first warmed with `warmup` requests per server (their CPU per request is kept as
+ * `warmupUs`: V8 compiling the code that serves a request, leakwatch's included, on its background
+ * threads), then measured over rounds of `burst` requests per server, `concurrency` in flight to
+ * each. (A gc() before each round would make things worse: a forced full collection shrinks the
+ * young generation, and the round after it pays for many more scavenges.) Returns, per mode, one
+ * figure per round (every set's rounds in turn, each with its set) and one warm-up figure per set.
  */
-export async function compareInterleaved({ modes, app, script, path, rounds, burst, warmup, log, concurrency = 16, instances = 1 }) {
+export async function compareSideBySide({ modes, app, script, path, rounds, burst, warmup, log, concurrency = 8, instances = 1 }) {
   const names = Object.keys(modes);
   const results = Object.fromEntries(names.map((name) => [name, []]));
   const warmups = Object.fromEntries(names.map((name) => [name, []]));
   const driver = await startLoadDriver();
+  /** Sends `requests` to every server at once; resolves each one's CPU and load figures. */
+  const together = async (servers, requests) => {
+    for (const name of names) await request(servers[name].child, 'start', 'started');
+    const load = await driver.burst(names.map((name) => ({ port: servers[name].port, path, requests, concurrency })));
+    const figures = {};
+    for (const [i, name] of names.entries()) {
+      const { cpuUs, threadUs } = await request(servers[name].child, 'stop', 'cpuUs');
+      figures[name] = { cpuUs, threadUs, ...load[i] };
+    }
+    return figures;
+  };
   try {
     for (let set = 0; set < instances; set++) {
       const servers = {};
@@ -166,25 +170,18 @@ export async function compareInterleaved({ modes, app, script, path, rounds, bur
           const mode = typeof modes[name] === 'function' ? await modes[name]() : modes[name];
           servers[name] = await startServer({ mode, app, script });
         }
-        for (const name of names) {
-          const { child, port } = servers[name];
-          const { cpuUs } = await cpuAround(child, () => driver.burst(port, path, warmup, concurrency));
-          warmups[name].push(cpuUs / warmup);
-        }
-        // Rounds shared out as evenly as they go; the rotation continues across sets.
+        const warm = await together(servers, warmup);
+        for (const name of names) warmups[name].push(warm[name].cpuUs / warmup);
         const setRounds = Math.floor(rounds / instances) + (set < rounds % instances ? 1 : 0);
         for (let r = 0; r < setRounds; r++) {
-          const round = results[names[0]].length;
+          const figures = await together(servers, burst);
           const line = [];
-          for (let k = 0; k < names.length; k++) {
-            const name = names[(round + k) % names.length];
-            const { child, port } = servers[name];
-            const { cpuUs, threadUs, outcome } = await cpuAround(child, () => driver.burst(port, path, burst, concurrency));
-            const figure = { set, cpuUsPerRequest: cpuUs / burst, mainThreadUsPerRequest: threadUs === undefined ? null : threadUs / burst, requestsPerSecond: (burst / outcome.durationMs) * 1000, p99Ms: outcome.p99Ms };
-            results[name].push(figure);
-            line.push(`${name} ${figure.cpuUsPerRequest.toFixed(1)}`);
+          for (const name of names) {
+            const { cpuUs, threadUs, durationMs, p99Ms } = figures[name];
+            results[name].push({ set, cpuUsPerRequest: cpuUs / burst, mainThreadUsPerRequest: threadUs === undefined ? null : threadUs / burst, requestsPerSecond: (burst / durationMs) * 1000, p99Ms });
+            line.push(`${name} ${(cpuUs / burst).toFixed(1)}`);
           }
-          log?.(`  ${app} set ${set + 1}/${instances} round ${round + 1}/${rounds}: ${line.join(', ')} µs CPU/request`);
+          log?.(`  ${app} set ${set + 1}/${instances} round ${results[names[0]].length}/${rounds}: ${line.join(', ')} µs CPU/request`);
         }
       } finally {
         for (const { child } of Object.values(servers)) await stopServer(child);

@@ -1,10 +1,9 @@
-// A load process that stays up for a whole comparison (lib/http-bench.mjs's compareInterleaved):
-// the bench sends it {burst: {port, path, requests, concurrency}} over fork() IPC, it sends the
-// requests on raw keep-alive sockets to that server, one in flight per socket as fast-load.mjs
-// does, and answers {durationMs, p50Ms, p99Ms}. Its sockets to each server stay open between
-// bursts, so a burst is only requests: no process start and no connection set-up in a server's
-// measured CPU, and bursts can be short, which lets the modes alternate often enough for the
-// drift of a shared machine to fall on each of them alike.
+// A load process that stays up for a whole comparison (lib/http-bench.mjs's compareSideBySide):
+// the bench sends it {burst: [{port, path, requests, concurrency}, …]} over fork() IPC, it sends
+// each server its requests, all servers at once, on raw keep-alive sockets, one request in flight
+// per socket as fast-load.mjs does, and answers one {durationMs, p50Ms, p99Ms} per server. Its
+// sockets to each server stay open between bursts, so a burst is only requests: no process start
+// and no connection set-up in a server's measured CPU.
 import net from 'node:net';
 
 const HEADER_END = Buffer.from('\r\n\r\n', 'latin1');
@@ -108,7 +107,7 @@ process.on('message', (message) => {
     for (const sockets of pools.values()) for (const s of sockets) s.close();
     process.exit(0);
   }
-  burst(message.burst).then(
+  Promise.all(message.burst.map((target) => burst(target))).then(
     (figures) => process.send({ figures }),
     (error) => process.send({ error: String(error?.stack ?? error) }),
   );

@@ -9,7 +9,7 @@ const fmt = (x, digits) => x.toFixed(digits);
 /** Median (min–max) of a figure kept as {median, min, max}. */
 const spread = (s, digits = 0) => `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
 
-/** CPU efficiency targets: bare µs ÷ leakwatch µs per request, median of alternated rounds. */
+/** CPU efficiency targets: bare µs ÷ leakwatch µs per request, median of rounds measured side by side. */
 const EFFICIENCY = [
   { line: 24, endpoint: 'realistic', mode: 'leakwatch default', wanted: 0.97, what: 'realistic endpoint (Express 5 + pg + Redis), defaults' },
   { line: 24, endpoint: 'realistic', mode: 'leakwatch default + metrics', wanted: 0.96, what: 'realistic endpoint, defaults + metrics served' },
