@@ -260,11 +260,15 @@ export class Ledger {
    * requester's.
    */
   private share(connection: ConnectionRecord): void {
-    const owner = connection.owner!;
-    connection.owner = null;
-    forget(owner, connection);
-    this.connectionQueue.remove(connection);
+    this.disown(connection);
     if (connection.leak !== null) this.resolve(connection, this.clock());
+  }
+
+  /** `connection` is owned by nobody from now on, and no check of its owner is pending for it. */
+  private disown(connection: ConnectionRecord): void {
+    if (connection.owner !== null) forget(connection.owner, connection);
+    connection.owner = null;
+    this.connectionQueue.remove(connection);
   }
 
   endOperation(response: ResponseRecord, operation?: PendingOperation): void {
@@ -478,9 +482,7 @@ export class Ledger {
       this.onFailure('reading an acquisition stack', error);
     }
     if (!byModule) return false;
-    if (connection.owner !== null) forget(connection.owner, connection);
-    connection.owner = null;
-    this.connectionQueue.remove(connection);
+    this.disown(connection);
     if (connection.pooled && connection.releasedAt === 0) this.scheduleConnection(connection, now);
     return true;
   }

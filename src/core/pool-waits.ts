@@ -98,11 +98,6 @@ export interface WatchedPool {
   readonly waiters: Waiters;
   /** The pool's own counts now; null once the pool is gone (ended, destroyed, collected). */
   counts(): PoolCounts | null;
-  /**
-   * {@link mustWait} of the counts, read without making a counts object: a pool asks it on every
-   * checkout. Where a pool has none, the counts are read.
-   */
-  mustWaitNow?(): boolean;
 }
 
 /**
@@ -110,17 +105,7 @@ export interface WatchedPool {
  * left over for it (each checkout queued before it takes one). False when the counts cannot tell.
  */
 export function mustWait(counts: PoolCounts | null): boolean {
-  return counts !== null && mustWaitOf(counts.total, counts.idle, counts.pending, counts.max);
-}
-
-/** {@link mustWait} of four counts. */
-export function mustWaitOf(total: number, idle: number, pending: number, max: number): boolean {
-  return max > 0 && total >= max && idle <= pending;
-}
-
-/** Whether a checkout asked of `pool` now has to wait. */
-export function poolMustWait(pool: WatchedPool): boolean {
-  return pool.mustWaitNow !== undefined ? pool.mustWaitNow() : mustWait(pool.counts());
+  return counts !== null && counts.max > 0 && counts.total >= counts.max && counts.idle <= counts.pending;
 }
 
 /** Called on each transition; observers must not throw (they are guarded anyway). */

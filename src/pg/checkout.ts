@@ -1,5 +1,5 @@
 import { logFailure } from '../core/guard.js';
-import { PendingCheckout, poolMustWait, Waiters, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
+import { mustWait, PendingCheckout, Waiters, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
 import type { ResponseRecord, StackCapture } from '../core/records.js';
 import { currentResponse, getRuntime, responseContext } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
@@ -111,7 +111,7 @@ export function startCheckout(watch: PoolWatch, below: Function): Checkout | nul
   // when the module loads during a request: the ledger checks the stack for that only when a leak
   // rule would blame the request (ConnectionInit.ownerUnverified), not on every checkout.
   const checkout = new Checkout(watch, currentResponse(), stack, waits?.now() ?? Date.now());
-  if (waits !== undefined && poolMustWait(watch)) waits.waiting(watch, checkout);
+  if (waits !== undefined && mustWait(watch.counts())) waits.waiting(watch, checkout);
   return checkout;
 }
 
@@ -166,7 +166,7 @@ export function addPoolWatch(watch: PoolWatch): () => void {
   return () => pools.delete(watch);
 }
 
-export const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
+const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
 /** Normalised counts; `used` is `total - idle` where a library does not count it itself. */
 export function poolCounts(total: unknown, idle: unknown, pending: unknown, max: unknown, used?: unknown): PoolCounts {

@@ -4,8 +4,7 @@ import { PG_POOL_WATCH } from '../core/marks.js';
 import type { ResponseRecord } from '../core/records.js';
 import { currentResponse, responseContext } from '../core/runtime.js';
 import { applyAll, install, layerOf, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
-import { mustWaitOf } from '../core/pool-waits.js';
-import { addPoolWatch, count, endCheckout, newWatchState, poolCounts, startCheckout, withCheckoutSite, type Checkout, type PoolWatch } from './checkout.js';
+import { addPoolWatch, endCheckout, newWatchState, poolCounts, startCheckout, withCheckoutSite, type Checkout, type PoolWatch } from './checkout.js';
 import type { PgPool } from './internal-types.js';
 import { endpointName } from './naming.js';
 import { activate, pgState } from './state.js';
@@ -50,11 +49,6 @@ function watchOf(pool: PgPool): PgPoolWatch {
       const p = ref.deref();
       if (p === undefined || p.ended === true) return null;
       return poolCounts(p.totalCount, p.idleCount, p.waitingCount, p.options?.max);
-    },
-    mustWaitNow() {
-      const p = ref.deref();
-      if (p === undefined || p.ended === true) return false;
-      return mustWaitOf(count(p.totalCount), count(p.idleCount), count(p.waitingCount), count(p.options?.max));
     },
     unwatch() {
       // Through the WeakRef: the set of watches must not keep an abandoned pool alive.
