@@ -88,7 +88,8 @@ describe.each(NODE_REDIS_MODULES)('%s', (_name, redis) => {
 
       const url = '/queue/own?key=killed&timeout=2';
       const ownWait = request(port, url);
-      await waitUntil(() => [...(responses.get(url)?.connections ?? [])].some((c) => c.state === 'busy'), 3000, 'the BLPOP to wait');
+      // Its record is busy from the start of connect(), before the server lists it: ready means its BLPOP is sent.
+      await waitUntil(() => [...(responses.get(url)?.connections ?? [])].some((c) => c.state === 'busy' && (c.target as NodeRedisClient | null)?.isReady === true), 3000, 'the BLPOP to wait');
       const [ownRecord] = [...responses.get(url)!.connections!];
 
       // Every connection of the app: the start-up clients, the pool's members and the blocking per-request one.
