@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { logFailure } from '../core/guard.js';
 import { RESPONSE, UNTRACKED_SERVER } from '../core/marks.js';
 import { install, subscribe, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
@@ -28,11 +29,15 @@ export function stripQuery(url: string): string {
   return cut < 0 ? url : url.slice(0, cut);
 }
 
+/** A response's progress: the bytes written on `socket` (its own, once it has it) and those it buffered before. */
+function progressOn(socket: Socket | null, res: ServerResponse & { outputSize?: number }): number {
+  return (socket === null ? 0 : socket.bytesWritten ?? 0) + (res.outputSize ?? 0);
+}
+
 export const nodeResponseProbe: ResponseProbe = {
   progress(target) {
-    const res = target as ServerResponse & { outputSize?: number };
-    const socket = res.socket;
-    return (socket === null ? 0 : socket.bytesWritten ?? 0) + (res.outputSize ?? 0);
+    const res = target as ServerResponse;
+    return progressOn(res.socket, res);
   },
   method(target) {
     return (target as ServerResponse).req?.method ?? 'UNKNOWN';
@@ -77,8 +82,13 @@ function onSocketAssigned(this: MarkedResponse): void {
   }
 }
 
-/** Starts following `res`; returns its record (the existing one if it is followed already). */
-export function trackResponse(res: ServerResponse): ResponseRecord | undefined {
+type ConnectionSocket = Socket & { _httpMessage?: unknown };
+
+/**
+ * Starts following `res`; returns its record (the existing one if it is followed already).
+ * `connection` is the socket its request came in on, where the caller knows it.
+ */
+export function trackResponse(res: ServerResponse, connection?: ConnectionSocket): ResponseRecord | undefined {
   const tracked = res as MarkedResponse;
   const existing = tracked[RESPONSE];
   if (existing !== undefined) return existing;
@@ -88,7 +98,13 @@ export function trackResponse(res: ServerResponse): ResponseRecord | undefined {
   const response = runtime.ledger.openResponse(res, nodeResponseProbe);
   tracked[RESPONSE] = response;
   res.on('close', onResponseClose);
-  if (res.socket === null) res.once('socket', onSocketAssigned);
+  if (res.socket === null) {
+    // Node announces a request just before it gives the response its socket, at once when no other
+    // response is on that socket (`_httpMessage`, as Node decides): nothing is written on it in
+    // between, so the mark is taken now, without a 'socket' listener on every response.
+    if (connection !== undefined && !connection._httpMessage) response.progressMark = progressOn(connection, res);
+    else res.once('socket', onSocketAssigned);
+  }
   return response;
 }
 
@@ -98,10 +114,10 @@ export function untrackServer(server: Server): void {
 }
 
 function onRequestStart(message: unknown): void {
-  const { server, response } = message as { server?: Server & { [UNTRACKED_SERVER]?: true }; response: ServerResponse };
+  const { server, response, socket } = message as { server?: Server & { [UNTRACKED_SERVER]?: true }; response: ServerResponse; socket?: ConnectionSocket };
   if (server?.[UNTRACKED_SERVER] === true) return;
   keepEndAttribution();
-  const tracked = trackResponse(response);
+  const tracked = trackResponse(response, socket);
   if (tracked !== undefined) responseContext.enterWith(tracked);
 }
 

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { instrumentServer, start, wrapHandler, type Started } from '../../src/index.js';
@@ -60,6 +61,26 @@ describe('node:http responses found through diagnostics_channel', () => {
       expect(hung.history?.entries() ?? []).toEqual([]);
       expect(hung.leak!.detectedAt - hung.startedAt).toBeLessThan(2 * ledger().responseThresholdMs);
       agent.destroy();
+      await close(server);
+    });
+
+    it('nor the bytes a pipelined earlier response writes while it waits for the socket', async () => {
+      const server = http.createServer((req, res) => {
+        if (req.url === '/hang') return;
+        res.writeHead(200, { 'content-length': '600' });
+        res.write('x'.repeat(300));
+        setTimeout(() => res.end('y'.repeat(300)), 150); // /hang arrived meanwhile and waits for the socket
+      });
+      const port = await listen(server);
+      const before = ledger().totals.leakedResponses;
+      const socket = net.connect(port, '127.0.0.1');
+      socket.on('error', () => {});
+      socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /hang HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitUntil(() => ledger().totals.leakedResponses === before + 1, 3000, 'the hanging response to leak');
+      const hung = [...ledger().leakedOpen].find((r) => r.detail?.path === '/hang')!;
+      expect(hung.history?.entries() ?? []).toEqual([]);
+      expect(hung.leak!.detectedAt - hung.startedAt).toBeLessThan(2 * ledger().responseThresholdMs);
+      socket.destroy();
       await close(server);
     });
   });
