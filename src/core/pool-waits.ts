@@ -30,7 +30,10 @@ export interface PoolCounts {
   max: number;
 }
 
-/** A checkout asked of a pool and not served yet. */
+/**
+ * A checkout asked of a pool and not served yet. The hot paths' checkouts (pg's Checkout,
+ * node-redis's PoolLease) implement it with fields of their own instead of extending it.
+ */
 export class PendingCheckout {
   /** It had to wait: it is in its pool's waiters until served or given up. */
   waiting = false;

@@ -1,6 +1,6 @@
 import { logFailure } from '../core/guard.js';
 import { applyAll, defineAccessor, install, subscribe, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
-import { mustWait, PendingCheckout, type PoolWaits } from '../core/pool-waits.js';
+import { mustWait, type PendingCheckout, type PoolWaits } from '../core/pool-waits.js';
 import { currentResponse, ensureRuntime, getRuntime } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
 import type { TrackedClient } from './client.js';
@@ -347,14 +347,19 @@ function poolWrappers(parts: CopyParts, clients: CopyClients, stackFrames: numbe
 }
 
 /** A lease asked of a v5/v6 pool, from `execute()` until the pool hands a member to it (or it fails). */
-export class PoolLease extends PendingCheckout {
+export class PoolLease implements PendingCheckout {
+  waiting = false;
+  prevWaiter: PendingCheckout | null = null;
+  nextWaiter: PendingCheckout | null = null;
+  readonly requestedAt: number;
+
   constructor(
     private readonly watch: NodeRedisPoolWatch,
     private readonly waits: PoolWaits,
-    owner: PendingCheckout['owner'],
-    stack: PendingCheckout['stack'],
+    readonly owner: PendingCheckout['owner'],
+    readonly stack: PendingCheckout['stack'],
   ) {
-    super(owner, stack, waits.now());
+    this.requestedAt = waits.now();
   }
 
   /** The pool leased a member, whose record (named `poolName`) was made at `at`. */

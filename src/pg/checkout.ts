@@ -1,5 +1,5 @@
 import { logFailure } from '../core/guard.js';
-import { mustWait, PendingCheckout, Waiters, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
+import { mustWait, Waiters, type PendingCheckout, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
 import type { ResponseRecord, StackCapture } from '../core/records.js';
 import { currentResponse, getRuntime, responseContext } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
@@ -50,15 +50,21 @@ export function isPgClient(value: unknown): value is PgClient {
   return typeof client.query === 'function' && typeof client.connect === 'function' && typeof client.connectionParameters === 'object';
 }
 
-export class Checkout extends PendingCheckout {
+/**
+ * Declares PendingCheckout's fields itself rather than extending it: a derived class's constructor
+ * looks up its base class's on every checkout (FindNonDefaultConstructorOrConstruct in a profile).
+ */
+export class Checkout implements PendingCheckout {
+  waiting = false;
+  prevWaiter: PendingCheckout | null = null;
+  nextWaiter: PendingCheckout | null = null;
+
   constructor(
     readonly watch: PoolWatch,
-    owner: PendingCheckout['owner'],
-    stack: PendingCheckout['stack'],
-    requestedAt: number,
-  ) {
-    super(owner, stack, requestedAt);
-  }
+    readonly owner: PendingCheckout['owner'],
+    readonly stack: PendingCheckout['stack'],
+    readonly requestedAt: number,
+  ) {}
 
   /** Records the delivered client as held by the requester, whatever context we are in. */
   deliver(client: unknown): void {
