@@ -278,10 +278,13 @@ export class Ledger {
 
   // ---- connections -------------------------------------------------------------------------
 
-  /** Records a connection acquired now; its owner is the response of the current async context. */
-  acquireConnection(init: ConnectionInit): ConnectionRecord {
+  /**
+   * Records a connection acquired now. Its owner is `owner` where the caller knows it (the response
+   * that asked for a checkout, or made a client, in whatever context it is delivered), else the
+   * response of the current async context.
+   */
+  acquireConnection(init: ConnectionInit, owner: ResponseRecord | null = this.currentResponse() ?? null): ConnectionRecord {
     const now = this.clock();
-    const owner = this.currentResponse() ?? null;
     const connection = new ConnectionRecord(++this.connectionSeq, init, owner, now);
     // Only what the leak rules can report keeps a history: a client shared by the app never leaks.
     if (owner !== null || init.pooled) this.startHistory(connection, now);

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Ledger } from '../core/ledger.js';
 import type { ConnectionProbe, ConnectionRecord, IdleState, ResponseRecord, StackCapture } from '../core/records.js';
-import { getRuntime, inContextOf } from '../core/runtime.js';
+import { getRuntime } from '../core/runtime.js';
 import type { CommandConnection } from '../redis/commands.js';
 import { poolName } from '../redis/connection.js';
 import type { ClientLike } from './internal-types.js';
@@ -128,8 +128,7 @@ export class TrackedClient implements CommandConnection, SocketTaker {
       stack,
       busy,
     };
-    // The ledger takes the owner from the async context; enter the owner's when that is another one.
-    const connection = inContextOf(owner, () => ledger.acquireConnection(init));
+    const connection = ledger.acquireConnection(init, owner ?? null);
     this.connection = connection;
     this.ledger = ledger;
     this.copy.live.add(this);

@@ -1,7 +1,8 @@
 import { logFailure } from '../core/guard.js';
 import { mustWait, Waiters, type PendingCheckout, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
-import type { ResponseRecord, StackCapture } from '../core/records.js';
-import { currentResponse, getRuntime, responseContext } from '../core/runtime.js';
+import type { StackCapture } from '../core/records.js';
+import type { Fn } from '../core/patch.js';
+import { currentResponse, getRuntime } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
 import type { PgClient } from './internal-types.js';
 import { clientEndpointName } from './naming.js';
@@ -81,11 +82,8 @@ export class Checkout implements PendingCheckout {
       const ledger = runtime.ledger;
       const name = (watch.name ??= clientEndpointName(client.connectionParameters));
       const tracker = trackerOf(client) ?? trackClient(client, false);
-      // The ledger takes the owner from the current context: entered only when we are elsewhere.
-      const record =
-        currentResponse() === this.owner
-          ? tracker.acquire(ledger, name, true, this.stack)
-          : responseContext.run(this.owner as ResponseRecord, () => tracker.acquire(ledger, name, true, this.stack));
+      // The requester's, whatever context the pool delivers in (a release that served a queued checkout).
+      const record = tracker.acquire(ledger, name, true, this.stack, this.owner ?? null);
       runtime.waits.served(watch, this, record.acquiredAt);
     } catch (error) {
       logFailure('pg pool checkout', error);
@@ -122,17 +120,18 @@ export function startCheckout(watch: PoolWatch, below: Function): Checkout | nul
 }
 
 /**
- * Runs `fn` (which requests a checkout synchronously) with the checkout's acquisition stack given:
- * `null` for a checkout the library releases itself as soon as its query ends (`pool.query()`, a
- * knex query), which is never idle in the app's hands and needs no stack; a capture made earlier
- * where the app's own frames were still on the stack (`knex.transaction()`).
+ * Calls `fn` (which requests a checkout synchronously) on `thisArg` with `args`, with the
+ * checkout's acquisition stack given: `null` for a checkout the library releases itself as soon as
+ * its query ends (`pool.query()`, a knex query), which is never idle in the app's hands and needs
+ * no stack; a capture made earlier where the app's own frames were still on the stack
+ * (`knex.transaction()`). Takes the call apart rather than a closure: `pool.query()` is a hot path.
  */
-export function withCheckoutSite<T>(site: StackCapture | null, fn: () => T): T {
+export function withCheckoutSite(site: StackCapture | null, fn: Fn, thisArg: unknown, args: unknown[]): unknown {
   const state = pgState();
   const previous = state.checkoutSite;
   state.checkoutSite = site;
   try {
-    return fn();
+    return fn.apply(thisArg, args);
   } finally {
     state.checkoutSite = previous;
   }

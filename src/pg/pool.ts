@@ -85,7 +85,10 @@ function wrapConnect(layer: Layer): Fn {
       logFailure('pg pool.connect', error);
     }
     if (checkout === null) return layer.original.apply(this, args);
-    if (typeof args[0] === 'function') return layer.original.call(this, bindCallback(checkout, args[0] as Fn), ...args.slice(1));
+    if (typeof args[0] === 'function') {
+      args[0] = bindCallback(checkout, args[0] as Fn);
+      return layer.original.apply(this, args);
+    }
     const result = layer.original.apply(this, args) as PromiseLike<unknown> | undefined;
     if (result === null || typeof result !== 'object' || typeof result.then !== 'function') return result;
     const delivering = checkout;
@@ -107,7 +110,7 @@ function wrapQuery(layer: Layer): Fn {
     // pool.query() releases its client itself when the query ends, so that checkout is never idle
     // in the app's hands and cannot leak by the idle rules; a stack per query (~11 us, the largest
     // cost on a pool.query endpoint in bench/realistic.bench.mjs) would buy nothing.
-    return withCheckoutSite(null, () => layer.original.apply(this, args));
+    return withCheckoutSite(null, layer.original, this, args);
   };
   return query as unknown as Fn;
 }

@@ -1,7 +1,7 @@
 import { logFailure } from '../core/guard.js';
 import { PG_TRACKER } from '../core/marks.js';
 import type { Ledger } from '../core/ledger.js';
-import type { ConnectionClosure, ConnectionRecord, IdleState, StackCapture } from '../core/records.js';
+import type { ConnectionClosure, ConnectionRecord, IdleState, ResponseRecord, StackCapture } from '../core/records.js';
 import { pgConnectionProbe } from './confirm.js';
 import type { Fn } from '../core/patch.js';
 import type { PgClient, PgConnection } from './internal-types.js';
@@ -164,7 +164,8 @@ export class ClientTracker {
   }
 
   /** Records a checkout or a bare client as held by the owner of the current async context. */
-  acquire(ledger: Ledger, pool: string, pooled: boolean, stack: StackCapture | null): ConnectionRecord {
+  /** `owner`: see Ledger#acquireConnection (undefined: the current context's response). */
+  acquire(ledger: Ledger, pool: string, pooled: boolean, stack: StackCapture | null, owner?: ResponseRecord | null): ConnectionRecord {
     if (this.record !== null) this.release();
     this.ledger = ledger;
     const record = ledger.acquireConnection({
@@ -177,7 +178,7 @@ export class ClientTracker {
       busy: this.busy,
       // The owner is taken without reading the stack for a module's code (checkout.ts, client.ts): the ledger does when it matters.
       ownerUnverified: true,
-    });
+    }, owner);
     this.record = record;
     if (this.gone) ledger.connectionClosed(record, this.closure());
     else if (!this.busy) ledger.setIdleState(record, idleStateOf(this.txStatus, this.listening));

@@ -41,14 +41,14 @@ function wrapTransactionAcquire(layer: Layer): Fn {
   return function acquireConnection(this: object, ...args: unknown[]) {
     const site = layer.active ? transactionSites.get(this) : undefined;
     if (site === undefined) return layer.original.apply(this, args);
-    return withCheckoutSite(site, () => layer.original.apply(this, args));
+    return withCheckoutSite(site, layer.original, this, args);
   };
 }
 
 function wrapRun(layer: Layer): Fn {
   return function run(this: unknown, ...args: unknown[]) {
     if (!layer.active) return layer.original.apply(this, args);
-    return withCheckoutSite(null, () => layer.original.apply(this, args));
+    return withCheckoutSite(null, layer.original, this, args);
   };
 }
 

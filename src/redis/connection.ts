@@ -1,7 +1,7 @@
 import type { Ledger } from '../core/ledger.js';
 import type { ConnectionProbe, ConnectionRecord, IdleState, ResponseRecord, StackCapture } from '../core/records.js';
 import { REDIS_COMMAND } from '../core/marks.js';
-import { getRuntime, inContextOf } from '../core/runtime.js';
+import { getRuntime } from '../core/runtime.js';
 import type { CommandQueueLike, RedisLike } from './internal-types.js';
 
 /**
@@ -97,9 +97,8 @@ export class TrackedClient {
     if (ledger === undefined) return null;
     const client = this.client;
     const init = { kind: 'redis' as const, pool: poolName(client.options), pooled: false, target: client, probe: this.probe, stack: this.stack, busy };
-    const owner = this.owner;
-    // The ledger takes the owner from the async context; re-enter the creator's when connecting later.
-    const connection = inContextOf(owner, () => ledger.acquireConnection(init));
+    // The creator's response, even when connecting later in another context.
+    const connection = ledger.acquireConnection(init, this.owner ?? null);
     this.connection = connection;
     this.ledger = ledger;
     this.live.add(this);
