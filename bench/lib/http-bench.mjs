@@ -146,17 +146,17 @@ async function startLoadDriver() {
  * young generation, and the round after it pays for many more scavenges.) Returns, per mode, one
  * figure per round (every set's rounds in turn, each with its set) and one warm-up figure per set.
  */
-export async function compareSideBySide({ modes, app, script, path, rounds, burst, warmup, log, concurrency = 8, instances = 1 }) {
+export async function compareSideBySide({ modes, app, script, path, rounds, burst, warmup, log, concurrency = 8, instances = 1, rotate = false }) {
   const names = Object.keys(modes);
   const results = Object.fromEntries(names.map((name) => [name, []]));
   const warmups = Object.fromEntries(names.map((name) => [name, []]));
   const driver = await startLoadDriver();
   /** Sends `requests` to every server at once; resolves each one's CPU and load figures. */
-  const together = async (servers, requests) => {
-    for (const name of names) await request(servers[name].child, 'start', 'started');
-    const load = await driver.burst(names.map((name) => ({ port: servers[name].port, path, requests, concurrency })));
+  const together = async (servers, requests, order) => {
+    for (const name of order) await request(servers[name].child, 'start', 'started');
+    const load = await driver.burst(order.map((name) => ({ port: servers[name].port, path, requests, concurrency })));
     const figures = {};
-    for (const [i, name] of names.entries()) {
+    for (const [i, name] of order.entries()) {
       const { cpuUs, threadUs } = await request(servers[name].child, 'stop', 'cpuUs');
       figures[name] = { cpuUs, threadUs, ...load[i] };
     }
@@ -165,16 +165,19 @@ export async function compareSideBySide({ modes, app, script, path, rounds, burs
   try {
     for (let set = 0; set < instances; set++) {
       const servers = {};
+      // With `rotate`, each set starts and loads the servers in another order, so no mode always goes first.
+      const shift = rotate ? set % names.length : 0;
+      const order = [...names.slice(shift), ...names.slice(0, shift)];
       try {
-        for (const name of names) {
+        for (const name of order) {
           const mode = typeof modes[name] === 'function' ? await modes[name]() : modes[name];
           servers[name] = await startServer({ mode, app, script });
         }
-        const warm = await together(servers, warmup);
+        const warm = await together(servers, warmup, order);
         for (const name of names) warmups[name].push(warm[name].cpuUs / warmup);
         const setRounds = Math.floor(rounds / instances) + (set < rounds % instances ? 1 : 0);
         for (let r = 0; r < setRounds; r++) {
-          const figures = await together(servers, burst);
+          const figures = await together(servers, burst, order);
           const line = [];
           for (const name of names) {
             const { cpuUs, threadUs, durationMs, p99Ms } = figures[name];
