@@ -111,6 +111,62 @@ async function checkoutSection({ log, rounds, checkoutsPerRound, warmup }) {
   return { lines, figures };
 }
 
+/**
+ * The acquisition stack's capture timed where it runs: `Error.captureStackTrace` wrapped with a
+ * timer while real checkouts run (instrumented, 10 frames), against the same capture in a hot loop.
+ * The per-round differences above mix it with each round's noise; this times the call itself.
+ */
+async function captureSection({ log, count, warmup }) {
+  const pool = new pg.Pool({ connectionString: pgUrl(), max: 1 });
+  await pool.query('SELECT 1');
+  const original = Error.captureStackTrace;
+  const timings = [];
+  let timing = false;
+  Error.captureStackTrace = function timedCapture(target, below) {
+    if (!timing) return original(target, below);
+    const started = process.hrtime.bigint();
+    original(target, below);
+    timings.push(Number(process.hrtime.bigint() - started));
+  };
+  try {
+    setMode({ frames: 10 });
+    const runtime = ensureRuntime();
+    const response = runtime.ledger.openResponse({}, probe);
+    await responseContext.run(response, () => checkouts(pool, warmup));
+    timing = true;
+    await responseContext.run(response, () => checkouts(pool, count));
+    timing = false;
+    runtime.ledger.closeResponse(response, 'finished');
+    const inCheckouts = timings.splice(0);
+    // The same capture (10 frames, below its caller) from an async loop that does nothing else.
+    const capture = () => {
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 10;
+      const target = {};
+      Error.captureStackTrace(target, capture);
+      Error.stackTraceLimit = limit;
+      return target;
+    };
+    for (let i = 0; i < warmup * 4; i++) {
+      await null;
+      capture();
+    }
+    timing = true;
+    for (let i = 0; i < inCheckouts.length; i++) {
+      await null;
+      capture();
+    }
+    timing = false;
+    const hot = timings.splice(0);
+    log?.(`  capture timing: ${median(inCheckouts).toFixed(0)} ns in checkouts, ${median(hot).toFixed(0)} ns in a hot loop`);
+    return { inCheckouts, hot };
+  } finally {
+    Error.captureStackTrace = original;
+    setMode({ frames: null });
+    await pool.end();
+  }
+}
+
 /** knex's two kinds of checkout: a query (knex releases it itself) and a transaction the app holds. */
 const KNEX_WORKLOADS = {
   'query (`await knex.raw(...)`)': (knex, i) => knex.raw('select ?::int as n', [i]),
@@ -246,11 +302,26 @@ async function requestSection({ log, rounds, requests, warmup }) {
   return { lines, results };
 }
 
+/** Median and the 25th–75th percentile of nanosecond timings. */
+function spreadNs(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return `${median(values).toFixed(0)} (${at(0.25).toFixed(0)}–${at(0.75).toFixed(0)})`;
+}
+
+/** What the two capture timings say, in words that hold for the figures of this run. */
+function captureNote({ inCheckouts, hot }) {
+  const ratio = median(inCheckouts) / median(hot);
+  if (ratio < 1.3) return ': about what a microbenchmark of it gives';
+  return `: ${ratio.toFixed(1)} times the hot loop's: the same call, run between a query's I/O rather than over and over, so a microbenchmark of the capture understates what it costs a real checkout`;
+}
+
 export async function run({ log, rounds = 7, checkoutsPerRound = 3_000, checkoutWarmup = 500, requests = 8_000, requestWarmup = 1_500, waitIterations = 500_000 } = {}) {
   const checkout = await checkoutSection({ log, rounds, checkoutsPerRound, warmup: checkoutWarmup });
   const waits = await waitSection({ log, rounds, iterations: waitIterations });
   const knex = await knexSection({ log, rounds, checkoutsPerRound: Math.round(checkoutsPerRound / 2), warmup: checkoutWarmup });
   const perRequest = await requestSection({ log, rounds: Math.max(5, rounds), requests, warmup: requestWarmup });
+  const capture = await captureSection({ log, count: checkoutsPerRound, warmup: checkoutWarmup });
   const stackCost = median(checkout.figures['instrumented, stacks on (10 frames)'].map((us, i) => us - checkout.figures['instrumented, stacks off (0 frames)'][i]));
   return [
     `### ${title}`,
@@ -259,7 +330,7 @@ export async function run({ log, rounds = 7, checkoutsPerRound = 3_000, checkout
     '',
     ...checkout.lines,
     '',
-    `Capturing a 10-frame acquisition stack adds ${stackCost.toFixed(1)} µs per checkout (median of per-round differences); it is formatted only when a leak is reported. With metrics, each checkout is observed in two histograms (its wait when served, its use time when released).`,
+    `Capturing a 10-frame acquisition stack adds ${stackCost.toFixed(1)} µs per checkout (median of per-round differences); it is formatted only when a leak is reported. Timed directly (\`Error.captureStackTrace\` wrapped with a timer over ${capture.inCheckouts.length} checkouts, 10 frames), the capture takes ${spreadNs(capture.inCheckouts)} ns per checkout, against ${spreadNs(capture.hot)} ns for the same capture in a loop that does nothing else (median, 25th–75th percentile; the timer's own cost is in both)${captureNote(capture)}. With metrics, each checkout is observed in two histograms (its wait when served, its use time when released).`,
     '',
     '#### What a checkout\'s wait adds',
     '',
