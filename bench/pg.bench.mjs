@@ -12,8 +12,9 @@ import { mustWait, PendingCheckout } from '../dist/core/pool-waits.js';
 import { instrumentKnexPgClient, instrumentKnexRunner, instrumentKnexTransaction } from '../dist/pools/knex.js';
 import { instrumentTarnPool } from '../dist/pools/tarn.js';
 import { ensureRuntime, resetRuntime, responseContext } from '../dist/core/runtime.js';
+import { captureStack } from '../dist/core/stack.js';
 import { compare, REGISTER } from './lib/http-bench.mjs';
-import { median, summary } from './lib/stats.mjs';
+import { median, spread, summary } from './lib/stats.mjs';
 
 export const title = 'PostgreSQL (pg)';
 
@@ -138,15 +139,8 @@ async function captureSection({ log, count, warmup }) {
     timing = false;
     runtime.ledger.closeResponse(response, 'finished');
     const inCheckouts = timings.splice(0);
-    // The same capture (10 frames, below its caller) from an async loop that does nothing else.
-    const capture = () => {
-      const limit = Error.stackTraceLimit;
-      Error.stackTraceLimit = 10;
-      const target = {};
-      Error.captureStackTrace(target, capture);
-      Error.stackTraceLimit = limit;
-      return target;
-    };
+    // leakwatch's same capture (10 frames, below its caller) from an async loop that does nothing else.
+    const capture = () => captureStack(10, capture);
     for (let i = 0; i < warmup * 4; i++) {
       await null;
       capture();
@@ -302,13 +296,6 @@ async function requestSection({ log, rounds, requests, warmup }) {
   return { lines, results };
 }
 
-/** Median and the 25th–75th percentile of nanosecond timings. */
-function spreadNs(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-  return `${median(values).toFixed(0)} (${at(0.25).toFixed(0)}–${at(0.75).toFixed(0)})`;
-}
-
 /** What the two capture timings say, in words that hold for the figures of this run. */
 function captureNote({ inCheckouts, hot }) {
   const ratio = median(inCheckouts) / median(hot);
@@ -330,7 +317,7 @@ export async function run({ log, rounds = 7, checkoutsPerRound = 3_000, checkout
     '',
     ...checkout.lines,
     '',
-    `Capturing a 10-frame acquisition stack adds ${stackCost.toFixed(1)} µs per checkout (median of per-round differences); it is formatted only when a leak is reported. Timed directly (\`Error.captureStackTrace\` wrapped with a timer over ${capture.inCheckouts.length} checkouts, 10 frames), the capture takes ${spreadNs(capture.inCheckouts)} ns per checkout, against ${spreadNs(capture.hot)} ns for the same capture in a loop that does nothing else (median, 25th–75th percentile; the timer's own cost is in both)${captureNote(capture)}. With metrics, each checkout is observed in two histograms (its wait when served, its use time when released).`,
+    `Capturing a 10-frame acquisition stack adds ${stackCost.toFixed(1)} µs per checkout (median of per-round differences); it is formatted only when a leak is reported. Timed directly (\`Error.captureStackTrace\` wrapped with a timer over ${capture.inCheckouts.length} checkouts, 10 frames), the capture takes ${spread(capture.inCheckouts, 0)} ns per checkout, against ${spread(capture.hot, 0)} ns for the same capture in a loop that does nothing else (median, 25th–75th percentile; the timer's own cost is in both)${captureNote(capture)}. With metrics, each checkout is observed in two histograms (its wait when served, its use time when released).`,
     '',
     '#### What a checkout\'s wait adds',
     '',

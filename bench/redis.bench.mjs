@@ -17,14 +17,8 @@ import { instrumentIoredis, instrumentNodeRedis } from '../dist/index.js';
 import { ensureRuntime, resetRuntime, responseContext } from '../dist/core/runtime.js';
 import { nodeRedisWindows } from '../dist/node-redis/state.js';
 import { findByAddress, parseClientList } from '../dist/redis/index.js';
-import { median, summary } from './lib/stats.mjs';
+import { median, spread, summary } from './lib/stats.mjs';
 
-/** Median and the spread as 25th–75th percentile: batches on a shared machine have outliers. */
-const spread = (xs, digits = 2) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
-  return `${median(xs).toFixed(digits)} (${at(0.25).toFixed(digits)}–${at(0.75).toFixed(digits)})`;
-};
 
 export const title = 'Redis (ioredis and node-redis)';
 
