@@ -42,7 +42,7 @@ export function freePort() {
 }
 
 /** This environment without what would preload or configure leakwatch in every mode alike. */
-function cleanEnv() {
+export function cleanEnv() {
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
   for (const name of Object.keys(env)) if (name.startsWith('LEAKWATCH_')) delete env[name];

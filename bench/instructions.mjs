@@ -1,0 +1,258 @@
+// Instructions per request, counted by valgrind's callgrind, and where leakwatch's are spent: a
+// profiler for changes to leakwatch's own code, not a section of `npm run bench`.
+//
+//   npm run build && .ci/cache/node-24/bin/node bench/instructions.mjs [--app=realistic|hello]
+//     [--modes=bare,default,lean,als] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N]
+//
+// Each mode's server (lib/realistic-server.cjs, the endpoints of the realistic section) runs under
+// callgrind with its counters off through the warm-up, then counts a fixed number of requests
+// (8 in flight, lib/load.mjs), all threads apart. With `--perf-basic-prof` V8 names the code it
+// compiles, so each function's own instructions (self: not what it calls) can be summed by name:
+// leakwatch's functions, and the functions of the main thread whose count moved most from the
+// bare server's (what leakwatch's presence costs outside its own code: builtins it calls, Node's
+// diagnostics channel, garbage collection).
+//
+// What to trust: the counts are exact for the process counted, but what that process runs depends
+// on what V8 did in it, which differs between processes of the same code: which functions it
+// optimized fully (`*` in a name; `+` is Maglev's quicker code, `^` Sparkplug's, `~` the
+// interpreter), when it collected garbage, and how the hidden classes of the app's objects settled.
+// Two servers of one build gave 1.3k and 1.5k instructions a request in leakwatch's own functions on
+// hello world (the second had left openResponse in Maglev code) and 4.0k and 4.1k on the realistic
+// endpoint; their totals differed by up to 3k on hello world and by up to 45k on the realistic
+// endpoint, where one bare server spent about 30k a request more than the others in V8's runtime,
+// changing and migrating the hidden classes of the app's objects (Express re-prototypes req and res
+// on every request). So read function by function, check the tier marks, and count twice before
+// believing a total. And instructions are not time: a cache miss costs none, and a clock
+// read runs more instructions under valgrind than natively. The CPU figures are the realistic and
+// http sections'.
+// Modes: bare; default (this build, defaults); lean (this build, acquisition stacks and res.end
+// attribution off); als (one AsyncLocalStorage store per request, nothing else); other (the build
+// at --other, defaults: another commit, built as bench/compare-http-builds.mjs says).
+import { execFile, execFileSync, fork } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { cleanEnv, LOAD, request } from './lib/http-bench.mjs';
+
+const SERVER = fileURLToPath(new URL('./lib/realistic-server.cjs', import.meta.url));
+const ALS_ONLY = fileURLToPath(new URL('./lib/als-only.mjs', import.meta.url));
+const HERE = fileURLToPath(new URL('..', import.meta.url));
+const APPS = {
+  realistic: { path: '/items/42', warmup: 15_000, requests: 3_000 },
+  hello: { path: '/', warmup: 30_000, requests: 10_000 },
+};
+const pgUrl = process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
+const redisUrl = process.env.LEAKWATCH_TEST_REDIS_URL || 'redis://127.0.0.1:6379';
+const exec = promisify(execFile);
+
+function usage(message) {
+  process.stderr.write(`${message}\nusage: node bench/instructions.mjs [--app=realistic|hello] [--modes=bare,default,lean,als,other] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N]\n`);
+  process.exit(2);
+}
+
+const args = process.argv.slice(2);
+const flag = (name) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const count = (name, fallback) => {
+  const text = flag(name);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) usage(`--${name} must be a whole number above 0, not ${JSON.stringify(text)}`);
+  return value;
+};
+for (const arg of args) if (!/^--(app|modes|other|warmup|requests|top)=/.test(arg)) usage(`unknown argument ${JSON.stringify(arg)}`);
+const appName = flag('app') ?? 'realistic';
+const app = APPS[appName];
+if (app === undefined) usage(`--app must be realistic or hello, not ${JSON.stringify(appName)}`);
+const other = flag('other');
+const register = (root) => path.join(root, 'dist', 'register.js');
+const MODES = {
+  bare: { execArgv: [], env: {} },
+  default: { execArgv: ['--import', register(HERE)], env: {} },
+  lean: { execArgv: ['--import', register(HERE)], env: { LEAKWATCH_ACQUIRE_STACK_FRAMES: '0', LEAKWATCH_END_ATTRIBUTION: 'false' } },
+  als: { execArgv: ['--import', ALS_ONLY], env: {} },
+  other: { execArgv: ['--import', register(path.resolve(other ?? '.'))], env: {} },
+};
+const modes = (flag('modes') ?? (other === undefined ? 'bare,default' : 'bare,default,other')).split(',');
+for (const mode of modes) if (MODES[mode] === undefined) usage(`--modes: no mode ${JSON.stringify(mode)} (bare, default, lean, als, other)`);
+if (!modes.includes('bare')) usage('--modes must include bare: every figure is read against it');
+if (modes.includes('other') && other === undefined) usage('mode other needs --other=OTHER_BUILD_ROOT');
+if (other !== undefined && !existsSync(register(path.resolve(other)))) usage(`${register(path.resolve(other))} does not exist: build that checkout first`);
+if (!existsSync(register(HERE))) usage(`${register(HERE)} does not exist: npm run build first`);
+const warmup = count('warmup', app.warmup);
+const requests = count('requests', app.requests);
+const top = count('top', 15);
+try {
+  execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
+} catch {
+  usage('valgrind is not on PATH (apt-get install valgrind)');
+}
+
+/** Self instructions per function name, from one callgrind output file (calls' inclusive lines skipped). */
+function selfCosts(file) {
+  const names = new Map();
+  const costs = new Map();
+  let fn = null;
+  let skipNext = false;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line.startsWith('fn=')) {
+      const m = /^fn=\((\d+)\)(?: (.*))?$/.exec(line);
+      if (m[2] !== undefined) names.set(m[1], m[2]);
+      fn = names.get(m[1]);
+    } else if (line.startsWith('cfn=')) {
+      const m = /^cfn=\((\d+)\)(?: (.*))?$/.exec(line);
+      if (m?.[2] !== undefined) names.set(m[1], m[2]);
+    } else if (line.startsWith('calls=')) {
+      skipNext = true;
+    } else if (/^[0-9+\-*]/.test(line)) {
+      if (skipNext) {
+        skipNext = false;
+        continue;
+      }
+      const cost = Number(line.split(' ')[1]);
+      if (fn !== null && Number.isFinite(cost)) costs.set(fn, (costs.get(fn) ?? 0) + cost);
+    }
+  }
+  return costs;
+}
+
+/** V8's code map (`--perf-basic-prof`): sorted [start, end, name]. */
+function codeMap(file) {
+  const rows = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+) ([0-9a-f]+) (.*)$/.exec(line);
+    if (m) rows.push([parseInt(m[1], 16), parseInt(m[1], 16) + parseInt(m[2], 16), m[3]]);
+  }
+  return rows.sort((a, b) => a[0] - b[0]);
+}
+
+function nameAt(rows, address) {
+  let lo = 0;
+  let hi = rows.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (rows[mid][0] <= address) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  for (let i = found; i >= 0 && i > found - 50; i--) if (address < rows[i][1]) return rows[i][2];
+  return null;
+}
+
+/** Names the JIT code addresses of one count with V8's code map; native functions keep theirs. */
+function named(costs, rows) {
+  const byName = new Map();
+  for (const [fn, cost] of costs) {
+    const m = /^0x([0-9a-f]+)/.exec(fn);
+    const name = (m ? nameAt(rows, parseInt(m[1], 16)) : null) ?? fn;
+    byName.set(name, (byName.get(name) ?? 0) + cost);
+  }
+  return byName;
+}
+
+/** Whether a named function is leakwatch's own (a build's dist/). */
+const ownRoots = [HERE, ...(other === undefined ? [] : [path.resolve(other)])].map((root) => path.join(root, 'dist') + path.sep);
+const isOwn = (name) => ownRoots.some((root) => name.includes(root));
+const shortName = (name) => {
+  for (const root of ownRoots) if (name.includes(root)) return name.replace(root, '');
+  return name.replace(path.join(HERE, 'node_modules') + path.sep, '');
+};
+
+/** One mode's server under callgrind: `warmup` requests uncounted, then `requests` counted. */
+async function countOne(name, dir) {
+  const mode = MODES[name];
+  const out = path.join(dir, `${name}.out`);
+  const child = fork(SERVER, [], {
+    execPath: 'valgrind',
+    execArgv: ['--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${out}`, process.execPath, '--perf-basic-prof', ...mode.execArgv],
+    env: { ...cleanEnv(), ...mode.env, BENCH_APP: appName, BENCH_PG_URL: pgUrl, BENCH_REDIS_URL: redisUrl },
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    // V8 logs the code it makes (what --perf-basic-prof needs) to isolate-*-v8.log in the working directory.
+    cwd: dir,
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
+  const codeMapFile = `/tmp/perf-${child.pid}.map`;
+  try {
+    const { port } = await request(child, null, 'port').catch((error) => {
+      throw new Error(`${name}: ${error.message}\n${stderr}`);
+    });
+    const load = (n) => exec(process.execPath, [LOAD, String(port), app.path, String(n), '8'], { maxBuffer: 1 << 20 });
+    await load(warmup);
+    await exec('callgrind_control', ['--zero', String(child.pid)]);
+    await load(requests);
+    await exec('callgrind_control', ['--dump', String(child.pid)]);
+    const prefix = `${name}.out.1-`;
+    const files = readdirSync(dir).filter((f) => f.startsWith(prefix));
+    if (!files.includes(`${prefix}01`)) throw new Error(`${name}: callgrind wrote no count of the main thread (${files.join(', ') || 'no files'})`);
+    let all = 0;
+    for (const f of files) all += Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(path.join(dir, f), 'utf8'))?.[1] ?? Number.NaN);
+    const main = named(selfCosts(path.join(dir, `${prefix}01`)), codeMap(codeMapFile));
+    let mainTotal = 0;
+    for (const cost of main.values()) mainTotal += cost;
+    return { all: all / requests, main: mainTotal / requests, functions: new Map([...main].map(([fn, cost]) => [fn, cost / requests])) };
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(codeMapFile, { force: true });
+  }
+}
+
+const k = (x) => `${(x / 1000).toFixed(1)}k`;
+const signed = (x) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(0)}`;
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'leakwatch-callgrind-'));
+const results = {};
+try {
+  process.stderr.write(`instructions: ${appName} on Node ${process.versions.node}, ${warmup} requests uncounted then ${requests} counted, modes ${modes.join(', ')}\n`);
+  const queue = [...modes];
+  // Two servers at a time: a count does not depend on what else runs, only its wall time does.
+  const worker = async () => {
+    for (let mode = queue.shift(); mode !== undefined; mode = queue.shift()) {
+      const started = Date.now();
+      results[mode] = await countOne(mode, dir);
+      process.stderr.write(`instructions: ${mode} counted in ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+    }
+  };
+  await Promise.all([worker(), worker()]);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const ownOf = (r) => [...r.functions].filter(([fn]) => isOwn(fn));
+const ownTotal = (r) => ownOf(r).reduce((sum, [, cost]) => sum + cost, 0);
+const bare = results.bare;
+const lines = [
+  `Instructions per request, ${appName} endpoint, Node ${process.versions.node} (callgrind; ${warmup} requests uncounted, then ${requests} counted)`,
+  '',
+  '| mode | all threads | main thread | against bare (all threads) | in leakwatch\'s own functions (self, main thread) |',
+  '| --- | --- | --- | --- | --- |',
+  ...modes.map((mode) => {
+    const r = results[mode];
+    return `| ${mode} | ${k(r.all)} | ${k(r.main)} | ${mode === 'bare' ? '—' : `${signed(r.all - bare.all)} (bare ÷ mode ${(bare.all / r.all).toFixed(3)})`} | ${mode === 'bare' ? '—' : k(ownTotal(r))} |`;
+  }),
+];
+for (const mode of modes.filter((m) => m !== 'bare')) {
+  const r = results[mode];
+  const own = ownOf(r).sort((a, b) => b[1] - a[1]);
+  const byFolder = new Map();
+  for (const [fn, cost] of own) {
+    const folder = shortName(fn).replace(/^JS:\S*\s/, '').split(/[/:]/)[0];
+    byFolder.set(folder, (byFolder.get(folder) ?? 0) + cost);
+  }
+  const moved = [...new Set([...r.functions.keys(), ...bare.functions.keys()])]
+    .filter((fn) => !isOwn(fn))
+    .map((fn) => [fn, (r.functions.get(fn) ?? 0) - (bare.functions.get(fn) ?? 0)])
+    .sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]))
+    .slice(0, top);
+  lines.push(
+    '',
+    `${mode}: leakwatch's own functions, ${k(ownTotal(r))} a request (${[...byFolder].sort((a, b) => b[1] - a[1]).map(([f, c]) => `${f} ${c.toFixed(0)}`).join(', ')}):`,
+    ...own.slice(0, top).map(([fn, cost]) => `  ${cost.toFixed(0).padStart(7)}  ${shortName(fn)}`),
+    `${mode}: other functions of the main thread, the ${top} whose count moved most against bare's:`,
+    ...moved.map(([fn, diff]) => `  ${signed(diff).padStart(7)}  ${shortName(fn).slice(0, 150)}`),
+  );
+}
+console.log(lines.join('\n'));
