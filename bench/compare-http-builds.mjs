@@ -14,6 +14,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cliFlags } from './lib/cli-flags.mjs';
 import { compareSideBySide } from './lib/http-bench.mjs';
 import { median, summary } from './lib/stats.mjs';
 
@@ -29,14 +30,7 @@ function usage(message) {
 
 const args = process.argv.slice(2);
 const other = args.find((a) => !a.startsWith('--'));
-const flag = (name) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-const count = (name, fallback) => {
-  const text = flag(name);
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) usage(`--${name} must be a whole number above 0, not ${JSON.stringify(text)}`);
-  return value;
-};
+const { flag, count } = cliFlags(args, usage);
 if (other === undefined) usage('the other build is missing');
 const same = args.includes('--same');
 const here = fileURLToPath(new URL('..', import.meta.url));

@@ -34,6 +34,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { cliFlags } from './lib/cli-flags.mjs';
 import { cleanEnv, LOAD, request } from './lib/http-bench.mjs';
 
 const SERVER = fileURLToPath(new URL('./lib/realistic-server.cjs', import.meta.url));
@@ -53,14 +54,7 @@ function usage(message) {
 }
 
 const args = process.argv.slice(2);
-const flag = (name) => args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-const count = (name, fallback) => {
-  const text = flag(name);
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) usage(`--${name} must be a whole number above 0, not ${JSON.stringify(text)}`);
-  return value;
-};
+const { flag, count } = cliFlags(args, usage);
 for (const arg of args) if (!/^--(app|modes|other|warmup|requests|top)=/.test(arg)) usage(`unknown argument ${JSON.stringify(arg)}`);
 const appName = flag('app') ?? 'realistic';
 const app = APPS[appName];
