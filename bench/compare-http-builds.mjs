@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cliFlags } from './lib/cli-flags.mjs';
-import { compareSideBySide } from './lib/http-bench.mjs';
+import { compareSideBySide, servicesEnv } from './lib/http-bench.mjs';
 import { median, summary } from './lib/stats.mjs';
 
 const APPS = {
@@ -44,7 +44,7 @@ const sets = count('sets', 6);
 const rounds = count('rounds', 30);
 if (rounds < sets) usage(`--rounds (${rounds}) must be at least --sets (${sets})`);
 
-const env = { BENCH_PG_URL: process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test', BENCH_REDIS_URL: process.env.LEAKWATCH_TEST_REDIS_URL || 'redis://127.0.0.1:6379' };
+const env = servicesEnv();
 const modes = {
   bare: { execArgv: [], env },
   this: { execArgv: ['--import', register(here)], env },

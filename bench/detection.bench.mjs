@@ -6,7 +6,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { FAST_LOAD, freePort, REGISTER, request, sendLoad, startServer, stopServer } from './lib/http-bench.mjs';
+import { FAST_LOAD, freePort, REGISTER, request, sendLoad, servicesEnv, startServer, stopServer } from './lib/http-bench.mjs';
 import { median } from './lib/stats.mjs';
 
 export const title = 'Detection latency';
@@ -47,8 +47,7 @@ function stall(port, path) {
 
 export async function run({ log, thresholdMs = 500, stalls = 20, staggerMs = 53, pollMs = 10 } = {}) {
   const env = {
-    BENCH_PG_URL: process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test',
-    BENCH_REDIS_URL: process.env.LEAKWATCH_TEST_REDIS_URL || 'redis://127.0.0.1:6379',
+    ...servicesEnv(),
     LEAKWATCH_RESPONSE_THRESHOLD: `${thresholdMs}ms`,
     LEAKWATCH_METRICS_PORT: String(await freePort()),
     BENCH_OBSERVE_LEAKS: '1',

@@ -35,7 +35,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { cliFlags } from './lib/cli-flags.mjs';
-import { cleanEnv, LOAD, request } from './lib/http-bench.mjs';
+import { cleanEnv, LOAD, request, servicesEnv } from './lib/http-bench.mjs';
 
 const SERVER = fileURLToPath(new URL('./lib/realistic-server.cjs', import.meta.url));
 const ALS_ONLY = fileURLToPath(new URL('./lib/als-only.mjs', import.meta.url));
@@ -44,8 +44,6 @@ const APPS = {
   realistic: { path: '/items/42', warmup: 15_000, requests: 3_000 },
   hello: { path: '/', warmup: 30_000, requests: 10_000 },
 };
-const pgUrl = process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
-const redisUrl = process.env.LEAKWATCH_TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 const exec = promisify(execFile);
 
 function usage(message) {
@@ -147,9 +145,13 @@ function named(costs, rows) {
   return byName;
 }
 
-/** Whether a named function is leakwatch's own (a build's dist/). */
+/** The builds' dist/ folders: a function whose name holds one of them is leakwatch's own. */
 const ownRoots = [HERE, ...(other === undefined ? [] : [path.resolve(other)])].map((root) => path.join(root, 'dist') + path.sep);
-const isOwn = (name) => ownRoots.some((root) => name.includes(root));
+/** The file of one of leakwatch's own functions, relative to dist/ (`pg/checkout.js:53:12`); null for anyone else's. */
+const ownFile = (name) => {
+  for (const root of ownRoots) if (name.includes(root)) return name.slice(name.indexOf(root) + root.length);
+  return null;
+};
 const shortName = (name) => {
   for (const root of ownRoots) if (name.includes(root)) return name.replace(root, '');
   return name.replace(path.join(HERE, 'node_modules') + path.sep, '');
@@ -162,7 +164,7 @@ async function countOne(name, dir) {
   const child = fork(SERVER, [], {
     execPath: 'valgrind',
     execArgv: ['--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${out}`, process.execPath, '--perf-basic-prof', ...mode.execArgv],
-    env: { ...cleanEnv(), ...mode.env, BENCH_APP: appName, BENCH_PG_URL: pgUrl, BENCH_REDIS_URL: redisUrl },
+    env: { ...cleanEnv(), ...mode.env, BENCH_APP: appName, ...servicesEnv() },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     // V8 logs the code it makes (what --perf-basic-prof needs) to isolate-*-v8.log in the working directory.
     cwd: dir,
@@ -215,7 +217,7 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const ownOf = (r) => [...r.functions].filter(([fn]) => isOwn(fn));
+const ownOf = (r) => [...r.functions].filter(([fn]) => ownFile(fn) !== null);
 const ownTotal = (r) => ownOf(r).reduce((sum, [, cost]) => sum + cost, 0);
 const bare = results.bare;
 const lines = [
@@ -233,18 +235,18 @@ for (const mode of modes.filter((m) => m !== 'bare')) {
   const own = ownOf(r).sort((a, b) => b[1] - a[1]);
   const byFolder = new Map();
   for (const [fn, cost] of own) {
-    const folder = shortName(fn).replace(/^JS:\S*\s/, '').split(/[/:]/)[0];
+    const folder = ownFile(fn).split(/[/:]/)[0];
     byFolder.set(folder, (byFolder.get(folder) ?? 0) + cost);
   }
   const moved = [...new Set([...r.functions.keys(), ...bare.functions.keys()])]
-    .filter((fn) => !isOwn(fn))
+    .filter((fn) => ownFile(fn) === null)
     .map((fn) => [fn, (r.functions.get(fn) ?? 0) - (bare.functions.get(fn) ?? 0)])
     .sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]))
     .slice(0, top);
   lines.push(
     '',
     `${mode}: leakwatch's own functions, ${k(ownTotal(r))} a request (${[...byFolder].sort((a, b) => b[1] - a[1]).map(([f, c]) => `${f} ${c.toFixed(0)}`).join(', ')}):`,
-    ...own.slice(0, top).map(([fn, cost]) => `  ${cost.toFixed(0).padStart(7)}  ${shortName(fn)}`),
+    ...own.filter(([, cost]) => cost >= 1).slice(0, top).map(([fn, cost]) => `  ${cost.toFixed(0).padStart(7)}  ${shortName(fn)}`),
     `${mode}: other functions of the main thread, the ${top} whose count moved most against bare's:`,
     ...moved.map(([fn, diff]) => `  ${signed(diff).padStart(7)}  ${shortName(fn).slice(0, 150)}`),
   );

@@ -5,7 +5,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FAST_LOAD, REGISTER, request, sendLoad, startServer, stopServer } from './lib/http-bench.mjs';
+import { FAST_LOAD, REGISTER, request, sendLoad, servicesEnv, startServer, stopServer } from './lib/http-bench.mjs';
 import { median } from './lib/stats.mjs';
 
 export const title = 'Memory after 1,000,000 requests';
@@ -76,10 +76,7 @@ async function promotionSection({ log, env, rounds = 3, requests = 40_000, warmu
 }
 
 export async function run({ log, total = 1_000_000, chunks = 10, warmup = 50_000, everyNthToDatabase = 20, concurrency = 32 } = {}) {
-  const env = {
-    BENCH_PG_URL: process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test',
-    BENCH_REDIS_URL: process.env.LEAKWATCH_TEST_REDIS_URL || 'redis://127.0.0.1:6379',
-  };
+  const env = servicesEnv();
   const paths = Array.from({ length: everyNthToDatabase }, (_, i) => (i === 0 ? '/items/42?x=1' : `/hello?n=${i}`));
   const loadEnv = { LOAD_PATHS: paths.join(',') };
   const { child, port } = await startServer({ mode: { execArgv: ['--expose-gc', '--import', REGISTER], env }, app: 'mixed', script });

@@ -2,7 +2,7 @@
 // a hello-world endpoint, bare against leakwatch and against OpenTelemetry, the modes side by side
 // in one run. Servers: lib/realistic-server.cjs; OpenTelemetry set-up: lib/otel.cjs.
 import { fileURLToPath } from 'node:url';
-import { compareSideBySide, freePort, REGISTER } from './lib/http-bench.mjs';
+import { compareSideBySide, freePort, REGISTER, servicesEnv } from './lib/http-bench.mjs';
 import { median, summary } from './lib/stats.mjs';
 
 export const title = 'Overhead against the bare app and against OpenTelemetry';
@@ -10,8 +10,6 @@ export const title = 'Overhead against the bare app and against OpenTelemetry';
 const script = fileURLToPath(new URL('./lib/realistic-server.cjs', import.meta.url));
 const OTEL = fileURLToPath(new URL('./lib/otel.cjs', import.meta.url));
 const ALS_ONLY = fileURLToPath(new URL('./lib/als-only.mjs', import.meta.url));
-const pgUrl = () => process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test';
-const redisUrl = () => process.env.LEAKWATCH_TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 
 export const MODE_NOTES = {
   bare: 'no instrumentation',
@@ -23,7 +21,7 @@ export const MODE_NOTES = {
 };
 
 function modesFor(names) {
-  const env = { BENCH_PG_URL: pgUrl(), BENCH_REDIS_URL: redisUrl() };
+  const env = servicesEnv();
   const all = {
     bare: { execArgv: [], env },
     'AsyncLocalStorage alone': { execArgv: ['--import', ALS_ONLY], env },

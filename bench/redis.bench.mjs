@@ -19,7 +19,6 @@ import { nodeRedisWindows } from '../dist/node-redis/state.js';
 import { findByAddress, parseClientList } from '../dist/redis/index.js';
 import { median, spread, summary } from './lib/stats.mjs';
 
-
 export const title = 'Redis (ioredis and node-redis)';
 
 const redisUrl = () => process.env.LEAKWATCH_TEST_REDIS_URL || 'redis://127.0.0.1:6379';

@@ -41,6 +41,14 @@ export function freePort() {
   });
 }
 
+/** Where lib/realistic-server.cjs finds PostgreSQL and Redis: the test suite's (LEAKWATCH_TEST_*_URL), else the local defaults. */
+export function servicesEnv() {
+  return {
+    BENCH_PG_URL: process.env.LEAKWATCH_TEST_PG_URL || 'postgres://postgres@127.0.0.1:5432/test',
+    BENCH_REDIS_URL: process.env.LEAKWATCH_TEST_REDIS_URL || 'redis://127.0.0.1:6379',
+  };
+}
+
 /** This environment without what would preload or configure leakwatch in every mode alike. */
 export function cleanEnv() {
   const env = { ...process.env };
