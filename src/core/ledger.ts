@@ -286,8 +286,9 @@ export class Ledger {
   acquireConnection(init: ConnectionInit, owner: ResponseRecord | null = this.currentResponse() ?? null): ConnectionRecord {
     const now = this.clock();
     const connection = new ConnectionRecord(++this.connectionSeq, init, owner, now);
-    // Only what the leak rules can report keeps a history: a client shared by the app never leaks.
-    if (owner !== null || init.pooled) this.startHistory(connection, now);
+    // Only what the leak rules can report keeps a history: a client shared by the app never leaks,
+    // and a self-releasing checkout is never idle in the app's hands.
+    if ((owner !== null || init.pooled) && !connection.selfReleasing) this.startHistory(connection, now);
     this.held.add(connection);
     this.totals.connections[connection.kind]++;
     if (owner !== null) {
@@ -302,13 +303,15 @@ export class Ledger {
     return connection;
   }
 
-  /** The client sent something and waits for the server. */
+  /** The client sent something and waits for the server. A self-releasing checkout stays busy until released. */
   connectionBusy(connection: ConnectionRecord): void {
+    if (connection.selfReleasing) return;
     if (connection.busy++ === 0) connection.history?.enter(this.clock(), 'busy');
   }
 
   /** The server answered; `state` says what kind of idle (transaction status, subscriber). */
   connectionIdle(connection: ConnectionRecord, state?: IdleState): void {
+    if (connection.selfReleasing) return;
     if (connection.busy > 0) connection.busy--;
     if (state !== undefined) connection.idleState = state;
     if (connection.busy === 0) {
@@ -322,7 +325,7 @@ export class Ledger {
   }
 
   setIdleState(connection: ConnectionRecord, state: IdleState): void {
-    if (connection.idleState === state) return;
+    if (connection.idleState === state || connection.selfReleasing) return;
     connection.idleState = state;
     if (connection.busy === 0) connection.history?.enter(this.clock(), state);
   }

@@ -251,6 +251,13 @@ export interface ConnectionInit {
   /** Start busy (connecting) rather than idle. */
   busy?: boolean;
   /**
+   * A checkout the pool library releases itself as soon as its one query ends (`pool.query()`, a
+   * knex query): the app never holds it, so it is busy, in the library's hands, from acquisition
+   * to release. It follows no protocol state and keeps no history (it cannot be idle in the app's
+   * hands, which is what every connection leak rule looks for).
+   */
+  selfReleasing?: boolean;
+  /**
    * The owner is the current response, not yet checked against a module's top-level code: the
    * ledger asks (LedgerOptions.madeWhileModuleLoads) only if a leak rule would blame that owner.
    */
@@ -286,6 +293,8 @@ export class ConnectionRecord implements DeadlineItem, HeldItem {
   readonly kind: ConnectionKind;
   readonly pool: string;
   readonly pooled: boolean;
+  /** See ConnectionInit.selfReleasing. */
+  readonly selfReleasing: boolean;
   target: object | null;
   readonly probe: ConnectionProbe | null;
   readonly stack: StackCapture | null;
@@ -302,12 +311,13 @@ export class ConnectionRecord implements DeadlineItem, HeldItem {
     this.kind = init.kind;
     this.pool = init.pool;
     this.pooled = init.pooled;
+    this.selfReleasing = init.selfReleasing === true;
     this.target = init.target ?? null;
     this.probe = init.probe ?? null;
     this.stack = init.stack ?? null;
     this.ownerUnverified = init.ownerUnverified === true && owner !== null && this.stack !== null;
     this.idleSince = acquiredAt;
-    if (init.busy) this.busy = 1;
+    if (init.busy || this.selfReleasing) this.busy = 1;
   }
 
   get id(): string {

@@ -65,6 +65,8 @@ export class Checkout implements PendingCheckout {
     readonly owner: PendingCheckout['owner'],
     readonly stack: PendingCheckout['stack'],
     readonly requestedAt: number,
+    /** Released by the library as soon as its query ends (see ConnectionInit.selfReleasing). */
+    readonly selfReleasing: boolean,
   ) {}
 
   /** Records the delivered client as held by the requester, whatever context we are in. */
@@ -83,7 +85,7 @@ export class Checkout implements PendingCheckout {
       const name = (watch.name ??= clientEndpointName(client.connectionParameters));
       const tracker = trackerOf(client) ?? trackClient(client, false);
       // The requester's, whatever context the pool delivers in (a release that served a queued checkout).
-      const record = tracker.acquire(ledger, name, true, this.stack, this.owner ?? null);
+      const record = tracker.acquire(ledger, name, true, this.stack, this.owner ?? null, this.selfReleasing);
       runtime.waits.served(watch, this, record.acquiredAt);
     } catch (error) {
       logFailure('pg pool checkout', error);
@@ -114,7 +116,7 @@ export function startCheckout(watch: PoolWatch, below: Function): Checkout | nul
   // A checkout a module's top-level code makes (a LISTEN client, a warm-up) is that module's, even
   // when the module loads during a request: the ledger checks the stack for that only when a leak
   // rule would blame the request (ConnectionInit.ownerUnverified), not on every checkout.
-  const checkout = new Checkout(watch, currentResponse(), stack, waits?.now() ?? Date.now());
+  const checkout = new Checkout(watch, currentResponse(), stack, waits?.now() ?? Date.now(), site === null);
   if (waits !== undefined && mustWait(watch.counts())) waits.waiting(watch, checkout);
   return checkout;
 }
@@ -122,8 +124,8 @@ export function startCheckout(watch: PoolWatch, below: Function): Checkout | nul
 /**
  * Calls `fn` (which requests a checkout synchronously) on `thisArg` with `args`, with the
  * checkout's acquisition stack given: `null` for a checkout the library releases itself as soon as
- * its query ends (`pool.query()`, a knex query), which is never idle in the app's hands and needs
- * no stack; a capture made earlier where the app's own frames were still on the stack
+ * its query ends (`pool.query()`, a knex query), which is never idle in the app's hands, needs no
+ * stack and is recorded as self-releasing (ConnectionInit.selfReleasing); a capture made earlier where the app's own frames were still on the stack
  * (`knex.transaction()`). Takes the call apart rather than a closure: `pool.query()` is a hot path.
  */
 export function withCheckoutSite(site: StackCapture | null, fn: Fn, thisArg: unknown, args: unknown[]): unknown {

@@ -57,9 +57,14 @@ type QueueingClient = PgClient & {
   _activeQuery?: Submittable | null;
 };
 
+/** A query object of pg's Submittable kind (a cursor, a query stream, a `new Query()`), as `client.query()` tells them apart. */
+export function isSubmittable(config: unknown): config is Submittable {
+  return config !== null && typeof config === 'object' && typeof (config as { submit?: unknown }).submit === 'function';
+}
+
 /** The submittable a `client.query()` call just queued or sent (pg makes it inside for text queries). */
 function submittedBy(client: QueueingClient, config: unknown, queuedBefore: number, activeBefore: unknown): Submittable | null {
-  if (config !== null && typeof config === 'object' && typeof (config as { submit?: unknown }).submit === 'function') return config as Submittable;
+  if (isSubmittable(config)) return config;
   const queue = client._queryQueue;
   if (queue !== undefined && queue.length > queuedBefore) return queue[queue.length - 1];
   const sent = client._sentQueryQueue;
@@ -78,9 +83,10 @@ function wrapQuery(layer: Layer): Fn {
   return function query(this: QueueingClient, ...args: unknown[]) {
     let response;
     try {
-      response = layer.active ? currentResponse() : undefined;
-      const record = response === undefined || response.closedAt !== 0 ? undefined : trackerOf(this)?.record;
-      if (record === undefined || record === null || record.owner === response) response = undefined;
+      // A self-releasing checkout's query is its pool library's own (pool.query()): no context read.
+      const record = layer.active ? trackerOf(this)?.record : undefined;
+      response = record === undefined || record === null || record.selfReleasing ? undefined : currentResponse();
+      if (response !== undefined && (response.closedAt !== 0 || record!.owner === response)) response = undefined;
     } catch (error) {
       logFailure('pg client.query', error);
       response = undefined;

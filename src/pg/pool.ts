@@ -5,6 +5,7 @@ import type { ResponseRecord } from '../core/records.js';
 import { currentResponse, responseContext } from '../core/runtime.js';
 import { applyAll, install, layerOf, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
 import { addPoolWatch, endCheckout, newWatchState, poolCounts, startCheckout, withCheckoutSite, type Checkout, type PoolWatch } from './checkout.js';
+import { isSubmittable } from './client.js';
 import type { PgPool } from './internal-types.js';
 import { endpointName } from './naming.js';
 import { activate, pgState } from './state.js';
@@ -107,6 +108,9 @@ function wrapConnect(layer: Layer): Fn {
 function wrapQuery(layer: Layer): Fn {
   const query = function (this: PgPool, ...args: unknown[]) {
     if (!layer.active) return layer.original.apply(this, args);
+    // A cursor or stream given to pool.query() is not released when its query ends (pg-pool waits
+    // for a callback it may never call): that checkout is followed as connect()'s are.
+    if (isSubmittable(args[0])) return layer.original.apply(this, args);
     // pool.query() releases its client itself when the query ends, so that checkout is never idle
     // in the app's hands and cannot leak by the idle rules; a stack per query (~11 us, the largest
     // cost on a pool.query endpoint in bench/realistic.bench.mjs) would buy nothing.

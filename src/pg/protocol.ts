@@ -163,9 +163,13 @@ export class ClientTracker {
     if (this.record !== null && !this.record.pooled) this.release();
   }
 
-  /** Records a checkout or a bare client as held by the owner of the current async context. */
-  /** `owner`: see Ledger#acquireConnection (undefined: the current context's response). */
-  acquire(ledger: Ledger, pool: string, pooled: boolean, stack: StackCapture | null, owner?: ResponseRecord | null): ConnectionRecord {
+  /**
+   * Records a checkout or a bare client as held by the owner of the current async context.
+   * `owner`: see Ledger#acquireConnection (undefined: the current context's response).
+   * `selfReleasing`: see ConnectionInit.selfReleasing; the protocol is still followed, for the
+   * client's state at its next checkout, but the record does not move with it.
+   */
+  acquire(ledger: Ledger, pool: string, pooled: boolean, stack: StackCapture | null, owner?: ResponseRecord | null, selfReleasing = false): ConnectionRecord {
     if (this.record !== null) this.release();
     this.ledger = ledger;
     const record = ledger.acquireConnection({
@@ -176,12 +180,13 @@ export class ClientTracker {
       probe: pgConnectionProbe,
       stack,
       busy: this.busy,
+      selfReleasing,
       // The owner is taken without reading the stack for a module's code (checkout.ts, client.ts): the ledger does when it matters.
       ownerUnverified: true,
     }, owner);
     this.record = record;
     if (this.gone) ledger.connectionClosed(record, this.closure());
-    else if (!this.busy) ledger.setIdleState(record, idleStateOf(this.txStatus, this.listening));
+    else if (!this.busy && !selfReleasing) ledger.setIdleState(record, idleStateOf(this.txStatus, this.listening));
     return record;
   }
 
@@ -221,14 +226,14 @@ export class ClientTracker {
     const record = this.record;
     const ledger = this.ledger;
     if (busy === this.busy) {
-      if (!busy && record !== null && ledger !== null) {
+      if (!busy && record !== null && ledger !== null && !record.selfReleasing) {
         const state = idleStateOf(this.txStatus, this.listening);
         if (record.idleState !== state) ledger.setIdleState(record, state);
       }
       return;
     }
     this.busy = busy;
-    if (record === null || ledger === null) return;
+    if (record === null || ledger === null || record.selfReleasing) return;
     if (busy) ledger.connectionBusy(record);
     else ledger.connectionIdle(record, idleStateOf(this.txStatus, this.listening));
   }

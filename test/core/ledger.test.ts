@@ -73,6 +73,24 @@ describe('Ledger', () => {
     });
   });
 
+  describe('a self-releasing checkout (pool.query())', () => {
+    it('stays busy until released whatever the protocol says, keeps no history, and keeps its response from stalling', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      const c = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true, selfReleasing: true }));
+      expect(c).toMatchObject({ selfReleasing: true, state: 'busy', history: null, owner: r });
+      t.ledger.connectionIdle(c, 'idle-in-transaction');
+      t.ledger.setIdleState(c, 'idle');
+      expect(c.state).toBe('busy');
+      t.advance(250); // past two response thresholds: waiting on it, not stalled
+      expect(r.leak).toBeNull();
+      t.ledger.releaseConnection(c);
+      t.advance(100);
+      expect(r.leak?.reason).toBe('unclosed'); // with nothing left to wait on, it is stalled
+      expect(c.leak).toBeNull();
+    });
+  });
+
   describe('when a response keeps writing', () => {
     it('is not stalled, and leaks one threshold after its last progress', () => {
       const t = makeLedger();

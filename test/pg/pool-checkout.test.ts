@@ -1,5 +1,6 @@
 import http from 'node:http';
 import pg from 'pg';
+import Cursor from 'pg-cursor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { currentResponse, type ConnectionRecord, type ResponseRecord } from '../support/internals.js';
 import { close, listen, request, sleep, waitUntil } from '../support/http.js';
@@ -139,6 +140,58 @@ describe('instrumentPg(pg) › a checkout made outside any request', () => {
     const leaksBefore = leakwatch.ledger.leaks.length;
     await sleep(450);
     expect(leakwatch.ledger.leaks.length).toBe(leaksBefore);
+    await forceEnd(pool);
+  });
+});
+
+describe('instrumentPg(pg) › a pool.query() checkout', () => {
+  it('is held by its request, busy in the library’s hands until released, with no history; the client’s state still follows the wire', async () => {
+    const pool = new pg.Pool({ connectionString: pgUrl(), max: 1 });
+    const seen: { response?: ResponseRecord; record?: ConnectionRecord } = {};
+    const server = http.createServer(async (req, res) => {
+      seen.response = currentResponse();
+      const first = acquired.length;
+      const sleeping = pool.query('SELECT pg_sleep(0.45)');
+      await waitUntil(() => acquired.length > first, 2000, 'the checkout to be delivered');
+      seen.record = acquired[first];
+      await sleeping;
+      // Leaves the pool's one client in a transaction: pool.query() hands it back all the same.
+      await pool.query('BEGIN');
+      res.end('done');
+    });
+    const port = await listen(server);
+    const leaksBefore = leakwatch.ledger.leaks.length;
+    expect(await request(port, '/report')).toMatchObject({ body: 'done' });
+
+    const record = seen.record!;
+    expect(record).toMatchObject({ kind: 'pg', pooled: true, selfReleasing: true, history: null, stack: null });
+    expect(record.owner).toBe(seen.response);
+    expect(record.releasedAt).toBeGreaterThan(0);
+    // Waiting 450 ms on the query, past the 300 ms response threshold: busy, so not stalled.
+    expect(leakwatch.ledger.leaks.length).toBe(leaksBefore);
+
+    // Its next checkout, by connect(), starts from what the wire said during the pool.query()s.
+    const client = await pool.connect();
+    expect(recordOf(client)).toMatchObject({ selfReleasing: false, state: 'idle-in-transaction' });
+    await client.query('ROLLBACK');
+    expect(recordOf(client).state).toBe('idle');
+    client.release();
+    await pool.end();
+    await close(server);
+  });
+
+  it('is followed as connect()’s are when given a cursor, which pg-pool never releases by itself', async () => {
+    const pool = new pg.Pool({ connectionString: pgUrl(), max: 1 });
+    const first = acquired.length;
+    const cursor = new Cursor('SELECT n FROM generate_series(1, 100) AS n');
+    void pool.query(cursor as never); // its promise never settles: pg-pool waits for a callback a cursor does not call
+    await waitUntil(() => acquired.length > first, 2000, 'the checkout to be delivered');
+    const record = acquired[first];
+    expect(record.selfReleasing).toBe(false);
+    expect(record.stack).not.toBeNull(); // where the app asked, for the report of a leak
+    expect(await cursor.read(10)).toHaveLength(10);
+    expect(record.state).toBe('idle'); // paused: the next move is the app's
+    await cursor.close();
     await forceEnd(pool);
   });
 });
