@@ -80,7 +80,8 @@ function submittedBy(client: QueueingClient, config: unknown, queuedBefore: numb
  * streams are left out: a paused one is not waiting on the server.
  */
 function wrapQuery(layer: Layer): Fn {
-  return function query(this: QueueingClient, ...args: unknown[]) {
+  // `arguments` passed through as V8 forwards it, not a rest array: every pool.query() comes here.
+  return function query(this: QueueingClient, config?: unknown) {
     let response;
     try {
       // A self-releasing checkout's query is its pool library's own (pool.query()): no context read.
@@ -91,12 +92,12 @@ function wrapQuery(layer: Layer): Fn {
       logFailure('pg client.query', error);
       response = undefined;
     }
-    if (response === undefined) return layer.original.apply(this, args);
+    if (response === undefined) return layer.original.apply(this, arguments as unknown as unknown[]);
     const queuedBefore = this._queryQueue?.length ?? 0;
     const activeBefore = this._activeQuery;
-    const result = layer.original.apply(this, args);
+    const result = layer.original.apply(this, arguments as unknown as unknown[]);
     try {
-      const submitted = submittedBy(this, args[0], queuedBefore, activeBefore);
+      const submitted = submittedBy(this, config, queuedBefore, activeBefore);
       if (submitted !== null && submitted.read === undefined) followOperation(submitted, response, trackerOf(this)!.record!);
     } catch (error) {
       logFailure('pg client.query', error);

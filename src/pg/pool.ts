@@ -4,7 +4,7 @@ import { PG_POOL_WATCH } from '../core/marks.js';
 import type { ResponseRecord } from '../core/records.js';
 import { currentResponse, responseContext } from '../core/runtime.js';
 import { applyAll, install, layerOf, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
-import { addPoolWatch, endCheckout, newWatchState, poolCounts, startCheckout, withCheckoutSite, type Checkout, type PoolWatch } from './checkout.js';
+import { addPoolWatch, endCheckout, newWatchState, poolCounts, startCheckout, type Checkout, type PoolWatch } from './checkout.js';
 import { isSubmittable } from './client.js';
 import type { PgPool } from './internal-types.js';
 import { endpointName } from './naming.js';
@@ -76,21 +76,28 @@ function bindCallback(checkout: Checkout, callback: Fn): Fn {
   };
 }
 
+// The wrappers pass `arguments` through (a call V8 forwards as it is) rather than a rest array:
+// pool.query() goes through two of them on every request.
+type Args = unknown[];
+
 function wrapConnect(layer: Layer): Fn {
-  const connect = function (this: PgPool, ...args: unknown[]) {
-    if (!layer.active) return layer.original.apply(this, args);
+  const connect = function (this: PgPool, callback?: unknown) {
+    if (!layer.active) return layer.original.apply(this, arguments as unknown as Args);
     let checkout: Checkout | null = null;
     try {
       checkout = startCheckout(watchOf(this), connect);
     } catch (error) {
       logFailure('pg pool.connect', error);
     }
-    if (checkout === null) return layer.original.apply(this, args);
-    if (typeof args[0] === 'function') {
-      args[0] = bindCallback(checkout, args[0] as Fn);
+    if (checkout === null) return layer.original.apply(this, arguments as unknown as Args);
+    if (typeof callback === 'function') {
+      const bound = bindCallback(checkout, callback as Fn);
+      if (arguments.length === 1) return layer.original.call(this, bound);
+      const args = Array.prototype.slice.call(arguments) as Args;
+      args[0] = bound;
       return layer.original.apply(this, args);
     }
-    const result = layer.original.apply(this, args) as PromiseLike<unknown> | undefined;
+    const result = layer.original.apply(this, arguments as unknown as Args) as PromiseLike<unknown> | undefined;
     if (result === null || typeof result !== 'object' || typeof result.then !== 'function') return result;
     const delivering = checkout;
     // Rejections pass through untouched; a waiting checkout's ends its wait.
@@ -106,15 +113,21 @@ function wrapConnect(layer: Layer): Fn {
 }
 
 function wrapQuery(layer: Layer): Fn {
-  const query = function (this: PgPool, ...args: unknown[]) {
-    if (!layer.active) return layer.original.apply(this, args);
+  const query = function (this: PgPool, config?: unknown) {
     // A cursor or stream given to pool.query() is not released when its query ends (pg-pool waits
     // for a callback it may never call): that checkout is followed as connect()'s are.
-    if (isSubmittable(args[0])) return layer.original.apply(this, args);
+    if (!layer.active || isSubmittable(config)) return layer.original.apply(this, arguments as unknown as Args);
     // pool.query() releases its client itself when the query ends, so that checkout is never idle
     // in the app's hands and cannot leak by the idle rules; a stack per query (~11 us, the largest
     // cost on a pool.query endpoint in bench/realistic.bench.mjs) would buy nothing.
-    return withCheckoutSite(null, layer.original, this, args);
+    const state = pgState();
+    const previous = state.checkoutSite;
+    state.checkoutSite = null;
+    try {
+      return layer.original.apply(this, arguments as unknown as Args);
+    } finally {
+      state.checkoutSite = previous;
+    }
   };
   return query as unknown as Fn;
 }
