@@ -2,7 +2,7 @@
 // profiler for changes to leakwatch's own code, not a section of `npm run bench`.
 //
 //   npm run build && .ci/cache/node-24/bin/node bench/instructions.mjs [--app=realistic|hello]
-//     [--modes=bare,default,lean,als] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N]
+//     [--modes=bare,default,lean,metrics,als] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N]
 //
 // Each mode's server (lib/realistic-server.cjs, the endpoints of the realistic section) runs under
 // callgrind with its counters off through the warm-up, then counts a fixed number of requests
@@ -26,8 +26,9 @@
 // read runs more instructions under valgrind than natively. The CPU figures are the realistic and
 // http sections'.
 // Modes: bare; default (this build, defaults); lean (this build, acquisition stacks and res.end
-// attribution off); als (one AsyncLocalStorage store per request, nothing else); other (the build
-// at --other, defaults: another commit, built as bench/compare-http-builds.mjs says).
+// attribution off); metrics (defaults, plus LEAKWATCH_METRICS_PORT: metrics fed, nothing scrapes);
+// als (one AsyncLocalStorage store per request, nothing else); other (the build at --other,
+// defaults: another commit, built as bench/compare-http-builds.mjs says).
 import { execFile, execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -35,7 +36,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { cliFlags } from './lib/cli-flags.mjs';
-import { cleanEnv, LOAD, request, servicesEnv } from './lib/http-bench.mjs';
+import { cleanEnv, freePort, LOAD, request, servicesEnv } from './lib/http-bench.mjs';
 
 const SERVER = fileURLToPath(new URL('./lib/realistic-server.cjs', import.meta.url));
 const ALS_ONLY = fileURLToPath(new URL('./lib/als-only.mjs', import.meta.url));
@@ -47,7 +48,7 @@ const APPS = {
 const exec = promisify(execFile);
 
 function usage(message) {
-  process.stderr.write(`${message}\nusage: node bench/instructions.mjs [--app=realistic|hello] [--modes=bare,default,lean,als,other] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N]\n`);
+  process.stderr.write(`${message}\nusage: node bench/instructions.mjs [--app=realistic|hello] [--modes=bare,default,lean,metrics,als,other] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N]\n`);
   process.exit(2);
 }
 
@@ -63,11 +64,12 @@ const MODES = {
   bare: { execArgv: [], env: {} },
   default: { execArgv: ['--import', register(HERE)], env: {} },
   lean: { execArgv: ['--import', register(HERE)], env: { LEAKWATCH_ACQUIRE_STACK_FRAMES: '0', LEAKWATCH_END_ATTRIBUTION: 'false' } },
+  metrics: { execArgv: ['--import', register(HERE)], env: { LEAKWATCH_METRICS_PORT: String(await freePort()) } },
   als: { execArgv: ['--import', ALS_ONLY], env: {} },
   other: { execArgv: ['--import', register(path.resolve(other ?? '.'))], env: {} },
 };
 const modes = (flag('modes') ?? (other === undefined ? 'bare,default' : 'bare,default,other')).split(',');
-for (const mode of modes) if (MODES[mode] === undefined) usage(`--modes: no mode ${JSON.stringify(mode)} (bare, default, lean, als, other)`);
+for (const mode of modes) if (MODES[mode] === undefined) usage(`--modes: no mode ${JSON.stringify(mode)} (bare, default, lean, metrics, als, other)`);
 if (!modes.includes('bare')) usage('--modes must include bare: every figure is read against it');
 if (modes.includes('other') && other === undefined) usage('mode other needs --other=OTHER_BUILD_ROOT');
 if (other !== undefined && !existsSync(register(path.resolve(other)))) usage(`${register(path.resolve(other))} does not exist: build that checkout first`);
