@@ -124,9 +124,10 @@ export function startCheckout(watch: PoolWatch, below: Function): Checkout | nul
 /**
  * Calls `fn` (which requests a checkout synchronously) on `thisArg` with `args`, with the
  * checkout's acquisition stack given: `null` for a checkout the library releases itself as soon as
- * its query ends (`pool.query()`, a knex query), which is never idle in the app's hands, needs no
- * stack and is recorded as self-releasing (ConnectionInit.selfReleasing); a capture made earlier where the app's own frames were still on the stack
- * (`knex.transaction()`). Takes the call apart rather than a closure: `pool.query()` is a hot path.
+ * its query ends (a knex query; pool.ts does the same inline for `pool.query()`), which is never
+ * idle in the app's hands, needs no stack and is recorded as self-releasing
+ * (ConnectionInit.selfReleasing); a capture made earlier where the app's own frames were still on
+ * the stack (`knex.transaction()`). Takes the call apart rather than a closure: a hot path.
  */
 export function withCheckoutSite(site: StackCapture | null, fn: Fn, thisArg: unknown, args: unknown[]): unknown {
   const state = pgState();
