@@ -29,9 +29,21 @@ export function stripQuery(url: string): string {
   return cut < 0 ? url : url.slice(0, cut);
 }
 
+/**
+ * What Node's `socket.bytesWritten` says. That getter copies the socket's write buffer to count
+ * it; when nothing is buffered or in flight (a write counts in `writableLength` until it completes,
+ * one waiting for the connection too), it is exactly the bytes handed to the system so far, read
+ * here without the copy: the case of a response starting on a keep-alive socket.
+ */
+export function socketBytesWritten(socket: Socket): number {
+  const dispatched = (socket as Socket & { _bytesDispatched?: unknown })._bytesDispatched;
+  if (typeof dispatched === 'number' && socket.writableLength === 0) return dispatched;
+  return socket.bytesWritten ?? 0;
+}
+
 /** A response's progress: the bytes written on `socket` (its own, once it has it) and those it buffered before. */
 function progressOn(socket: Socket | null, res: ServerResponse & { outputSize?: number }): number {
-  return (socket === null ? 0 : socket.bytesWritten ?? 0) + (res.outputSize ?? 0);
+  return (socket === null ? 0 : socketBytesWritten(socket)) + (res.outputSize ?? 0);
 }
 
 export const nodeResponseProbe: ResponseProbe = {
