@@ -74,11 +74,10 @@ function layersOf(res: Response, response: ResponseRecord | undefined = response
   return (response?.endLayers as EndLayer[] | null | undefined) ?? res[kLayers];
 }
 
-function newLayers(res: Response, response: ResponseRecord | undefined): EndLayer[] {
-  const layers: EndLayer[] = [];
+/** Keeps `layers` where layersOf() finds them. */
+function keepLayers(res: Response, response: ResponseRecord | undefined, layers: EndLayer[]): void {
   if (response !== undefined && response.closedAt === 0) response.endLayers = layers;
   else res[kLayers] = layers;
-  return layers;
 }
 
 /**
@@ -146,20 +145,23 @@ function setEnd(this: Response, fn: unknown): void {
 }
 
 function assign(res: Response, response: ResponseRecord | undefined, fn: unknown): void {
-  let layers = layersOf(res, response);
+  const layers = layersOf(res, response);
   if (fn === end || fn === res[kBase]) {
     if (layers !== undefined) layers.length = 0; // restored to what the prototype gives
     return;
   }
   if (layers === undefined) {
-    layers = newLayers(res, response);
-  } else {
-    // An earlier replacement put back: the ones made after it are gone.
-    for (let i = layers.length - 1; i >= 0; i--) {
-      if (layers[i].wrapper === fn) {
-        layers.length = i + 1;
-        return;
-      }
+    // Most responses get one replacement: a list of one slot (a first push would allocate 16).
+    const first = new Array<EndLayer>(1);
+    first[0] = new EndLayer(assignmentSites.siteFor(fn), first, 0, fn);
+    keepLayers(res, response, first);
+    return;
+  }
+  // An earlier replacement put back: the ones made after it are gone.
+  for (let i = layers.length - 1; i >= 0; i--) {
+    if (layers[i].wrapper === fn) {
+      layers.length = i + 1;
+      return;
     }
   }
   layers.push(new EndLayer(assignmentSites.siteFor(fn), layers, layers.length, fn));
