@@ -64,7 +64,8 @@ const MODES = {
   bare: { execArgv: [], env: {} },
   default: { execArgv: ['--import', register(HERE)], env: {} },
   lean: { execArgv: ['--import', register(HERE)], env: { LEAKWATCH_ACQUIRE_STACK_FRAMES: '0', LEAKWATCH_END_ATTRIBUTION: 'false' } },
-  metrics: { execArgv: ['--import', register(HERE)], env: { LEAKWATCH_METRICS_PORT: String(await freePort()) } },
+  // The port is picked as its server starts: minutes can pass between modes.
+  metrics: { execArgv: ['--import', register(HERE)], env: async () => ({ LEAKWATCH_METRICS_PORT: String(await freePort()) }) },
   als: { execArgv: ['--import', ALS_ONLY], env: {} },
   other: { execArgv: ['--import', register(path.resolve(other ?? '.'))], env: {} },
 };
@@ -162,11 +163,12 @@ const shortName = (name) => {
 /** One mode's server under callgrind: `warmup` requests uncounted, then `requests` counted. */
 async function countOne(name, dir) {
   const mode = MODES[name];
+  const modeEnv = typeof mode.env === 'function' ? await mode.env() : mode.env;
   const out = path.join(dir, `${name}.out`);
   const child = fork(SERVER, [], {
     execPath: 'valgrind',
     execArgv: ['--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${out}`, process.execPath, '--perf-basic-prof', ...mode.execArgv],
-    env: { ...cleanEnv(), ...mode.env, BENCH_APP: appName, ...servicesEnv() },
+    env: { ...cleanEnv(), ...modeEnv, BENCH_APP: appName, ...servicesEnv() },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     // V8 logs the code it makes (what --perf-basic-prof needs) to isolate-*-v8.log in the working directory.
     cwd: dir,

@@ -122,21 +122,35 @@ export function startCheckout(watch: PoolWatch, below: Function): Checkout | nul
 }
 
 /**
- * Calls `fn` (which requests a checkout synchronously) on `thisArg` with `args`, with the
- * checkout's acquisition stack given: `null` for a checkout the library releases itself as soon as
- * its query ends (a knex query; pool.ts does the same inline for `pool.query()`), which is never
- * idle in the app's hands, needs no stack and is recorded as self-releasing
- * (ConnectionInit.selfReleasing); a capture made earlier where the app's own frames were still on
- * the stack (`knex.transaction()`). Takes the call apart rather than a closure: a hot path.
+ * The acquisition stack of the checkouts requested from now until {@link leaveCheckoutSite}:
+ * `null` for a checkout the library releases itself as soon as its query ends (`pool.query()`, a
+ * knex query), which is never idle in the app's hands, needs no stack and is recorded as
+ * self-releasing (ConnectionInit.selfReleasing); a capture made earlier where the app's own frames
+ * were still on the stack (`knex.transaction()`). Returns the site it replaces, to give back.
  */
-export function withCheckoutSite(site: StackCapture | null, fn: Fn, thisArg: unknown, args: unknown[]): unknown {
+export function enterCheckoutSite(site: StackCapture | null): StackCapture | null | undefined {
   const state = pgState();
   const previous = state.checkoutSite;
   state.checkoutSite = site;
+  return previous;
+}
+
+export function leaveCheckoutSite(previous: StackCapture | null | undefined): void {
+  pgState().checkoutSite = previous;
+}
+
+/**
+ * Calls `fn` (which requests a checkout synchronously) on `thisArg` with `args`, with the
+ * checkout's acquisition stack given (see {@link enterCheckoutSite}). Takes the call apart rather
+ * than a closure. `pool.query()`, the hot path, enters and leaves itself, to pass its `arguments`
+ * on as V8 forwards them.
+ */
+export function withCheckoutSite(site: StackCapture | null, fn: Fn, thisArg: unknown, args: unknown[]): unknown {
+  const previous = enterCheckoutSite(site);
   try {
     return fn.apply(thisArg, args);
   } finally {
-    state.checkoutSite = previous;
+    leaveCheckoutSite(previous);
   }
 }
 

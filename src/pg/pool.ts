@@ -4,7 +4,7 @@ import { PG_POOL_WATCH } from '../core/marks.js';
 import type { ResponseRecord } from '../core/records.js';
 import { currentResponse, responseContext } from '../core/runtime.js';
 import { applyAll, install, layerOf, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
-import { addPoolWatch, endCheckout, newWatchState, poolCounts, startCheckout, type Checkout, type PoolWatch } from './checkout.js';
+import { addPoolWatch, endCheckout, enterCheckoutSite, leaveCheckoutSite, newWatchState, poolCounts, startCheckout, type Checkout, type PoolWatch } from './checkout.js';
 import { isSubmittable } from './client.js';
 import type { PgPool } from './internal-types.js';
 import { endpointName } from './naming.js';
@@ -120,13 +120,11 @@ function wrapQuery(layer: Layer): Fn {
     // pool.query() releases its client itself when the query ends, so that checkout is never idle
     // in the app's hands and cannot leak by the idle rules; a stack per query (~11 us, the largest
     // cost on a pool.query endpoint in bench/realistic.bench.mjs) would buy nothing.
-    const state = pgState();
-    const previous = state.checkoutSite;
-    state.checkoutSite = null;
+    const previous = enterCheckoutSite(null);
     try {
       return layer.original.apply(this, arguments as unknown as Args);
     } finally {
-      state.checkoutSite = previous;
+      leaveCheckoutSite(previous);
     }
   };
   return query as unknown as Fn;

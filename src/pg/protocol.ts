@@ -167,7 +167,7 @@ export class ClientTracker {
    * Records a checkout or a bare client as held by the owner of the current async context.
    * `owner`: see Ledger#acquireConnection (undefined: the current context's response).
    * `selfReleasing`: see ConnectionInit.selfReleasing; the protocol is still followed, for the
-   * client's state at its next checkout, but the record does not move with it.
+   * client's state at its next checkout, but the ledger keeps the record busy until released.
    */
   acquire(ledger: Ledger, pool: string, pooled: boolean, stack: StackCapture | null, owner?: ResponseRecord | null, selfReleasing = false): ConnectionRecord {
     if (this.record !== null) this.release();
@@ -186,7 +186,7 @@ export class ClientTracker {
     }, owner);
     this.record = record;
     if (this.gone) ledger.connectionClosed(record, this.closure());
-    else if (!this.busy && !selfReleasing) ledger.setIdleState(record, idleStateOf(this.txStatus, this.listening));
+    else if (!this.busy) ledger.setIdleState(record, idleStateOf(this.txStatus, this.listening));
     return record;
   }
 
@@ -226,14 +226,14 @@ export class ClientTracker {
     const record = this.record;
     const ledger = this.ledger;
     if (busy === this.busy) {
-      if (!busy && record !== null && ledger !== null && !record.selfReleasing) {
+      if (!busy && record !== null && ledger !== null) {
         const state = idleStateOf(this.txStatus, this.listening);
         if (record.idleState !== state) ledger.setIdleState(record, state);
       }
       return;
     }
     this.busy = busy;
-    if (record === null || ledger === null || record.selfReleasing) return;
+    if (record === null || ledger === null) return;
     if (busy) ledger.connectionBusy(record);
     else ledger.connectionIdle(record, idleStateOf(this.txStatus, this.listening));
   }
