@@ -2,7 +2,7 @@
 // profiler for changes to leakwatch's own code, not a section of `npm run bench`.
 //
 //   npm run build && .ci/cache/node-24/bin/node bench/instructions.mjs [--app=realistic|hello]
-//     [--modes=bare,default,lean,metrics,als] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N]
+//     [--modes=bare,default,lean,metrics,als,floor] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N]
 //
 // Each mode's server (lib/realistic-server.cjs, the endpoints of the realistic section) runs under
 // callgrind with its counters off through the warm-up, then counts a fixed number of requests
@@ -27,7 +27,8 @@
 // http sections'.
 // Modes: bare; default (this build, defaults); lean (this build, acquisition stacks and res.end
 // attribution off); metrics (defaults, plus LEAKWATCH_METRICS_PORT: metrics fed, nothing scrapes);
-// als (one AsyncLocalStorage store per request, nothing else); other (the build at --other,
+// als (one AsyncLocalStorage store per request, nothing else); floor (the least any tool pays that
+// follows every response, pg checkout and Redis command to its request: lib/follow-floor.mjs); other (the build at --other,
 // defaults: another commit, built as bench/compare-http-builds.mjs says).
 import { execFile, execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -40,6 +41,7 @@ import { cleanEnv, freePort, LOAD, request, servicesEnv } from './lib/http-bench
 
 const SERVER = fileURLToPath(new URL('./lib/realistic-server.cjs', import.meta.url));
 const ALS_ONLY = fileURLToPath(new URL('./lib/als-only.mjs', import.meta.url));
+const FLOOR = fileURLToPath(new URL('./lib/follow-floor.mjs', import.meta.url));
 const HERE = fileURLToPath(new URL('..', import.meta.url));
 const APPS = {
   realistic: { path: '/items/42', warmup: 15_000, requests: 3_000 },
@@ -48,7 +50,7 @@ const APPS = {
 const exec = promisify(execFile);
 
 function usage(message) {
-  process.stderr.write(`${message}\nusage: node bench/instructions.mjs [--app=realistic|hello] [--modes=bare,default,lean,metrics,als,other] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N]\n`);
+  process.stderr.write(`${message}\nusage: node bench/instructions.mjs [--app=realistic|hello] [--modes=bare,default,lean,metrics,als,floor,other] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N]\n`);
   process.exit(2);
 }
 
@@ -67,10 +69,11 @@ const MODES = {
   // The port is picked as its server starts: minutes can pass between modes.
   metrics: { execArgv: ['--import', register(HERE)], env: async () => ({ LEAKWATCH_METRICS_PORT: String(await freePort()) }) },
   als: { execArgv: ['--import', ALS_ONLY], env: {} },
+  floor: { execArgv: ['--import', FLOOR], env: {} },
   other: { execArgv: ['--import', register(path.resolve(other ?? '.'))], env: {} },
 };
 const modes = (flag('modes') ?? (other === undefined ? 'bare,default' : 'bare,default,other')).split(',');
-for (const mode of modes) if (MODES[mode] === undefined) usage(`--modes: no mode ${JSON.stringify(mode)} (bare, default, lean, metrics, als, other)`);
+for (const mode of modes) if (MODES[mode] === undefined) usage(`--modes: no mode ${JSON.stringify(mode)} (bare, default, lean, metrics, als, floor, other)`);
 if (!modes.includes('bare')) usage('--modes must include bare: every figure is read against it');
 if (modes.includes('other') && other === undefined) usage('mode other needs --other=OTHER_BUILD_ROOT');
 if (other !== undefined && !existsSync(register(path.resolve(other)))) usage(`${register(path.resolve(other))} does not exist: build that checkout first`);

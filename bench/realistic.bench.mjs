@@ -10,10 +10,12 @@ export const title = 'Overhead against the bare app and against OpenTelemetry';
 const script = fileURLToPath(new URL('./lib/realistic-server.cjs', import.meta.url));
 const OTEL = fileURLToPath(new URL('./lib/otel.cjs', import.meta.url));
 const ALS_ONLY = fileURLToPath(new URL('./lib/als-only.mjs', import.meta.url));
+const FLOOR = fileURLToPath(new URL('./lib/follow-floor.mjs', import.meta.url));
 
 export const MODE_NOTES = {
   bare: 'no instrumentation',
   'AsyncLocalStorage alone': 'reference: one AsyncLocalStorage store entered per request, nothing else (lib/als-only.mjs)',
+  'following floor': 'reference, realistic endpoint only: the least any tool pays that follows every response to its close and links each pg checkout and Redis command to its request: the store above, a record and a close listener per response, a record stamped at each checkout and release (pg-pool\'s own events) and at each command\'s send and reply; no ledger, deadlines, protocol or root cause (lib/follow-floor.mjs)',
   'leakwatch, stacks and attribution off': '`--import leakwatch/register` with `LEAKWATCH_ACQUIRE_STACK_FRAMES=0 LEAKWATCH_END_ATTRIBUTION=false`',
   'leakwatch default': '`--import leakwatch/register`, defaults: a 10-frame acquisition stack per pg checkout, res.end attribution on (one 1-frame site capture per res.end replacement)',
   'leakwatch default + metrics': 'as the default, plus `LEAKWATCH_METRICS_PORT` (prom-client metrics fed per response; nothing scrapes)',
@@ -25,6 +27,7 @@ function modesFor(names) {
   const all = {
     bare: { execArgv: [], env },
     'AsyncLocalStorage alone': { execArgv: ['--import', ALS_ONLY], env },
+    'following floor': { execArgv: ['--import', FLOOR], env },
     'leakwatch, stacks and attribution off': { execArgv: ['--import', REGISTER], env: { ...env, LEAKWATCH_ACQUIRE_STACK_FRAMES: '0', LEAKWATCH_END_ATTRIBUTION: 'false' } },
     'leakwatch default': { execArgv: ['--import', REGISTER], env },
     'leakwatch default + metrics': async () => ({ execArgv: ['--import', REGISTER], env: { ...env, LEAKWATCH_METRICS_PORT: String(await freePort()) } }),
@@ -38,7 +41,7 @@ const ENDPOINTS = {
     name: 'Express 5 + pg + Redis',
     app: 'realistic',
     path: '/items/42?color=red',
-    modes: ['bare', 'AsyncLocalStorage alone', 'leakwatch, stacks and attribution off', 'leakwatch default', 'leakwatch default + metrics', 'OpenTelemetry'],
+    modes: ['bare', 'AsyncLocalStorage alone', 'following floor', 'leakwatch, stacks and attribution off', 'leakwatch default', 'leakwatch default + metrics', 'OpenTelemetry'],
   },
   hello: {
     name: 'hello world (node:http)',
@@ -101,6 +104,7 @@ export async function run({ log, realistic: realisticOptions = {}, hello: helloO
   const otel = r.figures.OpenTelemetry;
   const als = r.figures['AsyncLocalStorage alone'];
   const lean = r.figures['leakwatch, stacks and attribution off'];
+  const floor = r.figures['following floor'];
   const ratio = lw.addedUs / otel.addedUs;
   const lines = [
     `### ${title}`,
@@ -119,7 +123,7 @@ export async function run({ log, realistic: realisticOptions = {}, hello: helloO
     ...head,
     ...r.rows,
     '',
-    `leakwatch default adds ${lw.addedUs.toFixed(1)} µs per request, ${(ratio * 100).toFixed(0)}% of what OpenTelemetry adds (${otel.addedUs.toFixed(1)} µs); CPU efficiency ${lw.efficiency.toFixed(3)} against OpenTelemetry's ${otel.efficiency.toFixed(3)} (medians of per-round figures). Per server set (bare's CPU over the set's rounds ÷ leakwatch default's): ${lw.perSet.map((e) => e.toFixed(3)).join(', ')}; stacks and attribution off: ${lean.perSet.map((e) => e.toFixed(3)).join(', ')}. The AsyncLocalStorage floor is ${als.addedUs.toFixed(1)} µs (efficiency ${als.efficiency.toFixed(3)}): ${contextFloorNote()}. Default against stacks and attribution off: ${(lw.addedUs - lean.addedUs).toFixed(1)} µs; on this endpoint that is res.end attribution (one replacement per request, its site looked up by the replacement's source) and no acquisition stack, since \`pool.query()\` releases its own client and is never idle in the app's hands. Warm-up, once per process: leakwatch default ${lw.warmupUs.toFixed(1)} µs per request over the first ${realistic.warmup} requests against bare's ${r.figures.bare.warmupUs.toFixed(1)}.`,
+    `leakwatch default adds ${lw.addedUs.toFixed(1)} µs per request, ${(ratio * 100).toFixed(0)}% of what OpenTelemetry adds (${otel.addedUs.toFixed(1)} µs); CPU efficiency ${lw.efficiency.toFixed(3)} against OpenTelemetry's ${otel.efficiency.toFixed(3)} (medians of per-round figures). Per server set (bare's CPU over the set's rounds ÷ leakwatch default's): ${lw.perSet.map((e) => e.toFixed(3)).join(', ')}; stacks and attribution off: ${lean.perSet.map((e) => e.toFixed(3)).join(', ')}. The AsyncLocalStorage floor is ${als.addedUs.toFixed(1)} µs (efficiency ${als.efficiency.toFixed(3)}): ${contextFloorNote()}. The following floor adds ${floor.addedUs.toFixed(1)} µs (efficiency ${floor.efficiency.toFixed(3)}; per server set: ${floor.perSet.map((e) => e.toFixed(3)).join(', ')}): what following every response, checkout and command to its request costs before any of leakwatch's rules, so leakwatch default's ${(lw.addedUs - floor.addedUs).toFixed(1)} µs more is its design's (the ledger, deadlines, the pg protocol, pool waits, the root cause). Default against stacks and attribution off: ${(lw.addedUs - lean.addedUs).toFixed(1)} µs; on this endpoint that is res.end attribution (one replacement per request, its site looked up by the replacement's source) and no acquisition stack, since \`pool.query()\` releases its own client and is never idle in the app's hands. Warm-up, once per process: leakwatch default ${lw.warmupUs.toFixed(1)} µs per request over the first ${realistic.warmup} requests against bare's ${r.figures.bare.warmupUs.toFixed(1)}.`,
     '',
     `#### ${ENDPOINTS.hello.name}`,
     '',
