@@ -11,7 +11,7 @@ import { ConnectionMetrics, type PoolReadings } from './connection-metrics.js';
 import { defineMetrics, removeMetrics, type MetricSet } from './definitions.js';
 import { contentTypeOf, negotiateFormat, render, snapshot, type MetricFamily } from './exposition.js';
 import { loadPromClient, type AnyRegistry, type PromClient } from './prom-client.js';
-import { ResponseMetrics } from './response-metrics.js';
+import { IgnoredResponses, ResponseMetrics } from './response-metrics.js';
 
 /** Options of {@link createMetrics}. */
 export interface MetricsOptions {
@@ -110,7 +110,7 @@ class Metrics implements OwnMetrics {
   private readonly set: MetricSet;
   private readonly responses: ResponseMetrics;
   private readonly connections: ConnectionMetrics;
-  private readonly ignored = new WeakSet<ResponseRecord>();
+  private readonly ignored = new IgnoredResponses();
   private followed: Ledger | undefined;
   private followedWaits: PoolWaits | undefined;
   private unobserve: (() => void) | null = null;

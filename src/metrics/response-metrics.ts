@@ -6,6 +6,25 @@ import type { HistogramSeries } from './histogram.js';
 import { LabelCap, methodLabel, routeLabel } from './labels.js';
 
 /**
+ * Responses of leakwatch's own metrics handler mounted on the app's server: scrapes, not the app's
+ * traffic. There are usually none, so until one is added a response's check is a flag, not a
+ * lookup.
+ */
+export class IgnoredResponses {
+  private readonly responses = new WeakSet<ResponseRecord>();
+  private any = false;
+
+  add(response: ResponseRecord): void {
+    this.any = true;
+    this.responses.add(response);
+  }
+
+  has(response: ResponseRecord): boolean {
+    return this.any && this.responses.has(response);
+  }
+}
+
+/**
  * The HTTP server families: counters and the duration histogram fed as responses close or leak,
  * and the open-response gauges read from the ledger when scraped.
  */
@@ -24,7 +43,7 @@ export class ResponseMetrics implements LedgerObserver {
     maxRoutes: number,
     private readonly exemplars: boolean,
     /** Responses of leakwatch's own metrics server, which are not the app's. */
-    private readonly ignored: WeakSet<ResponseRecord>,
+    private readonly ignored: IgnoredResponses,
   ) {
     // The duration histogram shares the counter's cap: both are written at close, for the same routes.
     this.closedRoutes = new LabelCap(maxRoutes);
