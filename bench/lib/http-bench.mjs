@@ -13,8 +13,16 @@ export const LOAD = fileURLToPath(new URL('./load.mjs', import.meta.url));
 export const FAST_LOAD = fileURLToPath(new URL('./fast-load.mjs', import.meta.url));
 export const REGISTER = fileURLToPath(new URL('../../dist/register.js', import.meta.url));
 
+/** How a child process ended: its exit code, or the signal that killed it. */
+const howItEnded = (code, signal) => (signal === null || signal === undefined ? `exited (${code})` : `was killed (${signal})`);
+
 export function request(child, message, key) {
   return new Promise((resolve, reject) => {
+    // A child that is gone already never sends 'exit' again: waiting on it would hang the bench.
+    if (child.exitCode !== null || child.signalCode !== null) {
+      reject(new Error(`the server ${howItEnded(child.exitCode, child.signalCode)} before answering ${key}`));
+      return;
+    }
     const onMessage = (m) => {
       if (m !== null && typeof m === 'object' && key in m) {
         child.off('message', onMessage);
@@ -22,7 +30,10 @@ export function request(child, message, key) {
         resolve(m);
       }
     };
-    const onExit = (code) => reject(new Error(`the server exited (${code}) before answering ${key}`));
+    const onExit = (code, signal) => {
+      child.off('message', onMessage);
+      reject(new Error(`the server ${howItEnded(code, signal)} before answering ${key}`));
+    };
     child.on('message', onMessage);
     child.once('exit', onExit);
     if (message !== null) child.send(message);
@@ -64,10 +75,20 @@ export async function startServer({ mode, app, script = server, stdout = 'ignore
   return { child, port };
 }
 
+/** How long a server may take to close and exit once asked before it is killed. */
+const EXIT_GRACE_MS = 15_000;
+
 export async function stopServer(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
+  // A server that never exits (its pool waiting on a client, say) would hold the whole bench.
+  const timer = setTimeout(() => {
+    process.stderr.write(`bench: server ${child.pid} did not exit within ${EXIT_GRACE_MS / 1000} s of being asked to; killed\n`);
+    child.kill('SIGKILL');
+  }, EXIT_GRACE_MS);
   child.send('exit');
   await exited;
+  clearTimeout(timer);
 }
 
 /** Sends `requests` requests to `port` from a separate process; resolves its {durationMs, p50Ms, p99Ms}. */
