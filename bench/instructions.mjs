@@ -28,8 +28,9 @@
 // Modes: bare; default (this build, defaults); lean (this build, acquisition stacks and res.end
 // attribution off); metrics (defaults, plus LEAKWATCH_METRICS_PORT: metrics fed, nothing scrapes);
 // als (one AsyncLocalStorage store per request, nothing else); floor (the least any tool pays that
-// follows every response, pg checkout and Redis command to its request: lib/follow-floor.mjs); other (the build at --other,
-// defaults: another commit, built as bench/compare-http-builds.mjs says).
+// follows every response, pg checkout and Redis command to its request: lib/follow-floor.mjs);
+// other (the build at --other, defaults: another commit, built as bench/compare-http-builds.mjs
+// says).
 import { execFile, execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
