@@ -30,6 +30,8 @@ diagnostics_channel.subscribe('http.server.request.start', (message) => {
 // shared, so patching them here patches what the server requires later.
 const require = createRequire(import.meta.url);
 
+// A checkout served from the pool's queue is charged to whatever request is current when it is
+// served; a real tool must carry the requester to it (leakwatch's Checkout), which costs more.
 const Pool = require('pg-pool');
 const query = Pool.prototype.query;
 const pools = new WeakSet();
@@ -53,15 +55,21 @@ Pool.prototype.query = function () {
   return query.apply(this, arguments);
 };
 
+// The reply is seen through the command's own resolve/reject, as a tool must: a handler on
+// `command.promise` would mark the app's promise handled and hide its unhandled rejections.
 const Redis = require('ioredis');
 const sendCommand = Redis.prototype.sendCommand;
-function settled() {
-  this.doneAt = Date.now();
-}
 Redis.prototype.sendCommand = function (command) {
   const record = { owner: context.getStore(), sentAt: Date.now(), doneAt: 0 };
   command[RECORD] = record;
-  const result = sendCommand.apply(this, arguments);
-  command.promise.then(settled.bind(record), settled.bind(record));
-  return result;
+  const { resolve, reject } = command;
+  command.resolve = function (value) {
+    record.doneAt = Date.now();
+    return resolve.call(this, value);
+  };
+  command.reject = function (error) {
+    record.doneAt = Date.now();
+    return reject.call(this, error);
+  };
+  return sendCommand.apply(this, arguments);
 };

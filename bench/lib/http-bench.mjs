@@ -13,13 +13,16 @@ export const LOAD = fileURLToPath(new URL('./load.mjs', import.meta.url));
 export const FAST_LOAD = fileURLToPath(new URL('./fast-load.mjs', import.meta.url));
 export const REGISTER = fileURLToPath(new URL('../../dist/register.js', import.meta.url));
 
+/** The child process has ended: it will send no message and no 'exit' event any more. */
+const hasEnded = (child) => child.exitCode !== null || child.signalCode !== null;
+
 /** How a child process ended: its exit code, or the signal that killed it. */
 const howItEnded = (code, signal) => (signal === null || signal === undefined ? `exited (${code})` : `was killed (${signal})`);
 
 export function request(child, message, key) {
   return new Promise((resolve, reject) => {
     // A child that is gone already never sends 'exit' again: waiting on it would hang the bench.
-    if (child.exitCode !== null || child.signalCode !== null) {
+    if (hasEnded(child)) {
       reject(new Error(`the server ${howItEnded(child.exitCode, child.signalCode)} before answering ${key}`));
       return;
     }
@@ -79,7 +82,7 @@ export async function startServer({ mode, app, script = server, stdout = 'ignore
 const EXIT_GRACE_MS = 15_000;
 
 export async function stopServer(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+  if (hasEnded(child)) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));
   // A server that never exits (its pool waiting on a client, say) would hold the whole bench.
   const timer = setTimeout(() => {
