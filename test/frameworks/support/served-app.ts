@@ -140,16 +140,16 @@ export interface Answer {
   body: string;
 }
 
-/** A GET that resolves with the whole answer. */
-export function get(port: number, urlPath: string, timeoutMs = 10_000): Promise<Answer> {
+/** A request (a GET unless `method` says otherwise) that resolves with the whole answer. */
+export function get(port: number, urlPath: string, timeoutMs = 10_000, method = 'GET'): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: urlPath, timeout: timeoutMs }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, method, timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
-    req.on('timeout', () => req.destroy(new Error(`GET ${urlPath} got no answer within ${timeoutMs} ms`)));
+    req.on('timeout', () => req.destroy(new Error(`${method} ${urlPath} got no answer within ${timeoutMs} ms`)));
     req.on('error', reject);
   });
 }
