@@ -83,7 +83,8 @@ export class Checkout implements PendingCheckout {
       if (runtime === undefined) return;
       const ledger = runtime.ledger;
       const name = (watch.name ??= clientEndpointName(client.connectionParameters));
-      const tracker = trackerOf(client) ?? trackClient(client, false);
+      // Followed on the wire from its first checkout that is not self-releasing (ClientTracker#follow).
+      const tracker = trackerOf(client) ?? trackClient(client, false, false);
       // The requester's, whatever context the pool delivers in (a release that served a queued checkout).
       const record = tracker.acquire(ledger, name, true, this.stack, this.owner ?? null, this.selfReleasing);
       runtime.waits.served(watch, this, record.acquiredAt);

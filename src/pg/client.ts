@@ -9,8 +9,8 @@ import { trackClient, trackerOf } from './protocol.js';
 import { activate, pgState } from './state.js';
 
 /**
- * pg `Client`: every client is followed on the wire from `connect()` (see protocol.ts). A bare
- * client, one not made by a pool, is itself a held connection from `connect()` until `end()` or
+ * pg `Client`: a bare client, one not made by a pool, is followed on the wire from `connect()`
+ * (see protocol.ts), and is itself a held connection from `connect()` until `end()` or
  * the loss of its socket, owned by the response in whose context `connect()` was called. A client
  * that a pool made (inside pg-pool's `newClient`, or a pool library's `create`: see src/pools) is
  * the pool's: its checkouts are the records. Queries a response makes on a client it does not
@@ -20,9 +20,11 @@ import { activate, pgState } from './state.js';
 function startClient(client: PgClient, below: Function): void {
   // Already followed, or already connected (pg answers that with an error of its own).
   if (trackerOf(client) !== undefined || client._connecting === true || client._connected === true) return;
-  const tracker = trackClient(client, true);
   const state = pgState();
-  if (state.poolClientDepth > 0 || isPoolWork()) return; // a pool's client: its checkouts are the records
+  // A pool's client: its checkouts are the records, and it is followed from its first checkout
+  // that is not self-releasing (ClientTracker#follow).
+  if (state.poolClientDepth > 0 || isPoolWork()) return;
+  const tracker = trackClient(client, true);
   const runtime = getRuntime();
   if (runtime === undefined) return;
   const stack = captureStack(state.stackFrames, below);

@@ -44,17 +44,20 @@ export function trackerOf(client: object): ClientTracker | undefined {
 }
 
 /**
- * Starts following `client` (once; later calls return the same tracker). `connecting` says the
- * client is about to send its startup message, which is answered by a ReadyForQuery.
+ * The tracker of `client` (made once; later calls return the same one), following the wire unless
+ * `follow` is false (see ClientTracker#follow). `connecting` says the client is about to send its
+ * startup message, which is answered by a ReadyForQuery.
  */
-export function trackClient(client: PgClient, connecting: boolean): ClientTracker {
+export function trackClient(client: PgClient, connecting: boolean, follow = true): ClientTracker {
   const tracked = client as MarkedClient;
   const existing = tracked[PG_TRACKER];
-  if (existing !== undefined) return existing;
+  if (existing !== undefined) {
+    if (follow) existing.follow();
+    return existing;
+  }
   const tracker = new ClientTracker(client, connecting);
   Object.defineProperty(tracked, PG_TRACKER, { value: tracker, configurable: true, enumerable: false, writable: true });
-  pgState().trackers.add(tracker);
-  tracker.attach();
+  if (follow) tracker.follow();
   return tracker;
 }
 
@@ -74,26 +77,54 @@ export class ClientTracker {
   gone = false;
   /** What the end of the socket will be put down to (see closure()). */
   endCalled = false;
+  /** The wire is followed (see follow()). */
+  following = false;
   private serverError: string | null = null;
   private socketError: { code: string | null } | null = null;
   private ledger: Ledger | null = null;
   private readonly undos: Array<() => void> = [];
+  /** Made as the client connects, and followed from then on. */
+  private readonly connecting: boolean;
 
   constructor(
     readonly client: PgClient,
     connecting: boolean,
   ) {
+    this.connecting = connecting;
     if (connecting) {
       this.pendingSync = 1;
+      this.busy = true;
     } else {
-      // Followed only now: take pg's own view of whether something is in flight.
-      this.txStatus = client._txStatus ?? null;
-      if (client.readyForQuery === false && client._activeQuery) this.pendingSync = 1;
+      this.readPgView();
     }
+  }
+
+  /** Takes pg's own view of the client: its transaction status and whether something is in flight. */
+  private readPgView(): void {
+    const client = this.client;
+    this.txStatus = client._txStatus ?? null;
+    this.pendingSync = client.readyForQuery === false && client._activeQuery ? 1 : 0;
+    this.pendingDescribe = this.pendingExecute = 0;
     this.busy = this.pendingSync > 0;
   }
 
-  attach(): void {
+  /**
+   * Follows the wire from now on, once. A pool's client is followed from its first checkout that is
+   * not self-releasing: while the app only calls `pool.query()` on it, nothing reads its state (the
+   * ledger keeps such a checkout busy until released), and following each of its messages is the
+   * larger part of what pg costs leakwatch on a pool.query endpoint. What was sent before is read
+   * from pg's own fields; a LISTEN sent through `pool.query()` before is not seen.
+   */
+  follow(): void {
+    if (this.following) return;
+    this.following = true;
+    // Made as it connects: its startup, counted from the start, is still to be answered.
+    if (!this.connecting) this.readPgView();
+    pgState().trackers.add(this);
+    this.attach();
+  }
+
+  private attach(): void {
     const connection = this.client.connection;
     if (connection === undefined || typeof connection.prependListener !== 'function') return; // pg-native: no protocol
     this.wrapSend(connection, 'query', (text) => {
@@ -166,11 +197,12 @@ export class ClientTracker {
   /**
    * Records a checkout or a bare client as held by the owner of the current async context.
    * `owner`: see Ledger#acquireConnection (undefined: the current context's response).
-   * `selfReleasing`: see ConnectionInit.selfReleasing; the protocol is still followed, for the
-   * client's state at its next checkout, but the ledger keeps the record busy until released.
+   * `selfReleasing`: see ConnectionInit.selfReleasing; the ledger keeps the record busy until
+   * released, and a client not followed yet is not followed for it (see follow()).
    */
   acquire(ledger: Ledger, pool: string, pooled: boolean, stack: StackCapture | null, owner?: ResponseRecord | null, selfReleasing = false): ConnectionRecord {
     if (this.record !== null) this.release();
+    if (!selfReleasing) this.follow();
     this.ledger = ledger;
     const record = ledger.acquireConnection({
       kind: 'pg',

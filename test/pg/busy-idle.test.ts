@@ -105,3 +105,39 @@ describe('instrumentPg(pg) › busy and idle follow whose turn it is on the wire
     await client.end();
   });
 });
+
+describe('instrumentPg(pg) › a pool’s client is followed on the wire from its first checkout that is not self-releasing', () => {
+  it('leaves the wire of a client used only through pool.query() alone, and follows it, with its state, once connect() checks it out', async () => {
+    const pool = new pg.Pool({ connectionString: pgUrl(), max: 1 });
+    try {
+      await pool.query('SELECT 1');
+      const [client] = (pool as unknown as { _clients: pg.PoolClient[] })._clients;
+      const connection = (client as unknown as { connection: object }).connection;
+      // pool.query() releases its client itself: nothing reads its state, so its messages are not followed.
+      expect(['query', 'sync', 'describe', 'execute'].filter((name) => Object.hasOwn(connection, name))).toEqual([]);
+      const running = pool.query('SELECT pg_sleep(0.3)');
+      const held = () => [...ensureRuntime().ledger.held].find((r) => r.target === client);
+      await waitUntil(() => held() !== undefined, 2000, 'the pool.query() checkout');
+      expect(held()).toMatchObject({ state: 'busy', selfReleasing: true });
+      await running;
+      expect(() => recordOf(client)).toThrow(/not held/);
+
+      const checkedOut = await pool.connect();
+      expect(checkedOut).toBe(client);
+      expect(Object.hasOwn(connection, 'sync')).toBe(true);
+      const record = recordOf(client);
+      expect(record.state).toBe('idle');
+      await client.query('BEGIN');
+      expect(record.state).toBe('idle-in-transaction');
+      const sleeping = client.query('SELECT pg_sleep(0.05)');
+      expect(record.state).toBe('busy');
+      await sleeping;
+      await client.query('ROLLBACK');
+      expect(record.state).toBe('idle');
+      checkedOut.release();
+      expect(record.isHeld).toBe(false);
+    } finally {
+      await pool.end();
+    }
+  });
+});
