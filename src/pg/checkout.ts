@@ -105,10 +105,12 @@ export class Checkout implements PendingCheckout {
 
 /**
  * A checkout requested now, before the pool is asked: whether it has to wait is read from the
- * pool's counts as they are before it queues. Its acquisition stack is captured here unless a
- * caller above said where it comes from (see {@link withCheckoutSite}).
+ * pool's counts as they are before it queues (`counts`, where the caller has the pool at hand;
+ * else the watch reads them through its WeakRef, which costs a call into V8's runtime). Its
+ * acquisition stack is captured here unless a caller above said where it comes from (see
+ * {@link withCheckoutSite}).
  */
-export function startCheckout(watch: PoolWatch, below: Function): Checkout | null {
+export function startCheckout(watch: PoolWatch, below: Function, counts?: PoolCounts | null): Checkout | null {
   if (watch.holdsPg === false) return null;
   const state = pgState();
   const site = state.checkoutSite;
@@ -118,7 +120,7 @@ export function startCheckout(watch: PoolWatch, below: Function): Checkout | nul
   // when the module loads during a request: the ledger checks the stack for that only when a leak
   // rule would blame the request (ConnectionInit.ownerUnverified), not on every checkout.
   const checkout = new Checkout(watch, currentResponse(), stack, waits?.now() ?? Date.now(), site === null);
-  if (waits !== undefined && mustWait(watch.counts())) waits.waiting(watch, checkout);
+  if (waits !== undefined && mustWait(counts === undefined ? watch.counts() : counts)) waits.waiting(watch, checkout);
   return checkout;
 }
 

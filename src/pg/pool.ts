@@ -4,6 +4,7 @@ import { PG_POOL_WATCH } from '../core/marks.js';
 import type { ResponseRecord } from '../core/records.js';
 import { currentResponse, responseContext } from '../core/runtime.js';
 import { applyAll, install, layerOf, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
+import type { PoolCounts } from '../core/pool-waits.js';
 import { addPoolWatch, endCheckout, enterCheckoutSite, leaveCheckoutSite, newWatchState, poolCounts, startCheckout, type Checkout, type PoolWatch } from './checkout.js';
 import { isSubmittable } from './client.js';
 import type { PgPool } from './internal-types.js';
@@ -32,6 +33,11 @@ function nameOption(pool: PgPool): string | undefined {
   return typeof name === 'string' && name.trim() !== '' ? name : undefined;
 }
 
+/** What pg-pool counts now; null once it has ended. */
+function countsOf(pool: PgPool): PoolCounts | null {
+  return pool.ended === true ? null : poolCounts(pool.totalCount, pool.idleCount, pool.waitingCount, pool.options?.max);
+}
+
 /** The pool's watch, made (with its 'release' listener) on first use. */
 function watchOf(pool: PgPool): PgPoolWatch {
   const watched = pool as Watched;
@@ -48,8 +54,7 @@ function watchOf(pool: PgPool): PgPoolWatch {
     undo: null,
     counts() {
       const p = ref.deref();
-      if (p === undefined || p.ended === true) return null;
-      return poolCounts(p.totalCount, p.idleCount, p.waitingCount, p.options?.max);
+      return p === undefined ? null : countsOf(p);
     },
     unwatch() {
       // Through the WeakRef: the set of watches must not keep an abandoned pool alive.
@@ -85,7 +90,7 @@ function wrapConnect(layer: Layer): Fn {
     if (!layer.active) return layer.original.apply(this, arguments as unknown as Args);
     let checkout: Checkout | null = null;
     try {
-      checkout = startCheckout(watchOf(this), connect);
+      checkout = startCheckout(watchOf(this), connect, countsOf(this));
     } catch (error) {
       logFailure('pg pool.connect', error);
     }
