@@ -19,7 +19,9 @@ import { pgState } from './state.js';
  * ReadyForQuery carries the transaction status: `I`, `T` (in a transaction) or `E` (in a failed one).
  *
  * The counting is done by wrapping four send methods of the client's own Connection object and by
- * listeners put *before* pg's own, so the state is right before pg runs the app's callbacks.
+ * listeners put *before* pg's own, so the state is right before pg runs the app's callbacks. A
+ * pool's client is counted from its first checkout that is not self-releasing (see follow()); the
+ * end of its socket is heard from the start.
  *
  * When the socket goes away, a bare client's record is released (nothing is held any more), but a
  * pool's checkout stays held in state `closed` until its pool lets go of it (`release()`, the pool
@@ -57,6 +59,8 @@ export function trackClient(client: PgClient, connecting: boolean, follow = true
   }
   const tracker = new ClientTracker(client, connecting);
   Object.defineProperty(tracked, PG_TRACKER, { value: tracker, configurable: true, enumerable: false, writable: true });
+  pgState().trackers.add(tracker);
+  tracker.attach();
   if (follow) tracker.follow();
   return tracker;
 }
@@ -78,7 +82,7 @@ export class ClientTracker {
   /** What the end of the socket will be put down to (see closure()). */
   endCalled = false;
   /** The wire is followed (see follow()). */
-  following = false;
+  private following = false;
   private serverError: string | null = null;
   private socketError: { code: string | null } | null = null;
   private ledger: Ledger | null = null;
@@ -116,17 +120,42 @@ export class ClientTracker {
    * from pg's own fields; a LISTEN sent through `pool.query()` before is not seen.
    */
   follow(): void {
-    if (this.following) return;
+    if (this.following || this.gone) return;
     this.following = true;
     // Made as it connects: its startup, counted from the start, is still to be answered.
     if (!this.connecting) this.readPgView();
-    pgState().trackers.add(this);
-    this.attach();
+    this.attachWire();
   }
 
-  private attach(): void {
+  /**
+   * What every tracked client is heard for, followed or not: the end of its socket and how it came
+   * (events a connection emits once, or on an error), so that a checkout whose socket went away is
+   * `closed`, and the tracker is let go with its client.
+   */
+  attach(): void {
     const connection = this.client.connection;
     if (connection === undefined || typeof connection.prependListener !== 'function') return; // pg-native: no protocol
+    this.listen(connection, 'errorMessage', (message) => {
+      // Unasked for (nothing pending) or FATAL: the server is ending the session; only its code is
+      // kept. Before the wire is followed, only FATAL tells.
+      const { severity, code } = (message ?? {}) as { severity?: unknown; code?: unknown };
+      if (severity === 'FATAL' || severity === 'PANIC' || (this.following && !this.busy)) this.serverError = typeof code === 'string' ? code : 'unknown';
+      if (!this.following) return;
+      // The server skips everything up to the next Sync; only that Sync is still answered.
+      this.pendingDescribe = this.pendingExecute = 0;
+      this.update();
+    });
+    this.listen(connection, 'error', (error) => {
+      const code = (error as { code?: unknown } | undefined)?.code;
+      this.socketError ??= { code: typeof code === 'string' ? code : null };
+    });
+    this.listen(connection, 'end', () => this.ended());
+  }
+
+  /** Whose turn it is, message by message: four send methods wrapped, and what answers them heard. */
+  private attachWire(): void {
+    const connection = this.client.connection;
+    if (connection === undefined || typeof connection.prependListener !== 'function') return;
     this.wrapSend(connection, 'query', (text) => {
       this.pendingSync++;
       if (typeof text === 'string') {
@@ -157,19 +186,6 @@ export class ClientTracker {
     this.listen(connection, 'commandComplete', executed);
     this.listen(connection, 'portalSuspended', executed);
     this.listen(connection, 'emptyQuery', executed);
-    this.listen(connection, 'errorMessage', (message) => {
-      // Unasked for (nothing pending) or FATAL: the server is ending the session; only its code is kept.
-      const { severity, code } = (message ?? {}) as { severity?: unknown; code?: unknown };
-      if (!this.busy || severity === 'FATAL' || severity === 'PANIC') this.serverError = typeof code === 'string' ? code : 'unknown';
-      // The server skips everything up to the next Sync; only that Sync is still answered.
-      this.pendingDescribe = this.pendingExecute = 0;
-      this.update();
-    });
-    this.listen(connection, 'error', (error) => {
-      const code = (error as { code?: unknown } | undefined)?.code;
-      this.socketError ??= { code: typeof code === 'string' ? code : null };
-    });
-    this.listen(connection, 'end', () => this.ended());
   }
 
   /** Stops following the client: its Connection gets its own methods back. Records stay. */

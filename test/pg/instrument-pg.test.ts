@@ -117,6 +117,21 @@ describe('instrumentPg(pg)', () => {
     undo();
   });
 
+  it('lets go of every client of a pool on undo, whether only pool.query() used it or a connect() checkout followed its wire', async () => {
+    const undo = instrumentPg(pg);
+    const pool = new pg.Pool({ connectionString: pgUrl(), max: 2 });
+    const kept = await pool.connect();
+    await pool.query('SELECT 1'); // on the second client: the first is checked out
+    kept.release();
+    const clients = (pool as unknown as { _clients: object[] })._clients;
+    expect(clients).toHaveLength(2);
+    const marks = () => clients.flatMap((client) => Object.getOwnPropertySymbols(client).map(String)).filter((mark) => mark.includes('leakwatch'));
+    expect(marks()).toHaveLength(2);
+    undo();
+    expect(marks()).toEqual([]);
+    await pool.end();
+  });
+
   it('passes connection errors through unchanged and lets the failed client go', async () => {
     const undo = instrumentPg(pg);
     const held = ensureRuntime().ledger.held.size;
