@@ -5,7 +5,7 @@ import { currentResponse, getRuntime, isPoolWork } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
 import { type PgClient } from './internal-types.js';
 import { clientEndpointName } from './naming.js';
-import { trackClient, trackerOf } from './protocol.js';
+import { followOnListen, trackClient, trackerOf } from './protocol.js';
 import { activate, pgState } from './state.js';
 
 /**
@@ -86,8 +86,10 @@ function wrapQuery(layer: Layer): Fn {
   return function query(this: QueueingClient, config?: unknown) {
     let response;
     try {
+      const tracker = layer.active ? trackerOf(this) : undefined;
+      if (layer.active && (tracker === undefined || !tracker.following)) followOnListen(this, tracker, config);
       // A self-releasing checkout's query is its pool library's own (pool.query()): no context read.
-      const record = layer.active ? trackerOf(this)?.record : undefined;
+      const record = tracker?.record;
       response = record === undefined || record === null || record.selfReleasing ? undefined : currentResponse();
       if (response !== undefined && (response.closedAt !== 0 || record!.owner === response)) response = undefined;
     } catch (error) {

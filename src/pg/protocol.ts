@@ -41,6 +41,20 @@ export function idleStateOf(txStatus: string | null, listening = false): IdleSta
 const LISTEN = /^\s*LISTEN\s/i;
 const UNLISTEN = /^\s*UNLISTEN\s/i;
 
+/**
+ * A LISTEN sent on a connected client whose wire is not followed yet (through `pool.query()`, or a
+ * pool's 'connect' handler before the client's first checkout) starts following it before the
+ * statement goes out, so that a later checkout of that client reads it as a `subscriber`. Only the
+ * statement's first word is read; `tracker` is the client's, if it has one.
+ */
+export function followOnListen(client: PgClient, tracker: ClientTracker | undefined, config: unknown): void {
+  const text = typeof config === 'string' ? config : config !== null && typeof config === 'object' ? (config as { text?: unknown }).text : undefined;
+  if (typeof text !== 'string' || !LISTEN.test(text)) return;
+  if (tracker !== undefined) tracker.follow();
+  // Not connected yet: a bare client is followed from its connect(), a pool's from its first checkout.
+  else if (client._connected === true) trackClient(client, false, true);
+}
+
 export function trackerOf(client: object): ClientTracker | undefined {
   return (client as MarkedClient)[PG_TRACKER];
 }
@@ -82,7 +96,7 @@ export class ClientTracker {
   /** What the end of the socket will be put down to (see closure()). */
   endCalled = false;
   /** The wire is followed (see follow()). */
-  private following = false;
+  following = false;
   private serverError: string | null = null;
   private socketError: { code: string | null } | null = null;
   private ledger: Ledger | null = null;
@@ -117,7 +131,7 @@ export class ClientTracker {
    * not self-releasing: while the app only calls `pool.query()` on it, nothing reads its state (the
    * ledger keeps such a checkout busy until released), and following each of its messages is the
    * larger part of what pg costs leakwatch on a pool.query endpoint. What was sent before is read
-   * from pg's own fields; a LISTEN sent through `pool.query()` before is not seen.
+   * from pg's own fields; a LISTEN starts following at once (see {@link followOnListen}).
    */
   follow(): void {
     if (this.following || this.gone) return;

@@ -140,4 +140,32 @@ describe('instrumentPg(pg) › a pool’s client is followed on the wire from it
       await pool.end();
     }
   });
+  it('follows a pool’s client from a LISTEN sent through pool.query() or the pool’s connect handler, so its next checkout is a subscriber', async () => {
+    // The handler's LISTEN and pool.query()'s SELECT share the client at once (pg warns of that, as it does in apps).
+    const listener = (client: pg.PoolClient) => void client.query('LISTEN leakwatch_connect_handler').catch(() => {});
+    for (const listens of [(pool: pg.Pool) => pool.query('LISTEN leakwatch_pool_query'), async (pool: pg.Pool) => (pool.on('connect', listener), pool.query('SELECT 1'))]) {
+      const pool = new pg.Pool({ connectionString: pgUrl(), max: 1 });
+      let checkedOut: pg.PoolClient | undefined;
+      try {
+        await listens(pool);
+        checkedOut = await pool.connect();
+        const record = recordOf(checkedOut);
+        expect(record.state).toBe('subscriber');
+        await checkedOut.query('UNLISTEN *');
+        expect(record.state).toBe('idle');
+      } finally {
+        checkedOut?.release();
+        await pool.end();
+      }
+    }
+    // Other statements through pool.query() leave the wire alone.
+    const pool = new pg.Pool({ connectionString: pgUrl(), max: 1 });
+    try {
+      await pool.query({ text: 'SELECT $1::text AS listen', values: ['LISTEN x'] });
+      const connection = (pool as unknown as { _clients: Array<{ connection: object }> })._clients[0].connection;
+      expect(Object.hasOwn(connection, 'query')).toBe(false);
+    } finally {
+      await pool.end();
+    }
+  });
 });
