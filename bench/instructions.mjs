@@ -26,8 +26,8 @@
 // optimizing compilers) are listed apart, function by function against bare's: over a few thousand
 // requests they mostly say whether a major collection fell in the counted window (two counts of
 // the same build gave +27k and −6k a request against bare in all threads, the main thread's own
-// differing by under 9k), not what leakwatch costs. And instructions are not time: a cache miss costs none, and a clock
-// read runs more instructions under valgrind than natively. The CPU figures are the realistic and
+// differing by under 9k), not what leakwatch costs. And instructions are not time: a cache miss
+// costs none, and a clock read runs more instructions under valgrind than natively. The CPU figures are the realistic and
 // http sections'.
 // Modes: bare; default (this build, defaults); lean (this build, acquisition stacks and res.end
 // attribution off); metrics (defaults, plus LEAKWATCH_METRICS_PORT: metrics fed, nothing scrapes);

@@ -84,10 +84,11 @@ function submittedBy(client: QueueingClient, config: unknown, queuedBefore: numb
 function wrapQuery(layer: Layer): Fn {
   // `arguments` passed through as V8 forwards it, not a rest array: every pool.query() comes here.
   return function query(this: QueueingClient, config?: unknown) {
+    if (!layer.active) return layer.original.apply(this, arguments as unknown as unknown[]);
     let response;
     try {
-      const tracker = layer.active ? trackerOf(this) : undefined;
-      if (layer.active && (tracker === undefined || !tracker.following)) followOnListen(this, tracker, config);
+      const tracker = trackerOf(this);
+      followOnListen(this, tracker, config);
       // A self-releasing checkout's query is its pool library's own (pool.query()): no context read.
       const record = tracker?.record;
       response = record === undefined || record === null || record.selfReleasing ? undefined : currentResponse();

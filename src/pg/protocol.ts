@@ -48,6 +48,7 @@ const UNLISTEN = /^\s*UNLISTEN\s/i;
  * statement's first word is read; `tracker` is the client's, if it has one.
  */
 export function followOnListen(client: PgClient, tracker: ClientTracker | undefined, config: unknown): void {
+  if (tracker?.following === true) return; // its wire shows the LISTEN
   const text = typeof config === 'string' ? config : config !== null && typeof config === 'object' ? (config as { text?: unknown }).text : undefined;
   if (typeof text !== 'string' || !LISTEN.test(text)) return;
   if (tracker !== undefined) tracker.follow();
@@ -96,7 +97,10 @@ export class ClientTracker {
   /** What the end of the socket will be put down to (see closure()). */
   endCalled = false;
   /** The wire is followed (see follow()). */
-  following = false;
+  get following(): boolean {
+    return this.followingWire;
+  }
+  private followingWire = false;
   private serverError: string | null = null;
   private socketError: { code: string | null } | null = null;
   private ledger: Ledger | null = null;
@@ -134,8 +138,8 @@ export class ClientTracker {
    * from pg's own fields; a LISTEN starts following at once (see {@link followOnListen}).
    */
   follow(): void {
-    if (this.following || this.gone) return;
-    this.following = true;
+    if (this.followingWire || this.gone) return;
+    this.followingWire = true;
     // Made as it connects: its startup, counted from the start, is still to be answered.
     if (!this.connecting) this.readPgView();
     this.attachWire();
@@ -153,8 +157,8 @@ export class ClientTracker {
       // Unasked for (nothing pending) or FATAL: the server is ending the session; only its code is
       // kept. Before the wire is followed, only FATAL tells.
       const { severity, code } = (message ?? {}) as { severity?: unknown; code?: unknown };
-      if (severity === 'FATAL' || severity === 'PANIC' || (this.following && !this.busy)) this.serverError = typeof code === 'string' ? code : 'unknown';
-      if (!this.following) return;
+      if (severity === 'FATAL' || severity === 'PANIC' || (this.followingWire && !this.busy)) this.serverError = typeof code === 'string' ? code : 'unknown';
+      if (!this.followingWire) return;
       // The server skips everything up to the next Sync; only that Sync is still answered.
       this.pendingDescribe = this.pendingExecute = 0;
       this.update();

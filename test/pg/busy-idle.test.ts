@@ -140,10 +140,17 @@ describe('instrumentPg(pg) › a pool’s client is followed on the wire from it
       await pool.end();
     }
   });
+
   it('follows a pool’s client from a LISTEN sent through pool.query() or the pool’s connect handler, so its next checkout is a subscriber', async () => {
+    const throughPoolQuery = async (pool: pg.Pool) => {
+      await pool.query('LISTEN leakwatch_pool_query');
+    };
     // The handler's LISTEN and pool.query()'s SELECT share the client at once (pg warns of that, as it does in apps).
-    const listener = (client: pg.PoolClient) => void client.query('LISTEN leakwatch_connect_handler').catch(() => {});
-    for (const listens of [(pool: pg.Pool) => pool.query('LISTEN leakwatch_pool_query'), async (pool: pg.Pool) => (pool.on('connect', listener), pool.query('SELECT 1'))]) {
+    const inConnectHandler = async (pool: pg.Pool) => {
+      pool.on('connect', (client) => void client.query('LISTEN leakwatch_connect_handler').catch(() => {}));
+      await pool.query('SELECT 1');
+    };
+    for (const listens of [throughPoolQuery, inConnectHandler]) {
       const pool = new pg.Pool({ connectionString: pgUrl(), max: 1 });
       let checkedOut: pg.PoolClient | undefined;
       try {
