@@ -150,7 +150,11 @@ describe('instrumentPg(pg) › a pool’s client is followed on the wire from it
       pool.on('connect', (client) => void client.query('LISTEN leakwatch_connect_handler').catch(() => {}));
       await pool.query('SELECT 1');
     };
-    for (const listens of [throughPoolQuery, inConnectHandler]) {
+    // In lower case after blanks, as PostgreSQL takes it too.
+    const inLowerCase = async (pool: pg.Pool) => {
+      await pool.query('\n\t listen leakwatch_lower_case');
+    };
+    for (const listens of [throughPoolQuery, inConnectHandler, inLowerCase]) {
       const pool = new pg.Pool({ connectionString: pgUrl(), max: 1 });
       let checkedOut: pg.PoolClient | undefined;
       try {
@@ -158,7 +162,7 @@ describe('instrumentPg(pg) › a pool’s client is followed on the wire from it
         checkedOut = await pool.connect();
         const record = recordOf(checkedOut);
         expect(record.state).toBe('subscriber');
-        await checkedOut.query('UNLISTEN *');
+        await checkedOut.query(listens === inLowerCase ? ' unlisten *' : 'UNLISTEN *');
         expect(record.state).toBe('idle');
       } finally {
         checkedOut?.release();
