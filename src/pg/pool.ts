@@ -5,7 +5,7 @@ import type { ResponseRecord } from '../core/records.js';
 import { currentResponse, responseContext } from '../core/runtime.js';
 import { applyAll, install, layerOf, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
 import type { PoolCounts } from '../core/pool-waits.js';
-import { addPoolWatch, endCheckout, enterCheckoutSite, leaveCheckoutSite, newWatchState, poolCounts, startCheckout, type Checkout, type PoolWatch } from './checkout.js';
+import { addPoolWatch, endCheckout, enterCheckoutSite, leaveCheckoutSite, mustWaitWith, newWatchState, poolCounts, startCheckout, type Checkout, type PoolWatch } from './checkout.js';
 import { isSubmittable } from './client.js';
 import type { PgPool } from './internal-types.js';
 import { endpointName } from './naming.js';
@@ -36,6 +36,11 @@ function nameOption(pool: PgPool): string | undefined {
 /** What pg-pool counts now; null once it has ended. */
 function countsOf(pool: PgPool): PoolCounts | null {
   return pool.ended === true ? null : poolCounts(pool.totalCount, pool.idleCount, pool.waitingCount, pool.options?.max);
+}
+
+/** Whether a checkout asked of the pool now has to wait: mustWait() on {@link countsOf}, without making the counts. */
+function mustWaitOn(pool: PgPool): boolean {
+  return pool.ended !== true && mustWaitWith(pool.totalCount, pool.idleCount, pool.waitingCount, pool.options?.max);
 }
 
 /** The pool's watch, made (with its 'release' listener) on first use. */
@@ -90,7 +95,7 @@ function wrapConnect(layer: Layer): Fn {
     if (!layer.active) return layer.original.apply(this, arguments as unknown as Args);
     let checkout: Checkout | null = null;
     try {
-      checkout = startCheckout(watchOf(this), connect, countsOf(this));
+      checkout = startCheckout(watchOf(this), connect, mustWaitOn(this));
     } catch (error) {
       logFailure('pg pool.connect', error);
     }
