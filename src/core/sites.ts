@@ -22,6 +22,8 @@ import type { StackCapture } from './records.js';
 export class SitesByCode {
   /** Entries by source length: a number keys the map, and the texts of one length are compared. */
   private readonly byLength = new Map<number, SiteEntry[]>();
+  /** The entry found last: an app assigns closures of one source request after request. */
+  private last: SiteEntry | null = null;
   private entries = 0;
 
   constructor(
@@ -34,25 +36,19 @@ export class SitesByCode {
   siteFor(fn: unknown): StackCapture | null {
     const text = sourceOf(fn);
     if (text === null) return this.capture();
-    let bucket = this.byLength.get(text.length);
-    let entry: SiteEntry | undefined;
-    if (bucket !== undefined) {
-      for (const candidate of bucket) {
-        if (candidate.text === text) {
-          entry = candidate;
-          break;
-        }
-      }
-    }
+    let entry = this.last !== null && this.last.text === text ? this.last : this.find(text);
     if (entry === undefined) {
       const capture = this.capture();
       if (this.entries >= this.maxEntries) return capture;
       const formatted: StackCapture = { stack: capture?.stack };
+      let bucket = this.byLength.get(text.length);
       if (bucket === undefined) this.byLength.set(text.length, (bucket = []));
-      bucket.push({ text, site: formatted, uses: 1, ambiguous: false });
+      bucket.push((entry = { text, site: formatted, uses: 1, ambiguous: false }));
+      this.last = entry;
       this.entries++;
       return formatted;
     }
+    this.last = entry;
     if (entry.ambiguous) return this.capture();
     const uses = ++entry.uses;
     if ((uses <= 1024 && (uses & (uses - 1)) === 0) || uses % this.verifyEvery === 0) {
@@ -63,6 +59,13 @@ export class SitesByCode {
       }
     }
     return entry.site;
+  }
+
+  private find(text: string): SiteEntry | undefined {
+    const bucket = this.byLength.get(text.length);
+    if (bucket === undefined) return undefined;
+    for (const candidate of bucket) if (candidate.text === text) return candidate;
+    return undefined;
   }
 }
 
