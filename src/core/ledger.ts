@@ -359,6 +359,7 @@ export class Ledger {
     else this.recycleHistory(connection);
     connection.target = null;
     this.notify('connectionReleased', connection);
+    if (connection.leak === null) connection.letGo(); // a leak's record stays whole for the report
   }
 
   // ---- deadlines ---------------------------------------------------------------------------

@@ -379,6 +379,32 @@ describe('Ledger › event history', () => {
     });
   });
 
+  describe('when a connection is released', () => {
+    it('lets go of its request and acquisition stack once heard, unless it leaked: the report of the resolved leak names them', () => {
+      const t = makeLedger();
+      const r = t.ledger.openResponse(new FakeResponse(), probe);
+      const stack = { stack: 'Error\n    at app.js:1:1' };
+      const heard: Array<[ResponseRecord | null, unknown]> = [];
+      t.ledger.observe({ connectionReleased: (c) => void heard.push([c.owner, c.stack]) });
+      const kept = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true, stack }));
+      const released = t.within(r, () => t.ledger.acquireConnection({ kind: 'pg', pool: 'p', pooled: true, stack }));
+      t.ledger.releaseConnection(released);
+      expect([released.owner, released.stack]).toEqual([null, null]);
+      t.ledger.closeResponse(r, 'aborted');
+      t.advance(50);
+      expect(kept.leak?.reason).toBe('held-after-response-closed');
+      t.ledger.releaseConnection(kept);
+      expect(kept.leak?.resolvedAt).toBeGreaterThan(0);
+      expect(kept.owner).toBe(r);
+      expect(kept.stack).toBe(stack);
+      // Observers hear both whole.
+      expect(heard).toEqual([
+        [r, stack],
+        [r, stack],
+      ]);
+    });
+  });
+
   describe('when a connection leaks', () => {
     it('keeps its history after it is released, for the report of the resolved leak', () => {
       const t = makeLedger();

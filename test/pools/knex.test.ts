@@ -9,7 +9,7 @@ import { fixture, leakwatch as leakwatchCli } from '../support/cli.js';
 import { close, listen, recordResponsesByUrl, request, sleep, waitUntil } from '../support/http.js';
 import type { ResponseRecord } from '../support/internals.js';
 import { getAndLeave, openLeaks, pgUrl } from '../pg/support.js';
-import { expectLeakFoundAndResolved, expectQueuedCheckoutOwnedByAsker, heldIn, lineOf, validReport, watchAcquisitions } from './support.js';
+import { expectLeakFoundAndResolved, expectQueuedCheckoutOwnedByAsker, heldIn, lineOf, ownerAtAcquire, validReport, watchAcquisitions } from './support.js';
 
 const POOL = '127.0.0.1:5432/test';
 const leakwatch = watchAcquisitions();
@@ -90,7 +90,7 @@ describe('knex 3 (tarn) › a query stream piped into a response whose client le
     await waitUntil(() => openLeaks(ledger).connections.length === before + 1, 3000, 'the stream’s connection to leak');
     const connection = openLeaks(ledger).connections.at(-1)!;
     const [countCheckout] = acquired.slice(first).filter((r) => r.pooled);
-    expect(countCheckout.owner).toBe(responses.get('/count'));
+    expect(ownerAtAcquire(countCheckout)).toBe(responses.get('/count'));
     expect(connection.target).toBe(made[0]);
     expect(connection.owner).toBe(responses.get('/export.csv'));
     expect(connection).toMatchObject({ state: 'idle' }); // a paused cursor waits on the app, not the server
