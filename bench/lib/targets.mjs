@@ -55,9 +55,8 @@ export function targetsSection(figuresByLine, lines = Object.keys(figuresByLine)
     if (memory !== undefined) {
       rows.push(`| Node ${line}: heap after 1,000,000 requests against the warm baseline | within 5 MB | ${memory.growthMb >= 0 ? '+' : ''}${memory.growthMb.toFixed(2)} MB (largest reading ${memory.maxGrowthMb >= 0 ? '+' : ''}${memory.maxGrowthMb.toFixed(2)} MB) | ${verdict(Math.abs(memory.growthMb) <= 5 && memory.maxGrowthMb <= 5)} |`);
     }
-    if (memory?.promotion !== undefined) {
-      const { barePromoted, leakwatchPromoted } = memory.promotion;
-      rows.push(`| Node ${line}: bytes promoted to the old generation per request, realistic endpoint, defaults | within 64 B of bare | ${leakwatchPromoted.toFixed(1)} B (bare: ${barePromoted.toFixed(1)} B) | ${verdict(leakwatchPromoted - barePromoted <= 64)} |`);
+    for (const { label, barePromoted, leakwatchPromoted } of memory?.promotion?.configs ?? []) {
+      rows.push(`| Node ${line}: bytes promoted to the old generation per request, realistic endpoint, defaults, young generation: ${label} | within 64 B of bare | ${leakwatchPromoted.toFixed(1)} B (bare: ${barePromoted.toFixed(1)} B) | ${verdict(leakwatchPromoted - barePromoted <= 64)} |`);
     }
     if (scale !== undefined) {
       const at = scale.sweeps[String(scale.open)];
