@@ -92,12 +92,17 @@ try {
   usage('valgrind is not on PATH (apt-get install valgrind)');
 }
 
-/** Self instructions per function name, from one callgrind output file (calls' inclusive lines skipped). */
+/**
+ * Self instructions per function name, from one callgrind output file, and the inclusive
+ * instructions of each call from one function to another (`calls` lines: caller → callee → cost).
+ */
 function selfCosts(file) {
   const names = new Map();
   const costs = new Map();
+  const calls = new Map();
   let fn = null;
-  let skipNext = false;
+  let callee = null;
+  let inCall = false;
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     if (line.startsWith('fn=')) {
       const m = /^fn=\((\d+)\)(?: (.*))?$/.exec(line);
@@ -106,18 +111,23 @@ function selfCosts(file) {
     } else if (line.startsWith('cfn=')) {
       const m = /^cfn=\((\d+)\)(?: (.*))?$/.exec(line);
       if (m?.[2] !== undefined) names.set(m[1], m[2]);
+      callee = m === null ? null : (names.get(m[1]) ?? null);
     } else if (line.startsWith('calls=')) {
-      skipNext = true;
+      inCall = true;
     } else if (/^[0-9+\-*]/.test(line)) {
-      if (skipNext) {
-        skipNext = false;
+      const cost = Number(line.split(' ')[1]);
+      if (inCall) {
+        inCall = false;
+        if (fn === null || callee === null || !Number.isFinite(cost)) continue;
+        let byCallee = calls.get(fn);
+        if (byCallee === undefined) calls.set(fn, (byCallee = new Map()));
+        byCallee.set(callee, (byCallee.get(callee) ?? 0) + cost);
         continue;
       }
-      const cost = Number(line.split(' ')[1]);
       if (fn !== null && Number.isFinite(cost)) costs.set(fn, (costs.get(fn) ?? 0) + cost);
     }
   }
-  return costs;
+  return Object.assign(costs, { calls });
 }
 
 /** V8's code map (`--perf-basic-prof`): sorted [start, end, name]. */
@@ -145,15 +155,44 @@ function nameAt(rows, address) {
   return null;
 }
 
+/** The name of a function of one count: JIT code addresses named with V8's code map; native functions keep theirs. */
+function nameOf(fn, rows) {
+  const m = /^0x([0-9a-f]+)/.exec(fn);
+  return (m ? nameAt(rows, parseInt(m[1], 16)) : null) ?? fn;
+}
+
 /** Names the JIT code addresses of one count with V8's code map; native functions keep theirs. */
 function named(costs, rows) {
   const byName = new Map();
   for (const [fn, cost] of costs) {
-    const m = /^0x([0-9a-f]+)/.exec(fn);
-    const name = (m ? nameAt(rows, parseInt(m[1], 16)) : null) ?? fn;
+    const name = nameOf(fn, rows);
     byName.set(name, (byName.get(name) ?? 0) + cost);
   }
   return byName;
+}
+
+/**
+ * What leakwatch's own functions call outside leakwatch, inclusive (a callee's own calls counted
+ * in), by callee: V8's builtins and runtime, and Node's own functions (`node:`). Calls into the
+ * app's or a library's code (a wrapper calling what it wraps) are left out, and so is what V8
+ * inlined (it is in the caller's own count).
+ */
+function ownCallees(calls, rows) {
+  const byCallee = new Map();
+  for (const [fn, callees] of calls) {
+    const caller = nameOf(fn, rows);
+    if (ownFile(caller) === null) continue;
+    for (const [callee, cost] of callees) {
+      const name = nameOf(callee, rows);
+      // A wrapper's call of what it wraps goes through Call* trampolines: the library's code, not leakwatch's.
+      if (ownFile(name) !== null || (name.startsWith('JS:') && !/ node:/.test(name)) || /^Builtins_Call(?!ApiCallback)/.test(name)) continue;
+      let entry = byCallee.get(name);
+      if (entry === undefined) byCallee.set(name, (entry = { cost: 0, callers: new Map() }));
+      entry.cost += cost;
+      entry.callers.set(caller, (entry.callers.get(caller) ?? 0) + cost);
+    }
+  }
+  return byCallee;
 }
 
 /** The builds' dist/ folders: a function whose name holds one of them is leakwatch's own. */
@@ -198,7 +237,10 @@ async function countOne(name, dir) {
     if (!files.includes(`${prefix}01`)) throw new Error(`${name}: callgrind wrote no count of the main thread (${files.join(', ') || 'no files'})`);
     let all = 0;
     for (const f of files) all += Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(path.join(dir, f), 'utf8'))?.[1] ?? Number.NaN);
-    const main = named(selfCosts(path.join(dir, `${prefix}01`)), codeMap(codeMapFile));
+    const rows = codeMap(codeMapFile);
+    const mainCosts = selfCosts(path.join(dir, `${prefix}01`));
+    const main = named(mainCosts, rows);
+    const callees = new Map([...ownCallees(mainCosts.calls, rows)].map(([fn, { cost, callers }]) => [fn, { cost: cost / requests, callers: [...callers].sort((a, b) => b[1] - a[1]).map(([caller, c]) => [caller, c / requests]) }]));
     let mainTotal = 0;
     for (const cost of main.values()) mainTotal += cost;
     // The other threads (V8's compilers and garbage collector helpers, libuv's pool): native code
@@ -207,7 +249,7 @@ async function countOne(name, dir) {
     for (const f of files.filter((f) => f !== `${prefix}01`)) {
       for (const [fn, cost] of selfCosts(path.join(dir, f))) others.set(fn, (others.get(fn) ?? 0) + cost / requests);
     }
-    return { all: all / requests, main: mainTotal / requests, functions: new Map([...main].map(([fn, cost]) => [fn, cost / requests])), others };
+    return { all: all / requests, main: mainTotal / requests, functions: new Map([...main].map(([fn, cost]) => [fn, cost / requests])), others, callees };
   } finally {
     child.kill('SIGKILL');
     rmSync(codeMapFile, { force: true });
@@ -265,6 +307,12 @@ for (const mode of modes.filter((m) => m !== 'bare')) {
     '',
     `${mode}: leakwatch's own functions, ${k(ownTotal(r))} a request (${[...byFolder].sort((a, b) => b[1] - a[1]).map(([f, c]) => `${f} ${c.toFixed(0)}`).join(', ')}):`,
     ...own.filter(([, cost]) => cost >= 1).slice(0, top).map(([fn, cost]) => `  ${cost.toFixed(0).padStart(7)}  ${shortName(fn)}`),
+    `${mode}: what leakwatch's own functions call outside leakwatch (inclusive; V8's builtins and runtime, Node's own functions; not the code a wrapper wraps), ${k([...r.callees.values()].reduce((a, b) => a + b.cost, 0))} a request, with the callers that spend most in each:`,
+    ...[...r.callees]
+      .sort((a, b) => b[1].cost - a[1].cost)
+      .filter(([, { cost }]) => cost >= 1)
+      .slice(0, top)
+      .map(([fn, { cost, callers }]) => `  ${cost.toFixed(0).padStart(7)}  ${shortName(fn).slice(0, 100)} ← ${callers.slice(0, 3).map(([caller, c]) => `${shortName(caller).replace(/^JS:\W*/, '')} ${c.toFixed(0)}`).join(', ')}`),
     `${mode}: other functions of the main thread, the ${top} whose count moved most against bare's:`,
     ...moved.map(([fn, diff]) => `  ${signed(diff).padStart(7)}  ${shortName(fn).slice(0, 150)}`),
     `${mode}: the other threads, ${signed(r.all - r.main - (bare.all - bare.main))} against bare's; the ${top} functions whose count moved most:`,

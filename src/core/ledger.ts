@@ -1,6 +1,7 @@
 import { DeadlineQueue } from './deadline-queue.js';
 import { HeldList } from './held-list.js';
 import { History } from './history.js';
+import { listenersOf, notifyListeners, type Listener } from './listeners.js';
 import {
   ConnectionRecord,
   OperationList,
@@ -68,7 +69,6 @@ export interface LedgerObserver {
 }
 
 type LedgerEvent = keyof LedgerObserver;
-type Listener = { readonly observer: LedgerObserver; readonly fn: (item: ResponseRecord & ConnectionRecord) => void };
 const LEDGER_EVENTS: readonly LedgerEvent[] = [
   'responseOpened',
   'responseClosed',
@@ -79,19 +79,6 @@ const LEDGER_EVENTS: readonly LedgerEvent[] = [
   'connectionLeaked',
   'leakResolved',
 ];
-
-/** For each event, the observers that have a method for it (read when they start observing). */
-function listenersOf(observers: readonly LedgerObserver[]): Record<LedgerEvent, Listener[]> {
-  const listeners = {} as Record<LedgerEvent, Listener[]>;
-  for (const event of LEDGER_EVENTS) {
-    listeners[event] = [];
-    for (const observer of observers) {
-      const fn = observer[event];
-      if (typeof fn === 'function') listeners[event].push({ observer, fn: fn as Listener['fn'] });
-    }
-  }
-  return listeners;
-}
 
 export interface LedgerTotals {
   responses: number;
@@ -138,7 +125,7 @@ export class Ledger {
   private readonly connectionQueue = new DeadlineQueue<ConnectionRecord>();
   private readonly observers: LedgerObserver[] = [];
   /** Rebuilt as observers come and go: a transition calls only the observers that hear it. */
-  private listeners = listenersOf([]);
+  private listeners = listenersOf<LedgerObserver, LedgerEvent>([], LEDGER_EVENTS);
   private readonly clock: () => number;
   private responseSeq = 0;
   private connectionSeq = 0;
@@ -194,12 +181,12 @@ export class Ledger {
   /** `observer` hears the transitions it has a method for (read now) until the returned function is called. */
   observe(observer: LedgerObserver): () => void {
     this.observers.push(observer);
-    this.listeners = listenersOf(this.observers);
+    this.listeners = listenersOf(this.observers, LEDGER_EVENTS);
     return () => {
       const i = this.observers.indexOf(observer);
       if (i < 0) return;
       this.observers.splice(i, 1);
-      this.listeners = listenersOf(this.observers);
+      this.listeners = listenersOf(this.observers, LEDGER_EVENTS);
     };
   }
 
@@ -210,7 +197,7 @@ export class Ledger {
     const response = new ResponseRecord(++this.responseSeq, target, probe, now, this.progressOf(probe, target));
     this.responseQueue.schedule(response, now + this.limits.responseThresholdMs);
     this.arm();
-    if (this.listeners.responseOpened.length > 0) this.notify('responseOpened', response);
+    this.notify(this.listeners.responseOpened, 'responseOpened', response);
     return response;
   }
 
@@ -237,7 +224,7 @@ export class Ledger {
     }
     // Connections it still holds may leak later: keep what a report needs to name their owner.
     response.letGo(stranding && response.detail === null ? this.describe(response) : null);
-    this.notify('responseClosed', response);
+    this.notify(this.listeners.responseClosed, 'responseClosed', response);
   }
 
   /**
@@ -290,7 +277,9 @@ export class Ledger {
     // and a self-releasing checkout is never idle in the app's hands.
     if ((owner !== null || init.pooled) && !connection.selfReleasing) this.startHistory(connection, now);
     this.held.add(connection);
-    this.totals.connections[connection.kind]++;
+    // By name: a keyed increment seeing both kinds would go megamorphic, on every acquisition.
+    if (connection.kind === 'pg') this.totals.connections.pg++;
+    else this.totals.connections.redis++;
     if (owner !== null) {
       if (owner.connections === null) owner.connections = [connection];
       else owner.connections.push(connection);
@@ -299,7 +288,7 @@ export class Ledger {
     } else if (init.pooled) {
       this.scheduleConnection(connection, now);
     }
-    this.notify('connectionAcquired', connection);
+    this.notify(this.listeners.connectionAcquired, 'connectionAcquired', connection);
     return connection;
   }
 
@@ -343,7 +332,7 @@ export class Ledger {
     connection.history?.enter(now, 'closed');
     const owner = connection.owner;
     if (owner !== null && owner.leak !== null && connection.leak === null) this.connectionLeaked(connection, 'held-by-leaked-response', now);
-    this.notify('connectionClosed', connection);
+    this.notify(this.listeners.connectionClosed, 'connectionClosed', connection);
   }
 
   /** Released to its pool, ended, quit or lost; it stops being held. Calling twice is harmless. */
@@ -358,7 +347,7 @@ export class Ledger {
     if (connection.leak !== null) this.resolve(connection, now);
     else this.recycleHistory(connection);
     connection.target = null;
-    this.notify('connectionReleased', connection);
+    this.notify(this.listeners.connectionReleased, 'connectionReleased', connection);
     if (connection.leak === null) connection.letGo(); // a leak's record stays whole for the report
   }
 
@@ -456,7 +445,7 @@ export class Ledger {
     this.leakedOpen.add(response);
     this.totals.leakedResponses++;
     this.keep(response);
-    this.notify('responseLeaked', response);
+    this.notify(this.listeners.responseLeaked, 'responseLeaked', response);
     if (response.connections !== null) {
       for (const connection of response.connections) {
         if (connection.leak === null && connection.busy === 0) this.connectionLeaked(connection, 'held-by-leaked-response', now);
@@ -470,7 +459,7 @@ export class Ledger {
     this.connectionQueue.remove(connection);
     this.totals.leakedConnections++;
     this.keep(connection);
-    this.notify('connectionLeaked', connection);
+    this.notify(this.listeners.connectionLeaked, 'connectionLeaked', connection);
   }
 
   /**
@@ -500,7 +489,7 @@ export class Ledger {
     if (item instanceof ResponseRecord) this.totals.leakedResponses--;
     else this.totals.leakedConnections--;
     this.totals.resolved++;
-    this.notify('leakResolved', item);
+    this.notify(this.listeners.leakResolved, 'leakResolved', item);
   }
 
   private keep(item: ResponseRecord | ConnectionRecord): void {
@@ -530,16 +519,9 @@ export class Ledger {
     }
   }
 
-  private notify(event: LedgerEvent, item: ResponseRecord | ConnectionRecord): void {
-    const listeners = this.listeners[event];
-    for (let i = 0; i < listeners.length; i++) {
-      const { observer, fn } = listeners[i];
-      try {
-        fn.call(observer, item as ResponseRecord & ConnectionRecord);
-      } catch (error) {
-        this.onFailure(`ledger observer ${event}`, error);
-      }
-    }
+  /** Calls `event`'s listeners (read by name by the caller, see src/core/listeners.ts) with `item`. */
+  private notify(listeners: ReadonlyArray<Listener<LedgerObserver>>, event: LedgerEvent, item: ResponseRecord | ConnectionRecord): void {
+    if (listeners.length > 0) notifyListeners(listeners, item, undefined, this.onFailure, 'ledger observer', event);
   }
 
   private arm(): void {

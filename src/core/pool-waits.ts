@@ -1,4 +1,5 @@
 import type { ConnectionKind, ResponseRecord, StackCapture } from './records.js';
+import { listenersOf, notifyListeners, type Listener } from './listeners.js';
 
 /**
  * Checkouts that wait for a pool connection, and pools exhausted by them: a state machine beside
@@ -125,6 +126,9 @@ export interface PoolWaitObserver {
   poolRecovered?(pool: WatchedPool, exhaustedForMs: number): void;
 }
 
+type PoolWaitEvent = keyof PoolWaitObserver;
+const POOL_WAIT_EVENTS: readonly PoolWaitEvent[] = ['checkoutWaiting', 'checkoutServed', 'poolExhausted', 'poolStillExhausted', 'poolRecovered'];
+
 export interface PoolWaitsOptions {
   /** How long a pool may have waiters, with no idle connection, before it is exhausted. */
   exhaustionThresholdMs: number;
@@ -138,6 +142,8 @@ export interface PoolWaitsOptions {
 
 export class PoolWaits {
   private readonly observers: PoolWaitObserver[] = [];
+  /** Rebuilt as observers come and go: a transition calls only the observers that hear it. */
+  private listeners = listenersOf<PoolWaitObserver, PoolWaitEvent>([], POOL_WAIT_EVENTS);
   /** Pools that have waiters (or had, until the next check). */
   private readonly waitingPools = new Set<WatchedPool>();
   private readonly clock: () => number;
@@ -168,9 +174,12 @@ export class PoolWaits {
 
   observe(observer: PoolWaitObserver): () => void {
     this.observers.push(observer);
+    this.listeners = listenersOf(this.observers, POOL_WAIT_EVENTS);
     return () => {
       const i = this.observers.indexOf(observer);
-      if (i >= 0) this.observers.splice(i, 1);
+      if (i < 0) return;
+      this.observers.splice(i, 1);
+      this.listeners = listenersOf(this.observers, POOL_WAIT_EVENTS);
     };
   }
 
@@ -183,13 +192,14 @@ export class PoolWaits {
       this.waitingPools.add(pool);
       this.arm(checkout.requestedAt + this.thresholdMs);
     }
-    this.notify('checkoutWaiting', pool, checkout);
+    this.notify(this.listeners.checkoutWaiting, 'checkoutWaiting', pool, checkout);
   }
 
   /** `checkout` got its connection at `now` (the time its record was made, when the caller has it). */
   served(pool: WatchedPool, checkout: PendingCheckout, now: number = this.clock()): void {
     this.leave(pool, checkout, now);
-    if (this.observers.length > 0) this.notify('checkoutServed', pool, Math.max(0, now - checkout.requestedAt));
+    const listeners = this.listeners.checkoutServed;
+    if (listeners.length > 0) this.notify(listeners, 'checkoutServed', pool, Math.max(0, now - checkout.requestedAt));
   }
 
   /** `checkout` will not be served (it failed, timed out, or the pool went): it waits no more. */
@@ -228,9 +238,9 @@ export class PoolWaits {
       if (counts.idle === 0) {
         if (waiters.exhaustedSince === 0) {
           waiters.exhaustedSince = waiters.since;
-          this.notify('poolExhausted', pool);
+          this.notify(this.listeners.poolExhausted, 'poolExhausted', pool);
         } else {
-          this.notify('poolStillExhausted', pool);
+          this.notify(this.listeners.poolStillExhausted, 'poolStillExhausted', pool);
         }
       }
       next = Math.min(next, now + this.thresholdMs);
@@ -252,7 +262,7 @@ export class PoolWaits {
     const since = waiters.exhaustedSince;
     if (since === 0) return;
     waiters.exhaustedSince = 0;
-    this.notify('poolRecovered', pool, Math.max(0, now - since));
+    this.notify(this.listeners.poolRecovered, 'poolRecovered', pool, Math.max(0, now - since));
   }
 
   private arm(dueAt: number): void {
@@ -275,16 +285,8 @@ export class PoolWaits {
     this.arm(next);
   };
 
-  private notify(event: keyof PoolWaitObserver, pool: WatchedPool, detail?: PendingCheckout | number): void {
-    const observers = this.observers;
-    for (let i = 0; i < observers.length; i++) {
-      const fn = observers[i][event] as ((pool: WatchedPool, detail?: PendingCheckout | number) => void) | undefined;
-      if (fn === undefined) continue;
-      try {
-        fn.call(observers[i], pool, detail);
-      } catch (error) {
-        this.onFailure(`pool wait observer ${event}`, error);
-      }
-    }
+  /** Calls `event`'s listeners (read by name by the caller, see src/core/listeners.ts). */
+  private notify(listeners: ReadonlyArray<Listener<PoolWaitObserver>>, event: PoolWaitEvent, pool: WatchedPool, detail?: PendingCheckout | number): void {
+    if (listeners.length > 0) notifyListeners(listeners, pool, detail, this.onFailure, 'pool wait observer', event);
   }
 }
