@@ -224,7 +224,7 @@ async function countOne(name, dir) {
   child.stderr.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
   const codeMapFile = `/tmp/perf-${child.pid}.map`;
   try {
-    const { port } = await request(child, null, 'port').catch((error) => {
+    const { port } = await request(child, null, 'port', 600_000).catch((error) => {
       throw new Error(`${name}: ${error.message}\n${stderr}`);
     });
     const load = (n) => exec(process.execPath, [LOAD, String(port), app.path, String(n), '8'], { maxBuffer: 1 << 20 });

@@ -19,24 +19,38 @@ const hasEnded = (child) => child.exitCode !== null || child.signalCode !== null
 /** How a child process ended: its exit code, or the signal that killed it. */
 const howItEnded = (code, signal) => (signal === null || signal === undefined ? `exited (${code})` : `was killed (${signal})`);
 
-export function request(child, message, key) {
+/**
+ * Sends `message` (unless null) and resolves the child's first message that has `key`. Rejects
+ * when the child ends first, or says nothing with `key` within `timeoutMs`: a bench that waits for
+ * ever on a silent process is a bench with no results (one Node 20 run stopped so, every process
+ * idle, at round 20 of a set).
+ */
+export function request(child, message, key, timeoutMs = 120_000) {
   return new Promise((resolve, reject) => {
     // A child that is gone already never sends 'exit' again: waiting on it would hang the bench.
     if (hasEnded(child)) {
       reject(new Error(`the server ${howItEnded(child.exitCode, child.signalCode)} before answering ${key}`));
       return;
     }
+    const done = () => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
     const onMessage = (m) => {
       if (m !== null && typeof m === 'object' && key in m) {
-        child.off('message', onMessage);
-        child.off('exit', onExit);
+        done();
         resolve(m);
       }
     };
     const onExit = (code, signal) => {
-      child.off('message', onMessage);
+      done();
       reject(new Error(`the server ${howItEnded(code, signal)} before answering ${key}`));
     };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`process ${child.pid} did not answer ${key} within ${timeoutMs / 1000} s (asked ${JSON.stringify(message)})`));
+    }, timeoutMs);
     child.on('message', onMessage);
     child.once('exit', onExit);
     if (message !== null) child.send(message);
@@ -132,6 +146,9 @@ export async function compare({ modes, app, rounds, requests, warmup, script, pa
 
 const LOAD_DRIVER = fileURLToPath(new URL('./load-driver.mjs', import.meta.url));
 
+/** Longest a burst may take (the warm-up bursts on Node 20 take about a minute): past it, the bench fails rather than waits. */
+const BURST_TIMEOUT_MS = 600_000;
+
 /** A load process for a whole comparison (lib/load-driver.mjs); `burst(targets)` resolves one {durationMs, p50Ms, p99Ms} per target. */
 async function startLoadDriver() {
   const child = fork(LOAD_DRIVER, [], { env: cleanEnv(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -139,11 +156,23 @@ async function startLoadDriver() {
   return {
     async burst(targets) {
       const answer = await new Promise((resolve, reject) => {
-        const onMessage = (m) => {
+        const done = () => {
+          clearTimeout(timer);
+          child.off('message', onMessage);
           child.off('exit', onExit);
+        };
+        const onMessage = (m) => {
+          done();
           resolve(m);
         };
-        const onExit = (code) => reject(new Error(`the load driver exited (${code}) during a burst`));
+        const onExit = (code) => {
+          done();
+          reject(new Error(`the load driver exited (${code}) during a burst`));
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`the load driver did not finish a burst within ${BURST_TIMEOUT_MS / 1000} s (${targets.map((t) => `${t.requests} requests to port ${t.port}`).join(', ')})`));
+        }, BURST_TIMEOUT_MS);
         child.once('message', onMessage);
         child.once('exit', onExit);
         child.send({ burst: targets });
