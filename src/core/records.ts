@@ -328,7 +328,8 @@ export class ConnectionRecord implements DeadlineItem, HeldItem {
    * checkouts do while a pool warms up), and until a full collection a dead old object's fields
    * keep alive what they point at through every young collection: the request named here, with
    * its record, its connections and the commands it sent, would be promoted, request after
-   * request (about 300 bytes a request on the realistic endpoint of bench/realistic.bench.mjs).
+   * request (300 to 600 bytes a request on the realistic endpoint with a young generation fixed
+   * by `--min-semi-space-size`, against 20 once let go: bench/memory.bench.mjs).
    */
   letGo(): void {
     this.owner = null;
