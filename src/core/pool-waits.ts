@@ -109,7 +109,12 @@ export interface WatchedPool {
  * left over for it (each checkout queued before it takes one). False when the counts cannot tell.
  */
 export function mustWait(counts: PoolCounts | null): boolean {
-  return counts !== null && counts.max > 0 && counts.total >= counts.max && counts.idle <= counts.pending;
+  return counts !== null && mustWaitFor(counts.total, counts.idle, counts.pending, counts.max);
+}
+
+/** {@link mustWait} on the four counts it reads, for a caller that has them without a PoolCounts. */
+export function mustWaitFor(total: number, idle: number, pending: number, max: number): boolean {
+  return max > 0 && total >= max && idle <= pending;
 }
 
 /** Called on each transition; observers must not throw (they are guarded anyway). */
@@ -198,8 +203,7 @@ export class PoolWaits {
   /** `checkout` got its connection at `now` (the time its record was made, when the caller has it). */
   served(pool: WatchedPool, checkout: PendingCheckout, now: number = this.clock()): void {
     this.leave(pool, checkout, now);
-    const listeners = this.listeners.checkoutServed;
-    if (listeners.length > 0) this.notify(listeners, 'checkoutServed', pool, Math.max(0, now - checkout.requestedAt));
+    this.notify(this.listeners.checkoutServed, 'checkoutServed', pool, Math.max(0, now - checkout.requestedAt));
   }
 
   /** `checkout` will not be served (it failed, timed out, or the pool went): it waits no more. */

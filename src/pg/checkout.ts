@@ -1,5 +1,5 @@
 import { logFailure } from '../core/guard.js';
-import { mustWait, Waiters, type PendingCheckout, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
+import { mustWait, mustWaitFor, Waiters, type PendingCheckout, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
 import type { StackCapture } from '../core/records.js';
 import type { Fn } from '../core/patch.js';
 import { currentResponse, getRuntime } from '../core/runtime.js';
@@ -105,22 +105,22 @@ export class Checkout implements PendingCheckout {
 
 /**
  * A checkout requested now, before the pool is asked: whether it has to wait is read from the
- * pool's counts as they are before it queues (`waits`, where the caller has the pool at hand and
- * tells it from its fields, see {@link mustWaitWith}; else the watch reads the counts through its
- * WeakRef, which costs a call into V8's runtime). Its acquisition stack is captured here unless a
- * caller above said where it comes from (see {@link withCheckoutSite}).
+ * pool's counts as they are before it queues (`mustWaitNow`, where the caller has the pool at
+ * hand and tells it from the pool's fields, see {@link mustWaitWith}; else the watch reads the
+ * counts through its WeakRef, which costs a call into V8's runtime). Its acquisition stack is
+ * captured here unless a caller above said where it comes from (see {@link withCheckoutSite}).
  */
-export function startCheckout(watch: PoolWatch, below: Function, waits?: boolean): Checkout | null {
+export function startCheckout(watch: PoolWatch, below: Function, mustWaitNow?: boolean): Checkout | null {
   if (watch.holdsPg === false) return null;
   const state = pgState();
   const site = state.checkoutSite;
   const stack = site !== undefined ? site : captureStack(state.stackFrames, below);
-  const poolWaits = getRuntime()?.waits;
+  const waits = getRuntime()?.waits;
   // A checkout a module's top-level code makes (a LISTEN client, a warm-up) is that module's, even
   // when the module loads during a request: the ledger checks the stack for that only when a leak
   // rule would blame the request (ConnectionInit.ownerUnverified), not on every checkout.
-  const checkout = new Checkout(watch, currentResponse(), stack, poolWaits?.now() ?? Date.now(), site === null);
-  if (poolWaits !== undefined && (waits ?? mustWait(watch.counts()))) poolWaits.waiting(watch, checkout);
+  const checkout = new Checkout(watch, currentResponse(), stack, waits?.now() ?? Date.now(), site === null);
+  if (waits !== undefined && (mustWaitNow ?? mustWait(watch.counts()))) waits.waiting(watch, checkout);
   return checkout;
 }
 
@@ -194,12 +194,11 @@ export function addPoolWatch(watch: PoolWatch): () => void {
 const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
 /**
- * {@link mustWait} on a pool's counts as the pool library keeps them, without making a
- * {@link PoolCounts}: what a checkout asks on every call.
+ * {@link mustWait} on a pool's counts as the pool library keeps them (normalised as
+ * {@link poolCounts} does), without making a {@link PoolCounts}: what a checkout asks on every call.
  */
 export function mustWaitWith(total: unknown, idle: unknown, pending: unknown, max: unknown): boolean {
-  const m = count(max);
-  return m > 0 && count(total) >= m && count(idle) <= count(pending);
+  return mustWaitFor(count(total), count(idle), count(pending), count(max));
 }
 
 /** Normalised counts; `used` is `total - idle` where a library does not count it itself. */

@@ -38,25 +38,32 @@ export function idleStateOf(txStatus: string | null, listening = false): IdleSta
 }
 
 // Only the statement's first word is looked at; the text itself is never kept.
-export const LISTEN = /^\s*LISTEN\s/i;
-export const UNLISTEN = /^\s*UNLISTEN\s/i;
-const L = 0x6c;
-const U = 0x75;
+const LISTEN = /^\s*LISTEN\s/i;
+const UNLISTEN = /^\s*UNLISTEN\s/i;
 
 /**
- * Whether `pattern` (LISTEN or UNLISTEN) can match `text`, whose first character that is not an
- * ASCII blank is tested first: nearly every statement (SELECT, INSERT …) is told apart there, by
- * one comparison instead of the regular expression, on every query. A first letter `letter`
- * (lower case) in either case, or a character outside ASCII (`\s` takes in other blanks), is left
- * to the expression.
+ * Whether the first character of `text` that is not an ASCII blank may begin a word starting with
+ * `letter` (a lower-case ASCII letter, either case matching): nearly every statement (SELECT,
+ * INSERT …) is told apart there, by one comparison, before a regular expression runs on every
+ * query. A character outside ASCII is left to the expression (`\s` takes in other blanks).
  */
-export function matchesStatement(text: string, letter: number, pattern: RegExp): boolean {
+function mayStartWith(text: string, letter: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) continue;
-    return ((c | 0x20) === letter || c > 0x7f) && pattern.test(text);
+    return (c | 0x20) === letter || c > 0x7f;
   }
   return false;
+}
+
+/** The statement is a LISTEN (its first word; the answer of `/^\s*LISTEN\s/i`). */
+export function isListen(text: string): boolean {
+  return mayStartWith(text, 0x6c) && LISTEN.test(text);
+}
+
+/** The statement is an UNLISTEN (its first word; the answer of `/^\s*UNLISTEN\s/i`). */
+export function isUnlisten(text: string): boolean {
+  return mayStartWith(text, 0x75) && UNLISTEN.test(text);
 }
 
 /**
@@ -68,7 +75,7 @@ export function matchesStatement(text: string, letter: number, pattern: RegExp):
 export function followOnListen(client: PgClient, tracker: ClientTracker | undefined, config: unknown): void {
   if (tracker?.following === true) return; // its wire shows the LISTEN
   const text = typeof config === 'string' ? config : config !== null && typeof config === 'object' ? (config as { text?: unknown }).text : undefined;
-  if (typeof text !== 'string' || !matchesStatement(text, L, LISTEN)) return;
+  if (typeof text !== 'string' || !isListen(text)) return;
   if (tracker !== undefined) tracker.follow();
   // Not connected yet: a bare client is followed from its connect(), a pool's from its first checkout.
   else if (client._connected === true) trackClient(client, false, true);
@@ -195,8 +202,8 @@ export class ClientTracker {
     this.wrapSend(connection, 'query', (text) => {
       this.pendingSync++;
       if (typeof text === 'string') {
-        if (matchesStatement(text, L, LISTEN)) this.listening = true;
-        else if (this.listening && matchesStatement(text, U, UNLISTEN)) this.listening = false;
+        if (isListen(text)) this.listening = true;
+        else if (this.listening && isUnlisten(text)) this.listening = false;
       }
     });
     this.wrapSend(connection, 'sync', () => this.pendingSync++);

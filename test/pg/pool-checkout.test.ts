@@ -4,20 +4,13 @@ import Cursor from 'pg-cursor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { currentResponse, type ConnectionRecord, type ResponseRecord } from '../support/internals.js';
 import { close, listen, request, sleep, waitUntil } from '../support/http.js';
-import { forceEnd, openLeaks, pgUrl, recordOf, startLeakwatch } from './support.js';
+import { forceEnd, listAcquisitions, openLeaks, ownerAtAcquire, pgUrl, recordOf, startLeakwatch } from './support.js';
 
 let leakwatch: ReturnType<typeof startLeakwatch>;
 const acquired: ConnectionRecord[] = [];
-/** The owner each record had as it was acquired: a record released without a leak lets go of it. */
-const ownerAtAcquire = new WeakMap<ConnectionRecord, ResponseRecord | null>();
 beforeAll(() => {
   leakwatch = startLeakwatch({ responseThreshold: 300, connectionThreshold: 300 });
-  leakwatch.ledger.observe({
-    connectionAcquired: (c) => {
-      acquired.push(c);
-      ownerAtAcquire.set(c, c.owner);
-    },
-  });
+  listAcquisitions(leakwatch.ledger, acquired);
 });
 afterAll(() => leakwatch.stop());
 
@@ -62,8 +55,8 @@ describe('instrumentPg(pg) › a checkout that waits in the queue', () => {
 
       const records = acquired.slice(first);
       expect(records).toHaveLength(2);
-      expect(ownerAtAcquire.get(records[0])).toBe(responses.get('/a'));
-      expect(ownerAtAcquire.get(records[1])).toBe(responses.get('/b'));
+      expect(ownerAtAcquire(records[0])).toBe(responses.get('/a'));
+      expect(ownerAtAcquire(records[1])).toBe(responses.get('/b'));
       expect(responses.get('/b')).not.toBe(responses.get('/a'));
       expect(records.every((r) => r.releasedAt > 0)).toBe(true);
       await pool.end();
@@ -172,7 +165,7 @@ describe('instrumentPg(pg) › a pool.query() checkout', () => {
 
     const record = seen.record!;
     expect(record).toMatchObject({ kind: 'pg', pooled: true, selfReleasing: true, history: null, stack: null });
-    expect(ownerAtAcquire.get(record)).toBe(seen.response);
+    expect(ownerAtAcquire(record)).toBe(seen.response);
     expect(record.releasedAt).toBeGreaterThan(0);
     // Released without a leak, the record lets go of its request (Ledger#releaseConnection).
     expect(record.owner).toBeNull();

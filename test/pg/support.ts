@@ -23,6 +23,29 @@ export function startLeakwatch(options: LeakwatchOptions): { ledger: Ledger; sto
   };
 }
 
+const ownersAtAcquire = new WeakMap<ConnectionRecord, ResponseRecord | null>();
+
+/**
+ * Lists in `acquired` every connection `ledger` acquires from now on, and keeps the owner each
+ * had then (see {@link ownerAtAcquire}); the returned function stops.
+ */
+export function listAcquisitions(ledger: Ledger, acquired: ConnectionRecord[]): () => void {
+  return ledger.observe({
+    connectionAcquired: (c) => {
+      acquired.push(c);
+      ownersAtAcquire.set(c, c.owner);
+    },
+  });
+}
+
+/**
+ * The owner a record listed by {@link listAcquisitions} had as it was acquired: a record released
+ * without a leak lets go of its owner (Ledger#releaseConnection).
+ */
+export function ownerAtAcquire(record: ConnectionRecord): ResponseRecord | null | undefined {
+  return ownersAtAcquire.get(record);
+}
+
 /** The held record whose target is `client` (the ledger's view of a pg client). */
 export function recordOf(client: object): ConnectionRecord {
   const runtime = getRuntime();

@@ -8,8 +8,8 @@ import type { Report } from '../../src/report/json.js';
 import { fixture, leakwatch as leakwatchCli } from '../support/cli.js';
 import { close, listen, recordResponsesByUrl, request, sleep, waitUntil } from '../support/http.js';
 import type { ResponseRecord } from '../support/internals.js';
-import { getAndLeave, openLeaks, pgUrl } from '../pg/support.js';
-import { expectLeakFoundAndResolved, expectQueuedCheckoutOwnedByAsker, heldIn, lineOf, ownerAtAcquire, validReport, watchAcquisitions } from './support.js';
+import { getAndLeave, openLeaks, ownerAtAcquire, pgUrl } from '../pg/support.js';
+import { expectLeakFoundAndResolved, expectQueuedCheckoutOwnedByAsker, heldIn, lineOf, validReport, watchAcquisitions } from './support.js';
 
 const POOL = '127.0.0.1:5432/test';
 const leakwatch = watchAcquisitions();

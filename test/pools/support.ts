@@ -11,7 +11,7 @@ import { close, listen, request, sleep, waitUntil } from '../support/http.js';
 import { currentResponse } from '../support/internals.js';
 import { reportOf } from '../support/leaks.js';
 import { expectValidReport } from '../support/report-schema.js';
-import { openLeaks, startLeakwatch } from '../pg/support.js';
+import { listAcquisitions, openLeaks, ownerAtAcquire, startLeakwatch } from '../pg/support.js';
 
 /** The report of the ledger now, checked against the schema. */
 export function validReport(ledger: Ledger): Report {
@@ -31,12 +31,7 @@ export function watchAcquisitions(): { readonly ledger: Ledger; readonly acquire
   const acquired: ConnectionRecord[] = [];
   beforeAll(() => {
     leakwatch = startLeakwatch({ responseThreshold: 5000, connectionThreshold: 300 });
-    leakwatch.ledger.observe({
-      connectionAcquired: (c) => {
-        acquired.push(c);
-        ownersAtAcquire.set(c, c.owner);
-      },
-    });
+    listAcquisitions(leakwatch.ledger, acquired);
   });
   afterAll(() => leakwatch.stop());
   return {
@@ -45,16 +40,6 @@ export function watchAcquisitions(): { readonly ledger: Ledger; readonly acquire
     },
     acquired,
   };
-}
-
-const ownersAtAcquire = new WeakMap<ConnectionRecord, ResponseRecord | null>();
-
-/**
- * The owner an acquired record had as it was acquired ({@link watchAcquisitions}): a record released
- * without a leak lets go of its owner (Ledger#releaseConnection).
- */
-export function ownerAtAcquire(record: ConnectionRecord): ResponseRecord | null | undefined {
-  return ownersAtAcquire.get(record);
 }
 
 /** A library's side of {@link expectQueuedCheckoutOwnedByAsker}, on a pool of one connection. */
