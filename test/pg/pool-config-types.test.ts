@@ -54,8 +54,11 @@ start({ leakLog: 'json' });
 createMetrics();
 `;
 
+/** How long one tsc run may take: the test that runs it waits as long (tsc takes seconds, more on a loaded machine). */
+const TSC_TIMEOUT_MS = 60_000;
+
 function tsc(dir: string, config: string) {
-  const run = spawnSync(process.execPath, [TSC, '-p', config], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  const run = spawnSync(process.execPath, [TSC, '-p', config], { cwd: dir, encoding: 'utf8', timeout: TSC_TIMEOUT_MS });
   return { status: run.status, output: run.stdout + run.stderr };
 }
 
@@ -81,13 +84,13 @@ describe("leakwatch's types › pg's PoolConfig", () => {
       const result = tsc(dir, config);
       expect(result.output).toBe('');
       expect(result.status).toBe(0);
-    });
+    }, TSC_TIMEOUT_MS);
 
     it('still rejects a misspelt option (the check can fail)', () => {
       const result = tsc(dir, 'tsconfig.misspelt.json');
       expect(result.output).toMatch(/misspelt\.ts\(3,\d+\): error TS2353: .*'leakwatchNam' does not exist in type 'PoolConfig'/);
       expect(result.status).not.toBe(0);
-    });
+    }, TSC_TIMEOUT_MS);
   });
 
   describe('when the project has pg without @types/pg', () => {
@@ -109,6 +112,6 @@ describe("leakwatch's types › pg's PoolConfig", () => {
       const result = tsc(dir, 'tsconfig.json');
       expect(result.output).toBe('');
       expect(result.status).toBe(0);
-    });
+    }, TSC_TIMEOUT_MS);
   });
 });
