@@ -85,9 +85,9 @@ export function cleanEnv() {
   return env;
 }
 
-/** Starts a server in `mode` ({execArgv, env}); resolves {child, port} once it listens. `stdout`: where its stdout goes (a file descriptor), none by default. */
-export async function startServer({ mode, app, script = server, stdout = 'ignore' }) {
-  const child = fork(script, [], { execArgv: mode.execArgv, env: { ...cleanEnv(), ...mode.env, BENCH_APP: app }, stdio: ['ignore', stdout, 'inherit', 'ipc'] });
+/** Starts a server in `mode` ({execArgv, env}); resolves {child, port} once it listens. `stdout`: where its stdout goes (a file descriptor), none by default; `cwd`: its working directory. */
+export async function startServer({ mode, app, script = server, stdout = 'ignore', cwd = undefined }) {
+  const child = fork(script, [], { execArgv: mode.execArgv, env: { ...cleanEnv(), ...mode.env, BENCH_APP: app }, stdio: ['ignore', stdout, 'inherit', 'ipc'], cwd });
   const { port } = await request(child, null, 'port');
   return { child, port };
 }
