@@ -3,7 +3,7 @@
 // in one run. Servers: lib/realistic-server.cjs; OpenTelemetry set-up: lib/otel.cjs.
 import { fileURLToPath } from 'node:url';
 import { compareSideBySide, freePort, REGISTER, servicesEnv } from './lib/http-bench.mjs';
-import { median, summary } from './lib/stats.mjs';
+import { median, medianIntervalOverSets, summary } from './lib/stats.mjs';
 
 export const title = 'Overhead against the bare app and against OpenTelemetry';
 
@@ -76,7 +76,9 @@ async function endpointSection(endpoint, { log, rounds, burst, warmup, instances
     const mainThread = results[name].every((f) => f.mainThreadUsPerRequest !== null) ? results[name].map((f) => f.mainThreadUsPerRequest) : null;
     const warmupUs = results[name].warmupUs;
     const perSet = bySet(results.bare, results[name]);
-    figures[name] = { perSet, cpu, cpuUs: median(cpu), efficiency: median(efficiency), efficiencyMin: Math.min(...efficiency), efficiencyMax: Math.max(...efficiency), addedUs: median(added), mainThreadUs: mainThread === null ? null : median(mainThread), warmupUs: median(warmupUs), rounds };
+    const sets = results[name].map((f) => f.set);
+    const efficiencyInterval = instances > 1 ? medianIntervalOverSets(efficiency, sets) : null;
+    figures[name] = { perSet, cpu, cpuUs: median(cpu), efficiency: median(efficiency), efficiencyMin: Math.min(...efficiency), efficiencyMax: Math.max(...efficiency), efficiencyInterval, addedUs: median(added), mainThreadUs: mainThread === null ? null : median(mainThread), warmupUs: median(warmupUs), rounds, sets: instances };
     rows.push(
       `| ${name} | ${summary(cpu)} | ${mainThread === null ? '—' : median(mainThread).toFixed(1)} | ${name === 'bare' ? '—' : summary(added)} | ${name === 'bare' ? '—' : summary(efficiency, 3)} | ${median(warmupUs).toFixed(1)} | ${summary(results[name].map((f) => f.requestsPerSecond), 0)} | ${summary(results[name].map((f) => f.p99Ms), 1)} |`,
     );
@@ -85,7 +87,12 @@ async function endpointSection(endpoint, { log, rounds, burst, warmup, instances
 }
 
 /** Rounds, requests per burst and warm-up requests per endpoint; run() takes any of them to override. */
-export const DEFAULTS = { realistic: { rounds: 32, burst: 1_000, warmup: 25_000, instances: 8 }, hello: { rounds: 24, burst: 4_000, warmup: 60_000, instances: 3 } };
+// Many short-lived server sets rather than long ones: what differs most is one server process from
+// the next of the same code (per-set ratios ran 0.91-1.09 in one run), so more sets narrow the
+// median's interval more than more rounds in each. Warm-up: 15,000 requests, what
+// bench/instructions.mjs leaves uncounted; by then V8 has optimized the request path, though one
+// process may still keep a function in a lower tier where the next does not.
+export const DEFAULTS = { realistic: { rounds: 32, burst: 1_000, warmup: 15_000, instances: 16 }, hello: { rounds: 24, burst: 4_000, warmup: 30_000, instances: 6 } };
 
 /** What carrying a request's context through awaits costs on the Node running this. */
 function contextFloorNote() {

@@ -20,8 +20,11 @@ const EFFICIENCY = [
 function efficiencyRow(target, endpoint) {
   const f = endpoint[target.mode];
   const lean = target.mode === 'leakwatch default' ? endpoint['leakwatch, stacks and attribution off'] : undefined;
-  const figure = `${fmt(f.efficiency, 3)} (${fmt(f.efficiencyMin, 3)}–${fmt(f.efficiencyMax, 3)}), ${f.rounds} rounds${lean === undefined ? '' : `; stacks and attribution off: ${fmt(lean.efficiency, 3)}`}`;
-  const judged = f.rounds >= MIN_ROUNDS ? verdict(f.efficiency >= target.wanted) : `not judged (needs ≥ ${MIN_ROUNDS} rounds)`;
+  const interval = f.efficiencyInterval == null ? '' : `; 95 % interval over ${f.sets} server sets ${fmt(f.efficiencyInterval[0], 3)}–${fmt(f.efficiencyInterval[1], 3)}`;
+  const figure = `${fmt(f.efficiency, 3)} (${fmt(f.efficiencyMin, 3)}–${fmt(f.efficiencyMax, 3)}), ${f.rounds} rounds${interval}${lean === undefined ? '' : `; stacks and attribution off: ${fmt(lean.efficiency, 3)}`}`;
+  let judged = f.rounds >= MIN_ROUNDS ? verdict(f.efficiency >= target.wanted) : `not judged (needs ≥ ${MIN_ROUNDS} rounds)`;
+  // Said beside the verdict when the interval holds the wanted figure: this run cannot tell which side it is on.
+  if (f.rounds >= MIN_ROUNDS && f.efficiencyInterval != null && f.efficiencyInterval[0] < target.wanted && target.wanted <= f.efficiencyInterval[1]) judged += ' (within the interval)';
   return `| Node ${target.line}: CPU efficiency (bare µs ÷ leakwatch µs per request), ${target.what} | ≥ ${target.wanted.toFixed(2)} | ${figure} | ${judged} |`;
 }
 
@@ -70,7 +73,7 @@ export function targetsSection(figuresByLine, lines = Object.keys(figuresByLine)
   return [
     '## Targets',
     '',
-    `CPU efficiency is the median over rounds of bare µs ÷ leakwatch µs per request in the same round (min–max over rounds in brackets); a target is judged on the median, and only with ≥ ${MIN_ROUNDS} rounds (ledger rows too). Ledger figures are ns per operation, median (min–max) of the ledger section's rounds.`,
+    `CPU efficiency is the median over rounds of bare µs ÷ leakwatch µs per request in the same round (min–max over rounds in brackets); a target is judged on the median, and only with ≥ ${MIN_ROUNDS} rounds (ledger rows too). The 95 % interval is the median's over the server sets (bootstrap, whole sets resampled: the rounds of a set share its server processes, and two servers of the same code differ by several per cent); where it holds the wanted figure, the verdict says so: that run cannot tell whether the target is met. Ledger figures are ns per operation, median (min–max) of the ledger section's rounds.`,
     '',
     '| target | wanted | this run | |',
     '| --- | --- | --- | --- |',
