@@ -4,7 +4,7 @@ import { median, summary } from './lib/stats.mjs';
 
 export const title = 'HTTP responses (node:http)';
 
-export async function run({ log, rounds = 12, burst = 4_000, warmup = 40_000, instances = 2 } = {}) {
+export async function run({ log, rounds = 12, burst = 4_000, warmup = 40_000, instances = 3 } = {}) {
   const modes = {
     bare: { execArgv: [], env: {} },
     leakwatch: { execArgv: ['--import', REGISTER], env: { LEAKWATCH_RESPONSE_THRESHOLD: '30s' } },
@@ -14,7 +14,7 @@ export async function run({ log, rounds = 12, burst = 4_000, warmup = 40_000, in
   const lines = [
     `### ${title}`,
     '',
-    `Server CPU (user+system) per request, measured in the server process, in the steady state, the modes side by side (see the overhead section below for the method): servers in ${instances} sets, one per mode in each, all loaded at once by one load process (lib/load-driver.mjs, raw keep-alive sockets kept open, 8 in flight to each server); after ${warmup} warm-up requests per server, ${rounds} rounds of ${burst} requests per server, shared out among the sets. Median (min–max) over rounds.`,
+    `Server CPU (user+system) per request, measured in the server process, in the steady state, the modes side by side (see the overhead section below for the method): servers in ${instances} sets, one per mode in each, each set starting and loading them in another order, all loaded at once by one load process (lib/load-driver.mjs, raw keep-alive sockets kept open, 8 in flight to each server); after ${warmup} warm-up requests per server, ${rounds} rounds of ${burst} requests per server, shared out among the sets. Median (min–max) over rounds.`,
     '',
     'CPU efficiency is bare µs ÷ instrumented µs per request, computed per round (1.0 = free).',
     '',
@@ -23,7 +23,7 @@ export async function run({ log, rounds = 12, burst = 4_000, warmup = 40_000, in
   ];
   const figures = {};
   for (const app of Object.keys(names)) {
-    const r = await compareSideBySide({ modes, app, path: '/items/42?x=1', rounds, burst, warmup, instances, log });
+    const r = await compareSideBySide({ modes, app, path: '/items/42?x=1', rounds, burst, warmup, instances, log, rotate: true });
     figures[app] = {};
     for (const mode of Object.keys(modes)) {
       const cpu = r[mode].map((f) => f.cpuUsPerRequest);
