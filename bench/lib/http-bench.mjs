@@ -215,7 +215,7 @@ export async function compareSideBySide({ modes, app, script, path, rounds, burs
   /** Sends `requests` to every server at once; resolves each one's CPU and load figures. */
   const together = async (servers, requests, order) => {
     for (const name of order) await request(servers[name].child, 'start', 'started');
-    const load = await driver.burst(order.map((name) => ({ port: servers[name].port, path, requests, concurrency })));
+    const load = await driver.burst(order.map((name) => ({ name, port: servers[name].port, path, requests, concurrency })));
     const figures = {};
     for (const [i, name] of order.entries()) {
       const { cpuUs, threadUs } = await request(servers[name].child, 'stop', 'cpuUs');

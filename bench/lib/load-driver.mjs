@@ -1,9 +1,11 @@
 // A load process that stays up for a whole comparison (lib/http-bench.mjs's compareSideBySide):
-// the bench sends it {burst: [{port, path, requests, concurrency}, …]} over fork() IPC, it sends
+// the bench sends it {burst: [{name, port, path, requests, concurrency}, …]} over fork() IPC, it sends
 // each server its requests, all servers at once, on raw keep-alive sockets, one request in flight
 // per socket as fast-load.mjs does, and answers one {durationMs, p50Ms, p99Ms} per server. Its
 // sockets to each server stay open between bursts, so a burst is only requests: no process start
-// and no connection set-up in a server's measured CPU.
+// and no connection set-up in a server's measured CPU. A server that answers nothing for a minute
+// (BENCH_STALL_MS) fails the burst with its name and how far it got, rather than leaving the bench
+// to the caller's timeout without saying which server stopped answering.
 import net from 'node:net';
 
 const HEADER_END = Buffer.from('\r\n\r\n', 'latin1');
@@ -61,6 +63,8 @@ function connect(port) {
     socket.once('connect', () =>
       resolve({
         send(bytes) {
+          // Closed while idle (no request out, so no waiter to fail): a write now would wait forever.
+          if (socket.destroyed) return Promise.reject(new Error(`the server on port ${port} had closed a kept-alive connection between two requests`));
           return new Promise((res, rej) => {
             waiter = { resolve: res, reject: rej };
             socket.write(bytes);
@@ -81,22 +85,43 @@ async function socketsFor(port, concurrency) {
   return sockets.slice(0, concurrency);
 }
 
-async function burst({ port, path, requests, concurrency }) {
+/** How long a burst may go without any answer from a server before it fails, naming that server. */
+const STALL_MS = Number(process.env.BENCH_STALL_MS) || 60_000;
+
+async function burst({ port, path, requests, concurrency, name = `port ${port}` }) {
   const bytes = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: keep-alive\r\n\r\n`, 'latin1');
   const sockets = await socketsFor(port, Math.min(concurrency, requests));
   const latencies = new Float64Array(requests);
   let sent = 0;
+  let answered = 0;
+  let lastAnswer = performance.now();
   const started = performance.now();
-  await Promise.all(
+  let watchdog;
+  const stalled = new Promise((resolve, reject) => {
+    watchdog = setInterval(() => {
+      const quiet = performance.now() - lastAnswer;
+      if (quiet < STALL_MS) return;
+      reject(new Error(`${name} (port ${port}, ${path}) answered nothing for ${(quiet / 1000).toFixed(0)} s: ${answered} of ${requests} requests answered, ${sent - answered} sent and unanswered`));
+    }, Math.min(STALL_MS, 5_000));
+  });
+  const sending = Promise.all(
     sockets.map(async (socket) => {
       while (sent < requests) {
         const index = sent++;
         const t0 = performance.now();
         await socket.send(bytes);
-        latencies[index] = performance.now() - t0;
+        lastAnswer = performance.now();
+        answered++;
+        latencies[index] = lastAnswer - t0;
       }
     }),
   );
+  sending.catch(() => {}); // raced below; a failure after a stall was reported is not news
+  try {
+    await Promise.race([sending, stalled]);
+  } finally {
+    clearInterval(watchdog);
+  }
   const durationMs = performance.now() - started;
   latencies.sort();
   return { durationMs, p50Ms: latencies[Math.floor(requests * 0.5)], p99Ms: latencies[Math.floor(requests * 0.99)] };
