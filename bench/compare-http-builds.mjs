@@ -59,7 +59,6 @@ const results = await compareSideBySide({
   burst: count('burst', app.burst),
   warmup: count('warmup', app.warmup),
   instances: sets,
-  rotate: true,
   concurrency: 8,
   log: (line) => process.stderr.write(line + '\n'),
 });

@@ -23,7 +23,7 @@ export async function run({ log, rounds = 12, burst = 4_000, warmup = 40_000, in
   ];
   const figures = {};
   for (const app of Object.keys(names)) {
-    const r = await compareSideBySide({ modes, app, path: '/items/42?x=1', rounds, burst, warmup, instances, log, rotate: true });
+    const r = await compareSideBySide({ modes, app, path: '/items/42?x=1', rounds, burst, warmup, instances, log });
     figures[app] = {};
     for (const mode of Object.keys(modes)) {
       const cpu = r[mode].map((f) => f.cpuUsPerRequest);
