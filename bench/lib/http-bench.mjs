@@ -180,6 +180,10 @@ async function startLoadDriver() {
       if (answer.error !== undefined) throw new Error(`load driver: ${answer.error}`);
       return answer.figures;
     },
+    /** The servers on `ports` stop: their connections are closed and forgotten (a new server may get a port again). */
+    forget(ports) {
+      child.send({ forget: ports });
+    },
     async stop() {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.send('exit');
@@ -252,6 +256,7 @@ export async function compareSideBySide({ modes, app, script, path, rounds, burs
           log?.(`  ${app} set ${set + 1}/${instances} round ${results[names[0]].length}/${rounds}: ${line.join(', ')} µs CPU/request`);
         }
       } finally {
+        driver.forget(Object.values(servers).map((server) => server.port));
         for (const { child } of Object.values(servers)) await stopServer(child);
       }
     }

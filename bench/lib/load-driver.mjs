@@ -67,10 +67,13 @@ function connect(port) {
       fail(error);
       reject(error);
     });
-    socket.on('close', () => {
-      if (waiter === null) closedIdleMs = performance.now() - idleSince;
+    // Ended by the server ('end' comes before 'close', and a write in between fails).
+    const closedByServer = () => {
+      if (waiter === null) closedIdleMs ??= performance.now() - idleSince;
       fail(new Error('the server closed a connection with a request out'));
-    });
+    };
+    socket.on('end', closedByServer);
+    socket.on('close', closedByServer);
     socket.once('connect', () =>
       resolve({
         get closedIdleMs() {
@@ -175,6 +178,15 @@ process.on('message', (message) => {
   if (message === 'exit') {
     for (const sockets of pools.values()) for (const s of sockets) s.close();
     process.exit(0);
+  }
+  if (message.forget !== undefined) {
+    // Those servers are stopping: the next server given one of their ports (the system hands out
+    // ports again) must get connections of its own, not theirs, which its predecessor closed.
+    for (const port of message.forget) {
+      for (const s of pools.get(port) ?? []) s.close();
+      pools.delete(port);
+    }
+    return;
   }
   Promise.all(message.burst.map((target) => burst(target))).then(
     (figures) => process.send({ figures }),
