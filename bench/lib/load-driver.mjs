@@ -4,9 +4,9 @@
 // per socket as fast-load.mjs does, and answers one {durationMs, p50Ms, p99Ms} per server. Its
 // sockets to each server stay open between bursts, so a burst is only requests: no process start
 // and no connection set-up in a server's measured CPU (but for a connection the server closed
-// while it was idle, opened again and said so: see KeptAlive). A server that answers nothing for a minute
-// (BENCH_STALL_MS) fails the burst with its name and how far it got, rather than leaving the bench
-// to the caller's timeout without saying which server stopped answering.
+// while it was idle, opened again and said so: see KeptAlive). A server that answers nothing for
+// a minute (BENCH_STALL_MS) fails the burst with its name and how far it got, rather than leaving
+// the bench to the caller's timeout without saying which server stopped answering.
 import net from 'node:net';
 
 const HEADER_END = Buffer.from('\r\n\r\n', 'latin1');
