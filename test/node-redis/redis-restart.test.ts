@@ -62,11 +62,16 @@ describe.each(NODE_REDIS_MODULES)('%s', (_name, redis) => {
 
       clearInterval(watch);
       await server.restart({ downMs: 300 });
+      const clients = { shared: healthy.shared, worker: healthy.worker, news: healthy.news, leaked: leakedBefore.target as NodeRedisClient };
       await waitUntil(
-        () => [...startup, leakedBefore.target as NodeRedisClient].every((c) => c.isReady) && heldFor(ledger(), healthy.news)[0]?.state === 'subscriber',
+        () => Object.values(clients).every((c) => c.isReady) && heldFor(ledger(), healthy.news)[0]?.state === 'subscriber',
         10_000,
         'every client to reconnect to the restarted server',
-      );
+      ).catch((error: Error) => {
+        // Which client, or the subscriber's recorded state: a timeout alone does not say.
+        const ready = Object.entries(clients).map(([name, c]) => `${name} ${c.isReady ? 'ready' : c.isOpen ? 'open, not ready' : 'closed'}`);
+        throw new Error(`${error.message} (${ready.join(', ')}; news recorded as ${heldFor(ledger(), healthy.news)[0]?.state ?? 'not held'})`);
+      });
       expect(startup.map((client) => heldFor(ledger(), client))).toEqual(records);
       expect(startup.map((client) => heldFor(ledger(), client)[0].state)).toEqual(['idle', 'idle', 'subscriber']);
       expect(heldFor(ledger(), leakedBefore.target!)).toEqual([leakedBefore]);
