@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as redis6 from 'redis';
@@ -72,9 +73,15 @@ export async function startOwnRedis(extraArgs: string[] = [], tls?: { cert: stri
     : ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.cert, '--tls-auth-clients', 'no'];
   let child: ChildProcess | null = null;
   const launch = async () => {
-    child = spawn('redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], { stdio: 'ignore' });
+    const spawned = spawn('redis-server', [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], { stdio: 'ignore' });
+    child = spawned;
+    // On a restart the port was free for a while, and another process may have been given it: then
+    // this redis-server cannot listen and exits, and something else answers on the port. Plain
+    // Redis is asked for a PONG, and a server that exited is said to have.
+    const up = () => (tls === undefined ? pongs(port) : answers('127.0.0.1', port, 300));
     const until = Date.now() + 10_000;
-    while (!(await answers('127.0.0.1', port, 300))) {
+    while (!(await up())) {
+      if (spawned.exitCode !== null) throw new Error(`redis-server exited (${spawned.exitCode}) before answering on 127.0.0.1:${port}: is the port another process's now?`);
       if (Date.now() > until) throw new Error(`redis-server did not answer on 127.0.0.1:${port} within 10 s`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -98,6 +105,25 @@ export async function startOwnRedis(extraArgs: string[] = [], tls?: { cert: stri
     },
     stop: halt,
   };
+}
+
+/** Resolves true when a Redis server on 127.0.0.1:`port` answers PING within 300 ms (PONG, or NOAUTH when it wants a password). */
+function pongs(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(300, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'));
+    });
+  });
 }
 
 /** The classes leakwatch wraps in the copy of @redis/client that the module `id` uses. */
