@@ -49,6 +49,29 @@ export function answers(host: string, port: number, timeoutMs = 1000): Promise<b
   });
 }
 
+/**
+ * Resolves true when a Redis server at host:port answers PING within `timeoutMs` (PONG, or NOAUTH
+ * when it wants a password): something else listening there (a process given the port while it
+ * was free) is not Redis, though it accepts connections.
+ */
+export function redisAnswers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    let reply = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk: Buffer) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'));
+    });
+  });
+}
+
 function hostPort(url: string, defaultPort: number): { host: string; port: number } {
   const u = new URL(url);
   return { host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(u.port || defaultPort) };
@@ -65,10 +88,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function waitFor(host: string, port: number, ms: number): Promise<boolean> {
+/** Waits up to `ms` for the redis-server `child` started on 127.0.0.1:`port` to answer; false at once if it exits (it could not listen). */
+async function waitForRedis(child: ChildProcess, port: number, ms: number): Promise<boolean> {
   const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await answers(host, port, 500)) return true;
+  while (Date.now() < until && child.exitCode === null) {
+    if (await redisAnswers('127.0.0.1', port, 500)) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
   return false;
@@ -83,9 +107,9 @@ async function startRedis(log: (line: string) => void, urlHint: string): Promise
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: 'ignore',
   });
-  if (!(await waitFor('127.0.0.1', port, 10_000))) {
+  if (!(await waitForRedis(child, port, 10_000))) {
     child.kill('SIGKILL');
-    return `redis-server did not answer on 127.0.0.1:${port} within 10 s`;
+    return child.exitCode !== null ? `redis-server exited (${child.exitCode}) before answering on 127.0.0.1:${port}` : `redis-server did not answer on 127.0.0.1:${port} within 10 s`;
   }
   log(`started redis-server on 127.0.0.1:${port}`);
   return { url: `redis://127.0.0.1:${port}`, child };

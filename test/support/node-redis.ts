@@ -1,13 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as redis6 from 'redis';
 import * as redis5 from 'redis5';
 import * as redis4 from 'redis4';
 import { afterAll, beforeAll } from 'vitest';
-import { answers, freePort } from '../../src/cli/services.js';
+import { answers, freePort, redisAnswers } from '../../src/cli/services.js';
 import { REDIS_URL } from './redis.js';
 
 export { REDIS_URL, expectConnectionsLeftByLeakyFixture, expectLeftByClosedResponse, expectSubscriberHeldByUnclosedResponse, heldFor, onlyRedisLeakSince, redisLeaksSince, responseLeaksSince, uniquePrefix } from './redis.js';
@@ -78,7 +77,7 @@ export async function startOwnRedis(extraArgs: string[] = [], tls?: { cert: stri
     // On a restart the port was free for a while, and another process may have been given it: then
     // this redis-server cannot listen and exits, and something else answers on the port. Plain
     // Redis is asked for a PONG, and a server that exited is said to have.
-    const up = () => (tls === undefined ? pongs(port) : answers('127.0.0.1', port, 300));
+    const up = () => (tls === undefined ? redisAnswers('127.0.0.1', port, 300) : answers('127.0.0.1', port, 300));
     const until = Date.now() + 10_000;
     while (!(await up())) {
       if (spawned.exitCode !== null) throw new Error(`redis-server exited (${spawned.exitCode}) before answering on 127.0.0.1:${port}: is the port another process's now?`);
@@ -105,25 +104,6 @@ export async function startOwnRedis(extraArgs: string[] = [], tls?: { cert: stri
     },
     stop: halt,
   };
-}
-
-/** Resolves true when a Redis server on 127.0.0.1:`port` answers PING within 300 ms (PONG, or NOAUTH when it wants a password). */
-function pongs(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    let reply = '';
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(300, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk) => {
-      reply += chunk.toString('latin1');
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'));
-    });
-  });
 }
 
 /** The classes leakwatch wraps in the copy of @redis/client that the module `id` uses. */
