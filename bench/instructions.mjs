@@ -3,6 +3,7 @@
 //
 //   npm run build && .ci/cache/node-24/bin/node bench/instructions.mjs [--app=realistic|hello]
 //     [--modes=bare,default,lean,metrics,als,floor] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N]
+//     [--callers=NAME,NAME]
 //
 // Each mode's server (lib/realistic-server.cjs, the endpoints of the realistic section) runs under
 // callgrind with its counters off through the warm-up, then counts a fixed number of requests
@@ -35,6 +36,9 @@
 // follows every response, pg checkout and Redis command to its request: lib/follow-floor.mjs);
 // other (the build at --other, defaults: another commit, built as bench/compare-http-builds.mjs
 // says).
+// --callers: for each function whose name contains one of NAMEs (`LoadIC_Megamorphic`, `publish`),
+// the main thread's callers of it in each mode, inclusive, against bare's: who pays for a builtin
+// whose count moved outside leakwatch's own functions.
 import { execFile, execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -55,13 +59,13 @@ const APPS = {
 const exec = promisify(execFile);
 
 function usage(message) {
-  process.stderr.write(`${message}\nusage: node bench/instructions.mjs [--app=realistic|hello] [--modes=bare,default,lean,metrics,als,floor,other] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N]\n`);
+  process.stderr.write(`${message}\nusage: node bench/instructions.mjs [--app=realistic|hello] [--modes=bare,default,lean,metrics,als,floor,other] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N] [--callers=NAME,NAME]\n`);
   process.exit(2);
 }
 
 const args = process.argv.slice(2);
 const { flag, count } = cliFlags(args, usage);
-for (const arg of args) if (!/^--(app|modes|other|warmup|requests|top)=/.test(arg)) usage(`unknown argument ${JSON.stringify(arg)}`);
+for (const arg of args) if (!/^--(app|modes|other|warmup|requests|top|callers)=/.test(arg)) usage(`unknown argument ${JSON.stringify(arg)}`);
 const appName = flag('app') ?? 'realistic';
 const app = APPS[appName];
 if (app === undefined) usage(`--app must be realistic or hello, not ${JSON.stringify(appName)}`);
@@ -86,6 +90,7 @@ if (!existsSync(register(HERE))) usage(`${register(HERE)} does not exist: npm ru
 const warmup = count('warmup', app.warmup);
 const requests = count('requests', app.requests);
 const top = count('top', 15);
+const callersOf = (flag('callers') ?? '').split(',').filter((name) => name !== '');
 try {
   execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
 } catch {
@@ -195,6 +200,23 @@ function ownCallees(calls, rows) {
   return byCallee;
 }
 
+/** For each name of --callers: the inclusive cost of the calls into functions whose name contains it, by caller. */
+function callersIn(calls, rows) {
+  const byName = new Map(callersOf.map((name) => [name, new Map()]));
+  for (const [fn, callees] of calls) {
+    for (const [callee, cost] of callees) {
+      const calleeName = nameOf(callee, rows);
+      for (const name of callersOf) {
+        if (!calleeName.includes(name)) continue;
+        const byCaller = byName.get(name);
+        const caller = nameOf(fn, rows);
+        byCaller.set(caller, (byCaller.get(caller) ?? 0) + cost);
+      }
+    }
+  }
+  return byName;
+}
+
 /** The builds' dist/ folders: a function whose name holds one of them is leakwatch's own. */
 const ownRoots = [HERE, ...(other === undefined ? [] : [path.resolve(other)])].map((root) => path.join(root, 'dist') + path.sep);
 /** The file of one of leakwatch's own functions, relative to dist/ (`pg/checkout.js:53:12`); null for anyone else's. */
@@ -241,6 +263,7 @@ async function countOne(name, dir) {
     const mainCosts = selfCosts(path.join(dir, `${prefix}01`));
     const main = named(mainCosts, rows);
     const callees = new Map([...ownCallees(mainCosts.calls, rows)].map(([fn, { cost, callers }]) => [fn, { cost: cost / requests, callers: [...callers].sort((a, b) => b[1] - a[1]).map(([caller, c]) => [caller, c / requests]) }]));
+    const callers = callersIn(mainCosts.calls, rows);
     let mainTotal = 0;
     for (const cost of main.values()) mainTotal += cost;
     // The other threads (V8's compilers and garbage collector helpers, libuv's pool): native code
@@ -249,7 +272,7 @@ async function countOne(name, dir) {
     for (const f of files.filter((f) => f !== `${prefix}01`)) {
       for (const [fn, cost] of selfCosts(path.join(dir, f))) others.set(fn, (others.get(fn) ?? 0) + cost / requests);
     }
-    return { all: all / requests, main: mainTotal / requests, functions: new Map([...main].map(([fn, cost]) => [fn, cost / requests])), others, callees };
+    return { all: all / requests, main: mainTotal / requests, functions: new Map([...main].map(([fn, cost]) => [fn, cost / requests])), others, callees, callers };
   } finally {
     child.kill('SIGKILL');
     rmSync(codeMapFile, { force: true });
@@ -322,5 +345,17 @@ for (const mode of modes.filter((m) => m !== 'bare')) {
       .slice(0, top)
       .map(([fn, diff]) => `  ${signed(diff).padStart(7)}  ${fn.slice(0, 150)}`),
   );
+}
+for (const name of callersOf) {
+  lines.push('', `callers of functions named *${name}* (main thread, inclusive, per request), the ${top} whose count moved most against bare's:`);
+  for (const mode of modes.filter((m) => m !== 'bare')) {
+    const r = results[mode].callers.get(name);
+    const b = bare.callers.get(name);
+    const rows = [...new Set([...r.keys(), ...b.keys()])]
+      .map((caller) => [caller, (r.get(caller) ?? 0) / requests, (b.get(caller) ?? 0) / requests])
+      .sort((x, y) => Math.abs(y[1] - y[2]) - Math.abs(x[1] - x[2]))
+      .slice(0, top);
+    lines.push(`${mode}:`, ...rows.map(([caller, c, bc]) => `  ${signed(c - bc).padStart(7)}  (${c.toFixed(0)} against ${bc.toFixed(0)})  ${shortName(caller).slice(0, 130)}`));
+  }
 }
 console.log(lines.join('\n'));
