@@ -54,5 +54,18 @@ describe('medianIntervalOverSets', () => {
     const width = ([low, high]: number[]) => high - low;
     const close = values.map((v, i) => 0.95 + (v - 0.95) / 4 + (i % 4) * 0.001);
     expect(width(medianIntervalOverSets(close, sets))).toBeLessThan(width(medianIntervalOverSets(values, sets)));
+    // Each set measured four times as long: the same sets, so the same interval (resampling rounds
+    // one by one would narrow it, as if the sets had become more alike).
+    const longer = values.flatMap((v) => [v, v, v, v]);
+    const longerSets = sets.flatMap((s) => [s, s, s, s]);
+    expect(medianIntervalOverSets(longer, longerSets)).toEqual(medianIntervalOverSets(values, sets));
+  });
+
+  it('narrows with more sets drawn alike', () => {
+    const width = ([low, high]: number[]) => high - low;
+    // Sixteen sets at the eight sets' levels, each level twice: the same spread, twice the draws.
+    const more = [...values, ...values];
+    const moreSets = [...sets, ...sets.map((s) => s + 8)];
+    expect(width(medianIntervalOverSets(more, moreSets))).toBeLessThan(width(medianIntervalOverSets(values, sets)));
   });
 });
