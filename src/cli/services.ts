@@ -35,8 +35,11 @@ export class ServiceError extends Error {
   override name = 'ServiceError';
 }
 
-/** Resolves true when something accepts TCP connections at host:port within `timeoutMs`. */
-export function answers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+/**
+ * Connects to host:port and resolves what `talk` decides once connected (false on an error, or
+ * when nothing is decided within `timeoutMs`); the socket is closed either way.
+ */
+function probe(host: string, port: number, timeoutMs: number, talk: (socket: net.Socket, done: (ok: boolean) => void) => void): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
     const done = (ok: boolean) => {
@@ -44,9 +47,14 @@ export function answers(host: string, port: number, timeoutMs = 1000): Promise<b
       resolve(ok);
     };
     socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
+    socket.once('connect', () => talk(socket, done));
   });
+}
+
+/** Resolves true when something accepts TCP connections at host:port within `timeoutMs`. */
+export function answers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return probe(host, port, timeoutMs, (_socket, done) => done(true));
 }
 
 /**
@@ -55,20 +63,13 @@ export function answers(host: string, port: number, timeoutMs = 1000): Promise<b
  * was free) is not Redis, though it accepts connections.
  */
 export function redisAnswers(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
+  return probe(host, port, timeoutMs, (socket, done) => {
     let reply = '';
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk: Buffer) => {
       reply += chunk.toString('latin1');
       if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'));
     });
+    socket.write('PING\r\n');
   });
 }
 
@@ -88,11 +89,15 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Waits up to `ms` for the redis-server `child` started on 127.0.0.1:`port` to answer; false at once if it exits (it could not listen). */
-async function waitForRedis(child: ChildProcess, port: number, ms: number): Promise<boolean> {
+/**
+ * Waits up to `ms` for the redis-server `child` started on 127.0.0.1:`port` to answer `ready` (a
+ * PING by default; a TLS port only takes connections here); false at once if it exits (it could not
+ * listen: the port is another process's).
+ */
+export async function waitForRedis(child: ChildProcess, port: number, ms: number, ready: (host: string, port: number, timeoutMs: number) => Promise<boolean> = redisAnswers): Promise<boolean> {
   const until = Date.now() + ms;
   while (Date.now() < until && child.exitCode === null) {
-    if (await redisAnswers('127.0.0.1', port, 500)) return true;
+    if (await ready('127.0.0.1', port, 500)) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
   return false;
