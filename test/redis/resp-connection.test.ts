@@ -1,10 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import IORedis from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setFailureLog } from '../../src/core/guard.js';
 import { closeClientListLookups, ioredisConnectionProbe } from '../../src/redis/confirm.js';
 import { parseReply, RespConnection, RespReplyError } from '../../src/redis/resp-connection.js';
+import { startOwnRedis, type OwnRedis } from '../support/node-redis.js';
 import { REDIS_URL } from '../support/redis.js';
 
 const logged: string[] = [];
@@ -58,25 +59,14 @@ describe('RespConnection', () => {
 const hasRedisServer = spawnSync('redis-server', ['--version']).error === undefined;
 
 describe.skipIf(!hasRedisServer)('ioredisConnectionProbe › on a server that requires a user and password (an own redis-server) [skipped without redis-server on PATH]', () => {
-  let server: ChildProcess;
+  let server: OwnRedis;
   let port: number;
   beforeAll(async () => {
-    const probe = net.createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    port = (probe.address() as net.AddressInfo).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
-    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--user', 'default', 'off', '--user', 'alice', 'on', '>s3cret-pw', '~*', '&*', '+@all'], { stdio: 'ignore' });
-    // Up once it answers; without a login it answers NOAUTH.
-    for (const until = Date.now() + 10_000; ; ) {
-      const ping = new RespConnection({ ...endpoint(port), host: '127.0.0.1', timeoutMs: 500 });
-      const answer = await ping.command('PING').catch((error: Error) => error.message);
-      ping.close();
-      if (/NOAUTH/.test(String(answer))) break;
-      if (Date.now() > until) throw new Error(`redis-server on port ${port} did not answer: ${String(answer)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    // Up once it answers PING, which without a login is NOAUTH.
+    server = await startOwnRedis(['--user', 'default', 'off', '--user', 'alice', 'on', '>s3cret-pw', '~*', '&*', '+@all']);
+    port = server.port;
   }, 20_000);
-  afterAll(() => void server?.kill());
+  afterAll(() => server?.stop());
 
   it('logs in as the app’s client does and finds its connection', async () => {
     const app = new IORedis({ host: '127.0.0.1', port, username: 'alice', password: 's3cret-pw' });
