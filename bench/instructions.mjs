@@ -203,6 +203,7 @@ function ownCallees(calls, rows) {
 /** For each name of --callers: the inclusive cost of the calls into functions whose name contains it, by caller. */
 function callersIn(calls, rows) {
   const byName = new Map(callersOf.map((name) => [name, new Map()]));
+  if (callersOf.length === 0) return byName; // every call edge's name resolved for nothing
   for (const [fn, callees] of calls) {
     for (const [callee, cost] of callees) {
       const calleeName = nameOf(callee, rows);
