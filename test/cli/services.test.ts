@@ -1,7 +1,8 @@
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answers, freePort, redisAnswers } from '../../src/cli/services.js';
+import { answers, freePort, redisAnswers, waitForRedis } from '../../src/cli/services.js';
 import { startOwnRedis, type OwnRedis } from '../support/node-redis.js';
 import { REDIS_URL } from '../support/redis.js';
 
@@ -32,5 +33,14 @@ describe('redisAnswers', () => {
     expect(await answers('127.0.0.1', impostorPort)).toBe(true);
     expect(await redisAnswers('127.0.0.1', impostorPort, 500)).toBe(false);
     expect(await redisAnswers('127.0.0.1', await freePort(), 500)).toBe(false);
+  });
+
+  it('is waited for by waitForRedis, which gives up at once when the redis-server it waits on exits', async () => {
+    // A redis-server given the impostor's port cannot listen and exits. Waited on for a minute, longer
+    // than the test may take: only giving up at its exit ends the wait in time.
+    const child = spawn('redis-server', ['--port', String(impostorPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    expect(await waitForRedis(child, impostorPort, 60_000)).toBe(false);
+    expect(child.exitCode).not.toBeNull();
+    expect(await waitForRedis(child, guarded.port, 10_000, redisAnswers)).toBe(false); // an exited child is not waited on
   });
 });
