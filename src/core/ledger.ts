@@ -130,6 +130,9 @@ export class Ledger {
   private responseSeq = 0;
   private connectionSeq = 0;
   private timerHandle: NodeJS.Timeout | null = null;
+  /** The sweep a timer that fired put off until the loop has run its I/O (see onTimer). */
+  private sweepHandle: NodeJS.Immediate | null = null;
+  /** When the armed timer, or the sweep it put off, is due; Infinity when neither is. */
   private timerDueAt = Infinity;
   private readonly useTimer: boolean;
   private readonly limits: LedgerLimits;
@@ -534,8 +537,29 @@ export class Ledger {
     this.timerHandle.unref();
   }
 
+  /**
+   * The timer does not judge: it puts the sweep off until the loop has gone round once. A loop turn
+   * runs its timers before its I/O, so when the loop was blocked past a deadline (a long synchronous
+   * stretch, a starved CPU, a paused process) what arrived meanwhile (a client's abort, a query's
+   * reply) has not been heard yet, and a sweep run from the timer would call a response stalled that
+   * had closed or moved on. The first immediate runs after this turn's I/O; the second after what
+   * that I/O set off and finishes a turn later (a socket the client closed is torn down, and closes
+   * its response, after this turn's check phase). The timer is armed for the earliest deadline only,
+   * so sweeps are rare, and the two turns cost nothing per request.
+   */
   private readonly onTimer = (): void => {
     this.timerHandle = null;
+    // Not unref'd: the poll phase of a loop with only unref'd immediates blocks until some I/O comes,
+    // and an idle app would be judged only then. Two turns keep no process alive for longer.
+    this.sweepHandle = setImmediate(this.onTurn);
+  };
+
+  private readonly onTurn = (): void => {
+    this.sweepHandle = setImmediate(this.onSweep);
+  };
+
+  private readonly onSweep = (): void => {
+    this.sweepHandle = null;
     this.timerDueAt = Infinity;
     try {
       this.sweep(this.clock());
@@ -548,7 +572,9 @@ export class Ledger {
   /** Stops the timer; records stay. */
   stop(): void {
     if (this.timerHandle !== null) clearTimeout(this.timerHandle);
+    if (this.sweepHandle !== null) clearImmediate(this.sweepHandle);
     this.timerHandle = null;
+    this.sweepHandle = null;
     this.timerDueAt = Infinity;
   }
 }

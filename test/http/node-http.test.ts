@@ -98,6 +98,76 @@ describe('node:http responses found through diagnostics_channel', () => {
     await close(server);
   });
 
+  describe('when the loop is blocked past a deadline', () => {
+    /**
+     * Blocks the loop from the check phase until `until`, so that the next loop turn starts with
+     * its timers, the deadline's among them, before its I/O: as after a long synchronous stretch
+     * in an I/O callback, or a process the CPU starved.
+     */
+    const blockUntil = (until: number, first: () => void) =>
+      new Promise<void>((resolve) =>
+        setImmediate(() => {
+          first();
+          while (Date.now() < until);
+          resolve();
+        }),
+      );
+
+    it('hears the I/O that came meanwhile before it judges: the reply a handler waited on, come during the block, is progress', async () => {
+      // An upstream leakwatch does not follow: a plain socket, whose reply the test sends.
+      let upstreamSide: net.Socket | undefined;
+      const upstream = net.createServer((socket) => (upstreamSide = socket));
+      const upstreamPort = await listen(upstream);
+      const server = http.createServer((req, res) => {
+        const socket = net.connect(upstreamPort, '127.0.0.1');
+        socket.once('data', () => {
+          socket.destroy();
+          res.end('done');
+        });
+      });
+      const port = await listen(server);
+      // A leak resolved by the late close would leave the totals as they were; the metrics count it.
+      const leaks: string[] = [];
+      const stop = ledger().observe({ responseLeaked: (response) => leaks.push(response.detail?.path ?? '') });
+      const reply = request(port, '/waits-upstream');
+      await waitUntil(() => upstreamSide !== undefined, 2000, 'the handler to reach its upstream');
+      const start = Date.now();
+      // The reply reaches the process at once, and the 300 ms deadline passes during the block.
+      await blockUntil(start + 600, () => upstreamSide!.end('reply'));
+      expect(await reply).toMatchObject({ status: 200, body: 'done' });
+      await sleep(50);
+      stop();
+      expect(leaks).toEqual([]);
+      await close(server);
+      upstreamSide!.destroy();
+      await new Promise((resolve) => upstream.close(resolve));
+    });
+
+    it('and a client that aborted during the block is counted aborted, not reported', async () => {
+      let handled!: () => void;
+      const handling = new Promise<void>((resolve) => (handled = resolve));
+      const server = http.createServer((req, res) => {
+        const timer = setTimeout(() => res.end('late'), 5000);
+        res.on('close', () => clearTimeout(timer));
+        handled();
+      });
+      const port = await listen(server);
+      const leaks: string[] = [];
+      const stop = ledger().observe({ responseLeaked: (response) => leaks.push(response.detail?.path ?? '') });
+      const { aborted } = ledger().totals;
+      const req = fireAndForget(port, '/aborted-in-block', new http.Agent());
+      await handling;
+      const start = Date.now();
+      // The client goes at once (its socket is closed), and the 300 ms deadline passes during the
+      // block: the server hears of the close after it, and its end of the socket closes a turn later.
+      await blockUntil(start + 600, () => req.destroy());
+      await waitUntil(() => ledger().totals.aborted === aborted + 1, 2000, 'the abort to be counted');
+      stop();
+      expect(leaks).toEqual([]);
+      await close(server);
+    });
+  });
+
   it('does not report server-sent events that write every 200 ms for longer than the threshold', async () => {
     const server = createHealthyServer({ sseMs: 1200 });
     const port = await listen(server);
