@@ -94,10 +94,17 @@ export class Prometheus {
     return result.length === 0 ? null : Number(result[0].value?.[1]);
   }
 
-  async waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  /**
+   * Polls `check` until it holds. `seen`, when given, says what the last check read, for the
+   * timeout's message: a count that never reached its value is then named with the one it had.
+   */
+  async waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000, seen?: () => string): Promise<void> {
     const until = Date.now() + timeoutMs;
     while (!(await check())) {
-      if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; prometheus says:\n${this.child.output}`);
+      if (Date.now() > until) {
+        const last = seen === undefined ? '' : `; last read: ${seen()}`;
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last}; prometheus says:\n${this.child.output}`);
+      }
       await new Promise((r) => setTimeout(r, 200));
     }
   }
