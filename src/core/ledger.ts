@@ -1,4 +1,5 @@
 import { DeadlineQueue } from './deadline-queue.js';
+import { DeadlineTimer } from './deadline-timer.js';
 import { HeldList } from './held-list.js';
 import { History } from './history.js';
 import { listenersOf, notifyListeners, type Listener } from './listeners.js';
@@ -129,12 +130,8 @@ export class Ledger {
   private readonly clock: () => number;
   private responseSeq = 0;
   private connectionSeq = 0;
-  private timerHandle: NodeJS.Timeout | null = null;
-  /** The sweep a timer that fired put off until the loop has run its I/O (see onTimer). */
-  private sweepHandle: NodeJS.Immediate | null = null;
-  /** When the armed timer, or the sweep it put off, is due; Infinity when neither is. */
-  private timerDueAt = Infinity;
-  private readonly useTimer: boolean;
+  /** Sweeps at the earliest deadline; null when tests call sweep() themselves. */
+  private readonly timer: DeadlineTimer | null;
   private readonly limits: LedgerLimits;
   private readonly onFailure: (what: string, error: unknown) => void;
   private readonly currentResponse: () => ResponseRecord | undefined;
@@ -144,7 +141,7 @@ export class Ledger {
 
   constructor(options: LedgerOptions) {
     this.clock = options.clock ?? Date.now;
-    this.useTimer = options.timer ?? true;
+    this.timer = (options.timer ?? true) ? new DeadlineTimer(this.clock, this.onDeadline) : null;
     this.limits = { responseThresholdMs: options.responseThresholdMs, connectionThresholdMs: options.connectionThresholdMs, maxReportedLeaks: options.maxReportedLeaks };
     this.onFailure = options.onFailure;
     this.currentResponse = options.currentResponse;
@@ -528,41 +525,12 @@ export class Ledger {
   }
 
   private arm(): void {
-    if (!this.useTimer) return;
-    const due = Math.min(this.responseQueue.nextDueAt, this.connectionQueue.nextDueAt);
-    if (due === Infinity || due >= this.timerDueAt) return;
-    if (this.timerHandle !== null) clearTimeout(this.timerHandle);
-    this.timerDueAt = due;
-    this.timerHandle = setTimeout(this.onTimer, Math.max(0, due - this.clock()) + 1);
-    this.timerHandle.unref();
+    this.timer?.arm(Math.min(this.responseQueue.nextDueAt, this.connectionQueue.nextDueAt));
   }
 
-  /**
-   * The timer does not judge: it puts the sweep off until the loop has gone round once. A loop turn
-   * runs its timers before its I/O, so when the loop was blocked past a deadline (a long synchronous
-   * stretch, a starved CPU, a paused process) what arrived meanwhile (a client's abort, a query's
-   * reply) has not been heard yet, and a sweep run from the timer would call a response stalled that
-   * had closed or moved on. The first immediate runs after this turn's I/O; the second after what
-   * that I/O set off and finishes a turn later (a socket the client closed is torn down, and closes
-   * its response, after this turn's check phase). The timer is armed for the earliest deadline only,
-   * so sweeps are rare, and the two turns cost nothing per request.
-   */
-  private readonly onTimer = (): void => {
-    this.timerHandle = null;
-    // Not unref'd: the poll phase of a loop with only unref'd immediates blocks until some I/O comes,
-    // and an idle app would be judged only then. Two turns keep no process alive for longer.
-    this.sweepHandle = setImmediate(this.onTurn);
-  };
-
-  private readonly onTurn = (): void => {
-    this.sweepHandle = setImmediate(this.onSweep);
-  };
-
-  private readonly onSweep = (): void => {
-    this.sweepHandle = null;
-    this.timerDueAt = Infinity;
+  private readonly onDeadline = (now: number): void => {
     try {
-      this.sweep(this.clock());
+      this.sweep(now);
     } catch (error) {
       this.onFailure('deadline sweep', error);
     }
@@ -571,10 +539,6 @@ export class Ledger {
 
   /** Stops the timer; records stay. */
   stop(): void {
-    if (this.timerHandle !== null) clearTimeout(this.timerHandle);
-    if (this.sweepHandle !== null) clearImmediate(this.sweepHandle);
-    this.timerHandle = null;
-    this.sweepHandle = null;
-    this.timerDueAt = Infinity;
+    this.timer?.stop();
   }
 }

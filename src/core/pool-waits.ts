@@ -1,4 +1,5 @@
 import type { ConnectionKind, ResponseRecord, StackCapture } from './records.js';
+import { DeadlineTimer } from './deadline-timer.js';
 import { listenersOf, notifyListeners, type Listener } from './listeners.js';
 
 /**
@@ -12,9 +13,9 @@ import { listenersOf, notifyListeners, type Listener } from './listeners.js';
  * more. A pool is *exhausted* once it has had waiters without a break for the exhaustion threshold
  * and has no idle connection; the episode ends when no checkout waits for it any more.
  *
- * One unref'd timer, armed only when a pool gets its first waiter (and, while a pool stays
- * exhausted, once per threshold), finds that moment: with a fixed set of waiters and no new
- * traffic nothing else would.
+ * One unref'd timer (deadline-timer.ts: its check waits for the I/O a blocked loop has not heard
+ * yet), armed only when a pool gets its first waiter (and, while a pool stays exhausted, once per
+ * threshold), finds that moment: with a fixed set of waiters and no new traffic nothing else would.
  */
 
 /** A pool's own counts, read from the library when asked. */
@@ -152,17 +153,16 @@ export class PoolWaits {
   /** Pools that have waiters (or had, until the next check). */
   private readonly waitingPools = new Set<WatchedPool>();
   private readonly clock: () => number;
-  private readonly useTimer: boolean;
   private readonly onFailure: (what: string, error: unknown) => void;
   private thresholdMs: number;
-  private timerHandle: NodeJS.Timeout | null = null;
-  private timerDueAt = Infinity;
+  /** Checks at the earliest exhaustion due; null when tests call check() themselves. */
+  private readonly timer: DeadlineTimer | null;
 
   constructor(options: PoolWaitsOptions) {
     this.thresholdMs = options.exhaustionThresholdMs;
     this.onFailure = options.onFailure;
     this.clock = options.clock ?? Date.now;
-    this.useTimer = options.timer ?? true;
+    this.timer = (options.timer ?? true) ? new DeadlineTimer(this.clock, this.onDue) : null;
   }
 
   get exhaustionThresholdMs(): number {
@@ -254,9 +254,7 @@ export class PoolWaits {
 
   /** Stops the timer; the pools' waiters stay. */
   stop(): void {
-    if (this.timerHandle !== null) clearTimeout(this.timerHandle);
-    this.timerHandle = null;
-    this.timerDueAt = Infinity;
+    this.timer?.stop();
   }
 
   private leave(pool: WatchedPool, checkout: PendingCheckout, now: number): void {
@@ -270,19 +268,13 @@ export class PoolWaits {
   }
 
   private arm(dueAt: number): void {
-    if (!this.useTimer || dueAt === Infinity || dueAt >= this.timerDueAt) return;
-    if (this.timerHandle !== null) clearTimeout(this.timerHandle);
-    this.timerDueAt = dueAt;
-    this.timerHandle = setTimeout(this.onTimer, Math.max(0, dueAt - this.clock()) + 1);
-    this.timerHandle.unref();
+    this.timer?.arm(dueAt);
   }
 
-  private readonly onTimer = (): void => {
-    this.timerHandle = null;
-    this.timerDueAt = Infinity;
+  private readonly onDue = (now: number): void => {
     let next = Infinity;
     try {
-      next = this.check(this.clock());
+      next = this.check(now);
     } catch (error) {
       this.onFailure('pool exhaustion check', error);
     }

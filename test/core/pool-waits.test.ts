@@ -163,7 +163,7 @@ describe('PoolWaits', () => {
       const counts: PoolCounts = { total: 1, idle: 0, used: 1, pending: 1, max: 1 };
       const pool: WatchedPool = { kind: 'pg', name: 'p', waiters: new Waiters(), counts: () => counts };
       waits.waiting(pool, new PendingCheckout(undefined, null, waits.now()));
-      const handle = (waits as unknown as { timerHandle: NodeJS.Timeout }).timerHandle;
+      const handle = (waits as unknown as { timer: { timer: NodeJS.Timeout } }).timer.timer;
       expect(handle.hasRef()).toBe(false);
       await new Promise((r) => setTimeout(r, 120));
       expect(events).toEqual(['exhausted']);

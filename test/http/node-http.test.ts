@@ -6,7 +6,7 @@ import { instrumentServer, start, wrapHandler, type Started } from '../../src/in
 import { setFailureLog } from '../../src/core/guard.js';
 import { currentResponse, instrumentEndAttribution, getRuntime } from '../support/internals.js';
 import { createServer as createHealthyServer } from '../../fixtures/healthy.mjs';
-import { close, fireAndForget, listen, request, sleep, waitUntil } from '../support/http.js';
+import { blockLoopUntil, close, fireAndForget, listen, request, sleep, waitUntil } from '../support/http.js';
 import { reportOf } from '../support/leaks.js';
 
 let started: Started;
@@ -99,20 +99,6 @@ describe('node:http responses found through diagnostics_channel', () => {
   });
 
   describe('when the loop is blocked past a deadline', () => {
-    /**
-     * Blocks the loop from the check phase until `until`, so that the next loop turn starts with
-     * its timers, the deadline's among them, before its I/O: as after a long synchronous stretch
-     * in an I/O callback, or a process the CPU starved.
-     */
-    const blockUntil = (until: number, first: () => void) =>
-      new Promise<void>((resolve) =>
-        setImmediate(() => {
-          first();
-          while (Date.now() < until);
-          resolve();
-        }),
-      );
-
     it('hears the I/O that came meanwhile before it judges: the reply a handler waited on, come during the block, is progress', async () => {
       // An upstream leakwatch does not follow: a plain socket, whose reply the test sends.
       let upstreamSide: net.Socket | undefined;
@@ -133,7 +119,7 @@ describe('node:http responses found through diagnostics_channel', () => {
       await waitUntil(() => upstreamSide !== undefined, 2000, 'the handler to reach its upstream');
       const start = Date.now();
       // The reply reaches the process at once, and the 300 ms deadline passes during the block.
-      await blockUntil(start + 600, () => upstreamSide!.end('reply'));
+      await blockLoopUntil(start + 600, () => upstreamSide!.end('reply'));
       expect(await reply).toMatchObject({ status: 200, body: 'done' });
       await sleep(50);
       stop();
@@ -160,7 +146,7 @@ describe('node:http responses found through diagnostics_channel', () => {
       const start = Date.now();
       // The client goes at once (its socket is closed), and the 300 ms deadline passes during the
       // block: the server hears of the close after it, and its end of the socket closes a turn later.
-      await blockUntil(start + 600, () => req.destroy());
+      await blockLoopUntil(start + 600, () => req.destroy());
       await waitUntil(() => ledger().totals.aborted === aborted + 1, 2000, 'the abort to be counted');
       stop();
       expect(leaks).toEqual([]);

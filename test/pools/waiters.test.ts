@@ -6,7 +6,7 @@ import { Pool as TarnPool } from 'tarn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PendingCheckout, WatchedPool } from '../../src/core/pool-waits.js';
 import { getRuntime, responseContext, type ResponseRecord } from '../support/internals.js';
-import { sleep, waitUntil } from '../support/http.js';
+import { blockLoopUntil, sleep, waitUntil } from '../support/http.js';
 import { pgUrl, startLeakwatch } from '../pg/support.js';
 
 /**
@@ -218,5 +218,35 @@ describe.each(SUBJECTS)('$name', (subject) => {
       expect(served.length).toBeGreaterThan(before.served);
       await pool.close();
     });
+  });
+});
+
+describe('when the loop is blocked past the exhaustion threshold while the holder’s query ends', () => {
+  it('hears the reply, and the release that serves the waiter, before it checks: the pool is not called exhausted', async () => {
+    const waits = getRuntime()!.waits;
+    const threshold = waits.exhaustionThresholdMs;
+    waits.reconfigure(300);
+    const exhausted: string[] = [];
+    const stop = waits.observe({ poolExhausted: (pool) => void exhausted.push(String(pool.name)) });
+    const pool = new pg.Pool({ connectionString: pgUrl(), max: 1 });
+    try {
+      (await pool.connect()).release(); // connected, so that the checkouts below wait on nothing else
+      const holder = await pool.connect();
+      // The server answers 100 ms in; the release then serves the waiter.
+      const held = holder.query('SELECT pg_sleep(0.1)').then(() => holder.release());
+      const before = waiting.length;
+      const waiter = pool.connect();
+      expect(waiting.length).toBe(before + 1);
+      // The 300 ms threshold passes during the block, the reply comes in it.
+      await blockLoopUntil(Date.now() + 600);
+      (await waiter).release();
+      await held;
+      await sleep(50);
+      expect(exhausted).toEqual([]);
+    } finally {
+      stop();
+      waits.reconfigure(threshold);
+      await pool.end();
+    }
   });
 });

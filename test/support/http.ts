@@ -60,6 +60,20 @@ export async function waitUntil(predicate: () => boolean, timeoutMs = 5000, what
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * Blocks the loop from the check phase until `until` (after calling `first`), so that the next loop
+ * turn starts with its timers, a deadline's among them, before its I/O: as after a long synchronous
+ * stretch in an I/O callback, or a process the CPU starved.
+ */
+export const blockLoopUntil = (until: number, first: () => void = () => {}) =>
+  new Promise<void>((resolve) =>
+    setImmediate(() => {
+      first();
+      while (Date.now() < until);
+      resolve();
+    }),
+  );
+
 /** Keeps, by URL, the leakwatch record of each response `server` sees (listener runs first). */
 export function recordResponsesByUrl(server: http.Server, into: Map<string, import('../../src/core/records.js').ResponseRecord>): void {
   server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { DeadlineTimer } from '../../src/core/deadline-timer.js';
+
+/** The one timer of the ledger and of the pool waits: earliest deadline only, checked two loop turns after it fires. */
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('DeadlineTimer', () => {
+  it('checks once, at the earliest deadline armed, with the time it checks at', async () => {
+    const checks: number[] = [];
+    const timer = new DeadlineTimer(Date.now, (now) => void checks.push(now));
+    const start = Date.now();
+    timer.arm(start + 200);
+    timer.arm(start + 40);
+    timer.arm(start + 100); // later than the armed deadline: nothing changes
+    await sleep(150);
+    expect(checks).toHaveLength(1);
+    expect(checks[0]).toBeGreaterThanOrEqual(start + 40);
+    await sleep(150);
+    expect(checks).toHaveLength(1); // the check re-arms for what stays due; this one did not
+    timer.stop();
+  });
+
+  it('keeps no process alive while it waits', () => {
+    const timer = new DeadlineTimer(Date.now, () => {});
+    timer.arm(Date.now() + 60_000);
+    expect((timer as unknown as { timer: NodeJS.Timeout }).timer.hasRef()).toBe(false);
+    timer.stop();
+  });
+
+  it('checks after the I/O that came while the loop was blocked past the deadline, not before', async () => {
+    const order: string[] = [];
+    const timer = new DeadlineTimer(Date.now, () => void order.push('check'));
+    timer.arm(Date.now() + 20);
+    // I/O ready during the block: a pipe written to before it, read after it.
+    const { port1, port2 } = new MessageChannel();
+    port2.on('message', () => void order.push('I/O'));
+    await new Promise<void>((resolve) =>
+      setImmediate(() => {
+        port1.postMessage('x');
+        const until = Date.now() + 100;
+        while (Date.now() < until);
+        resolve();
+      }),
+    );
+    await sleep(50);
+    port1.close();
+    expect(order).toEqual(['I/O', 'check']);
+    timer.stop();
+  });
+
+  it('checks nothing once stopped, even when the timer has fired and the check is on its way', async () => {
+    let checks = 0;
+    const timer = new DeadlineTimer(Date.now, () => void checks++);
+    timer.arm(Date.now());
+    // Fires right after the deadline's timer, in the same turn (same delay, armed after it): the
+    // check is then two turns away.
+    const fired = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        expect((timer as unknown as { turn: unknown }).turn).not.toBeNull();
+        timer.stop();
+        resolve();
+      }, 1),
+    );
+    await fired;
+    await sleep(30);
+    expect(checks).toBe(0);
+    timer.arm(Date.now());
+    await sleep(30);
+    expect(checks).toBe(1); // armed again after stop()
+    timer.stop();
+  });
+});
