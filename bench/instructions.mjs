@@ -3,7 +3,7 @@
 //
 //   npm run build && .ci/cache/node-24/bin/node bench/instructions.mjs [--app=realistic|hello]
 //     [--modes=bare,default,lean,metrics,als,floor] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N]
-//     [--callers=NAME,NAME]
+//     [--callers=NAME,NAME] [--branches]
 //
 // Each mode's server (lib/realistic-server.cjs, the endpoints of the realistic section) runs under
 // callgrind with its counters off through the warm-up, then counts a fixed number of requests
@@ -39,6 +39,11 @@
 // --callers: for each function whose name contains one of NAMEs (`LoadIC_Megamorphic`, `publish`),
 // the main thread's callers of it in each mode, inclusive, against bare's: who pays for a builtin
 // whose count moved outside leakwatch's own functions.
+// --branches: counts mispredicted branches (conditional and indirect, callgrind's branch simulator,
+// --branch-sim=yes) instead of instructions, in every figure. A mispredicted branch costs a modern
+// core 15–20 cycles, and instructions do not show it: on hello world leakwatch's defaults added
+// about 4.6k instructions a request and 160 mispredicted branches on the main thread, few of them in
+// leakwatch's own functions (the simulator is a simple model of a predictor, not this machine's).
 import { execFile, execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -59,13 +64,13 @@ const APPS = {
 const exec = promisify(execFile);
 
 function usage(message) {
-  process.stderr.write(`${message}\nusage: node bench/instructions.mjs [--app=realistic|hello] [--modes=bare,default,lean,metrics,als,floor,other] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N] [--callers=NAME,NAME]\n`);
+  process.stderr.write(`${message}\nusage: node bench/instructions.mjs [--app=realistic|hello] [--modes=bare,default,lean,metrics,als,floor,other] [--other=OTHER_BUILD_ROOT] [--warmup=N] [--requests=N] [--top=N] [--callers=NAME,NAME] [--branches]\n`);
   process.exit(2);
 }
 
 const args = process.argv.slice(2);
 const { flag, count } = cliFlags(args, usage);
-for (const arg of args) if (!/^--(app|modes|other|warmup|requests|top|callers)=/.test(arg)) usage(`unknown argument ${JSON.stringify(arg)}`);
+for (const arg of args) if (!/^--(app|modes|other|warmup|requests|top|callers)=|^--branches$/.test(arg)) usage(`unknown argument ${JSON.stringify(arg)}`);
 const appName = flag('app') ?? 'realistic';
 const app = APPS[appName];
 if (app === undefined) usage(`--app must be realistic or hello, not ${JSON.stringify(appName)}`);
@@ -91,6 +96,10 @@ const warmup = count('warmup', app.warmup);
 const requests = count('requests', app.requests);
 const top = count('top', 15);
 const callersOf = (flag('callers') ?? '').split(',').filter((name) => name !== '');
+const branches = args.includes('--branches');
+/** The callgrind events counted (summed) in every figure. */
+const EVENTS = branches ? ['Bcm', 'Bim'] : ['Ir'];
+const counted = branches ? 'Mispredicted branches (conditional and indirect; callgrind --branch-sim)' : 'Instructions';
 try {
   execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
 } catch {
@@ -108,8 +117,11 @@ function selfCosts(file) {
   let fn = null;
   let callee = null;
   let inCall = false;
+  let columns = [1];
   for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (line.startsWith('fn=')) {
+    if (line.startsWith('events: ')) {
+      columns = eventColumns(line);
+    } else if (line.startsWith('fn=')) {
       const m = /^fn=\((\d+)\)(?: (.*))?$/.exec(line);
       if (m[2] !== undefined) names.set(m[1], m[2]);
       fn = names.get(m[1]);
@@ -120,7 +132,10 @@ function selfCosts(file) {
     } else if (line.startsWith('calls=')) {
       inCall = true;
     } else if (/^[0-9+\-*]/.test(line)) {
-      const cost = Number(line.split(' ')[1]);
+      const parts = line.split(' ');
+      // A cost line leaves out trailing zero columns.
+      let cost = 0;
+      for (const c of columns) cost += Number(parts[c] ?? 0);
       if (inCall) {
         inCall = false;
         if (fn === null || callee === null || !Number.isFinite(cost)) continue;
@@ -133,6 +148,25 @@ function selfCosts(file) {
     }
   }
   return Object.assign(costs, { calls });
+}
+
+/** The positions of EVENTS on a cost line (position first, then one column per event), from the `events:` header. */
+function eventColumns(header) {
+  const names = header.slice('events: '.length).trim().split(' ');
+  return EVENTS.map((event) => {
+    const i = names.indexOf(event);
+    if (i < 0) throw new Error(`callgrind counted no ${event} (events: ${names.join(' ')})`);
+    return i + 1;
+  });
+}
+
+/** A file's total of EVENTS, from its `summary:` or `totals:` line. */
+function fileTotal(text) {
+  const columns = eventColumns(/^events: .*$/m.exec(text)?.[0] ?? 'events: ');
+  const line = /^(?:summary|totals): (.*)$/m.exec(text);
+  if (line === null) return Number.NaN;
+  const values = line[1].split(' '); // trailing zero columns left out
+  return columns.reduce((sum, c) => sum + Number(values[c - 1] ?? 0), 0);
 }
 
 /** V8's code map (`--perf-basic-prof`): sorted [start, end, name]. */
@@ -237,7 +271,7 @@ async function countOne(name, dir) {
   const out = path.join(dir, `${name}.out`);
   const child = fork(SERVER, [], {
     execPath: 'valgrind',
-    execArgv: ['--tool=callgrind', '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${out}`, process.execPath, '--perf-basic-prof', ...mode.execArgv],
+    execArgv: ['--tool=callgrind', ...(branches ? ['--branch-sim=yes'] : []), '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${out}`, process.execPath, '--perf-basic-prof', ...mode.execArgv],
     env: { ...cleanEnv(), ...modeEnv, BENCH_APP: appName, ...servicesEnv() },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     // V8 logs the code it makes (what --perf-basic-prof needs) to isolate-*-v8.log in the working directory.
@@ -259,7 +293,7 @@ async function countOne(name, dir) {
     const files = readdirSync(dir).filter((f) => f.startsWith(prefix));
     if (!files.includes(`${prefix}01`)) throw new Error(`${name}: callgrind wrote no count of the main thread (${files.join(', ') || 'no files'})`);
     let all = 0;
-    for (const f of files) all += Number(/^(?:summary|totals): (\d+)/m.exec(readFileSync(path.join(dir, f), 'utf8'))?.[1] ?? Number.NaN);
+    for (const f of files) all += fileTotal(readFileSync(path.join(dir, f), 'utf8'));
     const rows = codeMap(codeMapFile);
     const mainCosts = selfCosts(path.join(dir, `${prefix}01`));
     const main = named(mainCosts, rows);
@@ -280,7 +314,8 @@ async function countOne(name, dir) {
   }
 }
 
-const k = (x) => `${(x / 1000).toFixed(1)}k`;
+// Mispredicted branches run to hundreds a request: whole numbers, not thousands.
+const k = (x) => (branches ? x.toFixed(0) : `${(x / 1000).toFixed(1)}k`);
 const signed = (x) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(0)}`;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'leakwatch-callgrind-'));
@@ -305,7 +340,7 @@ const ownOf = (r) => [...r.functions].filter(([fn]) => ownFile(fn) !== null);
 const ownTotal = (r) => ownOf(r).reduce((sum, [, cost]) => sum + cost, 0);
 const bare = results.bare;
 const lines = [
-  `Instructions per request, ${appName} endpoint, Node ${process.versions.node} (callgrind; ${warmup} requests uncounted, then ${requests} counted)`,
+  `${counted} per request, ${appName} endpoint, Node ${process.versions.node} (callgrind; ${warmup} requests uncounted, then ${requests} counted)`,
   '',
   '| mode | all threads | main thread | against bare (all threads) | in leakwatch\'s own functions (self, main thread) |',
   '| --- | --- | --- | --- | --- |',
