@@ -10,8 +10,9 @@ export default defineConfig({
     maxWorkers: 4,
     testTimeout: 20_000,
     hookTimeout: 30_000,
-    // The framework apps' builds start at once in the background (test/frameworks/support/prebuild.ts).
-    globalSetup: ['test/support/services.ts', 'test/frameworks/support/prebuild.ts'],
+    // One TMPDIR for the run, removed at its end (test/support/temp-dir.ts); the framework apps'
+    // builds start at once in the background (test/frameworks/support/prebuild.ts).
+    globalSetup: ['test/support/temp-dir.ts', 'test/support/services.ts', 'test/frameworks/support/prebuild.ts'],
     // The suite leaks on purpose; one log line per leak would bury the output. The leak log's own
     // tests (test/report/leak-log.test.ts) set it for the processes they start.
     env: { LEAKWATCH_LOG: 'off' },
