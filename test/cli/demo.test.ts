@@ -72,6 +72,19 @@ describe('leakwatch demo', () => {
     if (html !== undefined) rmSync(path.dirname(html), { recursive: true, force: true });
   }, 150_000);
 
+  it.runIf(process.getuid?.() === 0)('as root, names the temporary folder the postgres user cannot reach when embedded PostgreSQL cannot start there', async () => {
+    const privateTmp = mkdtempSync(path.join(os.tmpdir(), 'leakwatch-private-tmp-')); // 0700: root's alone
+    try {
+      const deadPg = `postgres://postgres@127.0.0.1:${await freePort()}/test`;
+      const exit = await leakwatch(['demo', '--pg-url', deadPg, '--redis-url', redisUrl], { timeoutMs: 120_000, env: { TMPDIR: privateTmp } });
+      expect(exit.status, exit.stdout + exit.stderr).not.toBe(0);
+      expect(exit.stderr).toContain(`initdb runs as the postgres system user, which cannot reach the temporary folder ${privateTmp}`);
+      expect(exit.stderr).toContain('set TMPDIR to a folder every user can enter');
+    } finally {
+      rmSync(privateTmp, { recursive: true, force: true });
+    }
+  }, 150_000);
+
   describe('when its output is closed early (leakwatch demo | head -3)', () => {
     it('stops, and leaves nothing running', async () => {
       const marker = `LEAKWATCH_DEMO_TEST_MARKER=${randomUUID()}`;
