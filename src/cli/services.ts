@@ -103,6 +103,13 @@ export async function waitForRedis(child: ChildProcess, port: number, ms: number
   return false;
 }
 
+/** Why a redis-server that {@link waitForRedis} gave up on is not up, as a sentence. */
+export function redisNotUp(child: ChildProcess, port: number, ms: number): string {
+  return child.exitCode !== null
+    ? `redis-server exited (${child.exitCode}) before answering on 127.0.0.1:${port}: is the port another process's now?`
+    : `redis-server did not answer on 127.0.0.1:${port} within ${ms / 1000} s`;
+}
+
 const TEST_URL_VARIABLES = { pg: 'set LEAKWATCH_TEST_PG_URL', redis: 'set LEAKWATCH_TEST_REDIS_URL' };
 
 async function startRedis(log: (line: string) => void, urlHint: string): Promise<{ url: string; child: ChildProcess } | string> {
@@ -113,8 +120,9 @@ async function startRedis(log: (line: string) => void, urlHint: string): Promise
     stdio: 'ignore',
   });
   if (!(await waitForRedis(child, port, 10_000))) {
+    const why = redisNotUp(child, port, 10_000);
     child.kill('SIGKILL');
-    return child.exitCode !== null ? `redis-server exited (${child.exitCode}) before answering on 127.0.0.1:${port}` : `redis-server did not answer on 127.0.0.1:${port} within 10 s`;
+    return why;
   }
   log(`started redis-server on 127.0.0.1:${port}`);
   return { url: `redis://127.0.0.1:${port}`, child };

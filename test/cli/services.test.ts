@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answers, freePort, redisAnswers, waitForRedis } from '../../src/cli/services.js';
+import { answers, freePort, redisAnswers, redisNotUp, waitForRedis } from '../../src/cli/services.js';
 import { startOwnRedis, type OwnRedis } from '../support/node-redis.js';
 import { REDIS_URL } from '../support/redis.js';
 
@@ -41,6 +41,7 @@ describe('redisAnswers', () => {
     const child = spawn('redis-server', ['--port', String(impostorPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
     expect(await waitForRedis(child, impostorPort, 60_000)).toBe(false);
     expect(child.exitCode).not.toBeNull();
+    expect(redisNotUp(child, impostorPort, 60_000)).toBe(`redis-server exited (${child.exitCode}) before answering on 127.0.0.1:${impostorPort}: is the port another process's now?`);
     expect(await waitForRedis(child, guarded.port, 10_000, redisAnswers)).toBe(false); // an exited child is not waited on
   });
 });

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DeadlineTimer } from '../../src/core/deadline-timer.js';
+import { blockLoopUntil, sleep } from '../support/http.js';
 
 /** The one timer of the ledger and of the pool waits: earliest deadline only, checked two loop turns after it fires. */
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('DeadlineTimer', () => {
   it('checks once, at the earliest deadline armed, with the time it checks at', async () => {
@@ -35,14 +34,7 @@ describe('DeadlineTimer', () => {
     // I/O ready during the block: a pipe written to before it, read after it.
     const { port1, port2 } = new MessageChannel();
     port2.on('message', () => void order.push('I/O'));
-    await new Promise<void>((resolve) =>
-      setImmediate(() => {
-        port1.postMessage('x');
-        const until = Date.now() + 100;
-        while (Date.now() < until);
-        resolve();
-      }),
-    );
+    await blockLoopUntil(Date.now() + 100, () => port1.postMessage('x'));
     await sleep(50);
     port1.close();
     expect(order).toEqual(['I/O', 'check']);

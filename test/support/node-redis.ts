@@ -6,7 +6,7 @@ import * as redis6 from 'redis';
 import * as redis5 from 'redis5';
 import * as redis4 from 'redis4';
 import { afterAll, beforeAll } from 'vitest';
-import { answers, freePort, redisAnswers, waitForRedis } from '../../src/cli/services.js';
+import { answers, freePort, redisAnswers, redisNotUp, waitForRedis } from '../../src/cli/services.js';
 import { REDIS_URL } from './redis.js';
 
 export { REDIS_URL, expectConnectionsLeftByLeakyFixture, expectLeftByClosedResponse, expectSubscriberHeldByUnclosedResponse, heldFor, onlyRedisLeakSince, redisLeaksSince, responseLeaksSince, uniquePrefix } from './redis.js';
@@ -77,10 +77,7 @@ export async function startOwnRedis(extraArgs: string[] = [], tls?: { cert: stri
     // On a restart the port was free for a while, and another process may have been given it: then
     // this redis-server cannot listen and exits, and something else answers on the port. Plain
     // Redis is asked for a PONG, and a server that exited is said to have.
-    if (!(await waitForRedis(spawned, port, 10_000, tls === undefined ? redisAnswers : answers))) {
-      if (spawned.exitCode !== null) throw new Error(`redis-server exited (${spawned.exitCode}) before answering on 127.0.0.1:${port}: is the port another process's now?`);
-      throw new Error(`redis-server did not answer on 127.0.0.1:${port} within 10 s`);
-    }
+    if (!(await waitForRedis(spawned, port, 10_000, tls === undefined ? redisAnswers : answers))) throw new Error(redisNotUp(spawned, port, 10_000));
   };
   const halt = async () => {
     const running = child;
