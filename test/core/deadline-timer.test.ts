@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DeadlineTimer } from '../../src/core/deadline-timer.js';
-import { blockLoopUntil, sleep } from '../support/http.js';
+import { blockLoopUntil, sleep, waitUntil } from '../support/http.js';
 
 /** The one timer of the ledger and of the pool waits: earliest deadline only, checked two loop turns after it fires. */
 
@@ -12,11 +12,10 @@ describe('DeadlineTimer', () => {
     timer.arm(start + 200);
     timer.arm(start + 40);
     timer.arm(start + 100); // later than the armed deadline: nothing changes
-    await sleep(150);
-    expect(checks).toHaveLength(1);
+    await waitUntil(() => checks.length > 0, 2000, 'the check');
     expect(checks[0]).toBeGreaterThanOrEqual(start + 40);
-    await sleep(150);
-    expect(checks).toHaveLength(1); // the check re-arms for what stays due; this one did not
+    await sleep(Math.max(0, start + 300 - Date.now()));
+    expect(checks).toHaveLength(1); // past every deadline armed: the check re-arms for what stays due; this one did not
     timer.stop();
   });
 
@@ -30,11 +29,12 @@ describe('DeadlineTimer', () => {
   it('checks after the I/O that came while the loop was blocked past the deadline, not before', async () => {
     const order: string[] = [];
     const timer = new DeadlineTimer(Date.now, () => void order.push('check'));
-    timer.arm(Date.now() + 20);
+    const start = Date.now();
+    timer.arm(start + 50);
     // I/O ready during the block: a pipe written to before it, read after it.
     const { port1, port2 } = new MessageChannel();
     port2.on('message', () => void order.push('I/O'));
-    await blockLoopUntil(Date.now() + 100, () => port1.postMessage('x'));
+    await blockLoopUntil(start + 200, () => port1.postMessage('x'));
     await sleep(50);
     port1.close();
     expect(order).toEqual(['I/O', 'check']);
@@ -45,16 +45,16 @@ describe('DeadlineTimer', () => {
     let checks = 0;
     const timer = new DeadlineTimer(Date.now, () => void checks++);
     timer.arm(Date.now());
-    // Fires right after the deadline's timer, in the same turn (same delay, armed after it): the
-    // check is then two turns away.
-    const fired = new Promise<void>((resolve) =>
-      setTimeout(() => {
-        expect((timer as unknown as { turn: unknown }).turn).not.toBeNull();
+    // Looks once per check phase. Queued before the timer fires, it runs ahead of the immediate the
+    // timer queues in the same turn: it sees that one pending, the check still two immediates away.
+    await new Promise<void>((resolve) => {
+      const look = () => {
+        if ((timer as unknown as { turn: unknown }).turn === null) return void setImmediate(look);
         timer.stop();
         resolve();
-      }, 1),
-    );
-    await fired;
+      };
+      setImmediate(look);
+    });
     await sleep(30);
     expect(checks).toBe(0);
     timer.arm(Date.now());
