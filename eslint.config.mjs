@@ -29,7 +29,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/core/ledger.ts', 'src/core/records.ts', 'src/core/deadline-queue.ts', 'src/core/deadline-timer.ts', 'src/core/history.ts'],
+    files: ['src/core/ledger.ts', 'src/core/records.ts', 'src/core/deadline-queue.ts', 'src/core/deadline-timer.ts', 'src/core/history.ts', 'src/core/clock.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ group: ['node:*', '../*', '!../core/*'], message: 'The ledger is a pure state machine: no I/O, nothing above core.' }] }],
     },

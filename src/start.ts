@@ -122,7 +122,7 @@ function serveConfiguredMetrics(runtime: Runtime): Undo | null {
 export function start(options?: LeakwatchOptions): Started {
   const runtime = ensureRuntime(options);
   warnUnknownEnvironment(runtime);
-  const startedAt = Date.now();
+  const startedAt = runtime.ledger.now();
   const undos: Array<Undo | null> = [];
   try {
     undos.push(install(globalThis, 'leakwatch', () => instrumentAll(runtime)));

@@ -18,7 +18,7 @@ function identityOnly(server: ServerState | null): ServerState | null {
  * gave before it went is dropped: it would describe a session that no longer exists. Probes never
  * reject; a failure is handed to `onFailure`.
  */
-export function serverConfirmation(onFailure: (what: string, error: unknown) => void): LedgerObserver {
+export function serverConfirmation(onFailure: (what: string, error: unknown) => void, now: () => number): LedgerObserver {
   return {
     connectionLeaked(connection: ConnectionRecord): void {
       const { probe, target } = connection;
@@ -31,7 +31,7 @@ export function serverConfirmation(onFailure: (what: string, error: unknown) => 
           (server) => {
             if (server === null || connection.closed !== null) return;
             connection.server = server;
-            connection.history?.add(Date.now(), 'confirmed');
+            connection.history?.add(now(), 'confirmed');
           },
           (error: unknown) => onFailure(`confirming ${connection.id} with its server`, error),
         ) ?? null;

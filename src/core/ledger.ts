@@ -1,3 +1,4 @@
+import { steadyNow, wallOffset } from './clock.js';
 import { DeadlineQueue } from './deadline-queue.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import { HeldList } from './held-list.js';
@@ -44,7 +45,10 @@ export interface LedgerOptions extends LedgerLimits {
   onFailure: (what: string, error: unknown) => void;
   /** The response whose async context we are in, if any. */
   currentResponse: () => ResponseRecord | undefined;
-  /** Milliseconds since the epoch. Tests pass a manual clock. */
+  /**
+   * Milliseconds, only ever forward: by default the monotonic clock on the epoch (clock.ts). Tests
+   * pass a manual clock, which is then taken for the wall clock too.
+   */
   clock?: () => number;
   /** Arm one unref'd timer for the earliest deadline. Tests turn it off and call sweep(). */
   timer?: boolean;
@@ -128,6 +132,7 @@ export class Ledger {
   /** Rebuilt as observers come and go: a transition calls only the observers that hear it. */
   private listeners = listenersOf<LedgerObserver, LedgerEvent>([], LEDGER_EVENTS);
   private readonly clock: () => number;
+  private readonly wallOffsetOf: () => number;
   private responseSeq = 0;
   private connectionSeq = 0;
   /** Sweeps at the earliest deadline; null when tests call sweep() themselves. */
@@ -140,7 +145,8 @@ export class Ledger {
   private readonly spareHistories: History[] = [];
 
   constructor(options: LedgerOptions) {
-    this.clock = options.clock ?? Date.now;
+    this.clock = options.clock ?? steadyNow;
+    this.wallOffsetOf = options.clock === undefined ? wallOffset : () => 0;
     this.timer = (options.timer ?? true) ? new DeadlineTimer(this.clock, this.onDeadline) : null;
     this.limits = { responseThresholdMs: options.responseThresholdMs, connectionThresholdMs: options.connectionThresholdMs, maxReportedLeaks: options.maxReportedLeaks };
     this.onFailure = options.onFailure;
@@ -165,6 +171,11 @@ export class Ledger {
 
   now(): number {
     return this.clock();
+  }
+
+  /** What to add to a time of this ledger's clock for the wall-clock time it was taken at: a report's dates, metrics' timestamps. */
+  wallOffset(): number {
+    return this.wallOffsetOf();
   }
 
   /** Number of open responses, leaked or not. */

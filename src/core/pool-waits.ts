@@ -1,4 +1,5 @@
 import type { ConnectionKind, ResponseRecord, StackCapture } from './records.js';
+import { steadyNow } from './clock.js';
 import { DeadlineTimer } from './deadline-timer.js';
 import { listenersOf, notifyListeners, type Listener } from './listeners.js';
 
@@ -140,7 +141,7 @@ export interface PoolWaitsOptions {
   exhaustionThresholdMs: number;
   /** Where a failure of an observer or a pool's counts goes; it must not throw. */
   onFailure: (what: string, error: unknown) => void;
-  /** Milliseconds since the epoch; the ledger's clock. Tests pass a manual one. */
+  /** Milliseconds, only ever forward; the ledger's clock (clock.ts). Tests pass a manual one. */
   clock?: () => number;
   /** Arm the unref'd timer. Tests turn it off and call check(). */
   timer?: boolean;
@@ -161,7 +162,7 @@ export class PoolWaits {
   constructor(options: PoolWaitsOptions) {
     this.thresholdMs = options.exhaustionThresholdMs;
     this.onFailure = options.onFailure;
-    this.clock = options.clock ?? Date.now;
+    this.clock = options.clock ?? steadyNow;
     this.timer = (options.timer ?? true) ? new DeadlineTimer(this.clock, this.onDue) : null;
   }
 

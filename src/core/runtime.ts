@@ -74,7 +74,7 @@ function createRuntime(config: Config): Runtime {
     onFailure: logFailure,
     madeWhileModuleLoads: (connection) => whileModuleLoads(connection.stack),
   });
-  ledger.observe(serverConfirmation(logFailure));
+  ledger.observe(serverConfirmation(logFailure, () => ledger.now()));
   const waits = new PoolWaits({ exhaustionThresholdMs: config.exhaustionThresholdMs, onFailure: logFailure });
   return { config, ledger, waits };
 }

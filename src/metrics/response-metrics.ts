@@ -108,7 +108,7 @@ export class ResponseMetrics implements LedgerObserver {
     }
     // No sample at all when nothing is open: reset() would write a 0, which reads as "open since
     // 1970" and, in a cluster, wins the min.
-    if (oldest === Infinity) gauge.remove();
-    else gauge.set(oldest / 1000);
+    if (oldest === Infinity || ledger === undefined) gauge.remove();
+    else gauge.set((oldest + ledger.wallOffset()) / 1000); // a date, so on the wall clock (core/clock.ts)
   };
 }

@@ -1,3 +1,4 @@
+import { steadyNow } from '../core/clock.js';
 import { logFailure } from '../core/guard.js';
 import { mustWait, mustWaitFor, Waiters, type PendingCheckout, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
 import type { StackCapture } from '../core/records.js';
@@ -119,7 +120,7 @@ export function startCheckout(watch: PoolWatch, below: Function, mustWaitNow?: b
   // A checkout a module's top-level code makes (a LISTEN client, a warm-up) is that module's, even
   // when the module loads during a request: the ledger checks the stack for that only when a leak
   // rule would blame the request (ConnectionInit.ownerUnverified), not on every checkout.
-  const checkout = new Checkout(watch, currentResponse(), stack, waits?.now() ?? Date.now(), site === null);
+  const checkout = new Checkout(watch, currentResponse(), stack, waits?.now() ?? steadyNow(), site === null);
   if (waits !== undefined && (mustWaitNow ?? mustWait(watch.counts()))) waits.waiting(watch, checkout);
   return checkout;
 }

@@ -1,3 +1,4 @@
+import { steadyNow } from '../core/clock.js';
 import { logFailure } from '../core/guard.js';
 import type { ConnectionProbe, ServerState } from '../core/records.js';
 import { outsideAnyContext } from '../core/runtime.js';
@@ -44,7 +45,7 @@ class ActivityReader {
   ) {}
 
   lookup(pid: number): Promise<ServerState | null> {
-    if (Date.now() < this.retryAt) return Promise.resolve(null);
+    if (steadyNow() < this.retryAt) return Promise.resolve(null);
     const resolvers = this.waiting.get(pid);
     if (resolvers === undefined && this.waiting.size >= MAX_WAITING) return Promise.resolve(null);
     return new Promise<ServerState | null>((resolve) => {
@@ -56,7 +57,7 @@ class ActivityReader {
 
   private schedule(): void {
     if (this.timer !== null || this.running || this.waiting.size === 0) return;
-    const delay = Math.max(0, this.lastRunAt + MIN_INTERVAL_MS - Date.now());
+    const delay = Math.max(0, this.lastRunAt + MIN_INTERVAL_MS - steadyNow());
     // Outside any request: nothing the reader does is charged to one, or made a child of its span.
     this.timer = outsideAnyContext(() => setTimeout(() => void this.run(), delay));
     this.timer.unref();
@@ -67,7 +68,7 @@ class ActivityReader {
     const batch = this.waiting;
     this.waiting = new Map();
     this.running = true;
-    this.lastRunAt = Date.now();
+    this.lastRunAt = steadyNow();
     let rows: Array<Record<string, unknown>> | null = null;
     let client: PgClient | null = null;
     try {
@@ -77,7 +78,7 @@ class ActivityReader {
       // A reader closed on purpose (stop) fails its query quietly; anything else backs off.
       if (client === null || this.client === client) {
         logFailure('confirming pg connections with pg_stat_activity', error);
-        this.retryAt = Date.now() + RETRY_AFTER_MS;
+        this.retryAt = steadyNow() + RETRY_AFTER_MS;
         this.close();
       }
     } finally {

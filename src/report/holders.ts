@@ -235,7 +235,7 @@ export function takeHolders(source: HoldersSource, options: { limit?: number; on
   const pools = groups(held, readings).map((group) => heldPool(group, now, limit));
   const waiting = (p: HeldPool) => p.waiters.length + p.waitersLeftOut;
   pools.sort((a, b) => waiting(b) - waiting(a) || a.kind.localeCompare(b.kind) || a.pool.localeCompare(b.pool));
-  return { takenAt: new Date(now).toISOString(), pid: process.pid, exhaustionThresholdMs: source.exhaustionThresholdMs, pools };
+  return { takenAt: new Date(now + ledger.wallOffset()).toISOString(), pid: process.pid, exhaustionThresholdMs: source.exhaustionThresholdMs, pools };
 }
 
 /** The snapshot of a runtime now. */

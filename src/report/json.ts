@@ -129,8 +129,12 @@ export interface ResolvedLeak {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** Formats a time of the ledger's clock as the wall-clock date it stands for: `offset` is Ledger.wallOffset() (see core/clock.ts). */
+type Dates = (ms: number) => string;
+const datesOf = (offset: number): Dates => (ms) => iso(ms + offset);
+
 /** Events made from the record's timestamps and its history, sorted by time (ties keep this order). */
-function timeline(record: ResponseRecord | ConnectionRecord): { events: TimelineEvent[]; eventsDropped?: number } {
+function timeline(record: ResponseRecord | ConnectionRecord, date: Dates): { events: TimelineEvent[]; eventsDropped?: number } {
   const moments: Array<{ at: number; event: TimelineEvent['event']; bytes?: number }> = [];
   const isResponse = record instanceof ResponseRecord;
   moments.push({ at: isResponse ? record.startedAt : record.acquiredAt, event: isResponse ? 'started' : 'acquired' });
@@ -139,17 +143,17 @@ function timeline(record: ResponseRecord | ConnectionRecord): { events: Timeline
   if (isResponse && record.closedAt !== 0) moments.push({ at: record.closedAt, event: record.outcome ?? 'finished' });
   if (!isResponse && record.releasedAt !== 0) moments.push({ at: record.releasedAt, event: 'released' });
   moments.sort((a, b) => a.at - b.at);
-  const events = moments.map(({ at, event, bytes }) => (bytes === undefined ? { at: iso(at), event } : { at: iso(at), event, bytes }));
+  const events = moments.map(({ at, event, bytes }) => (bytes === undefined ? { at: date(at), event } : { at: date(at), event, bytes }));
   const dropped = record.history?.dropped ?? 0;
   return dropped > 0 ? { events, eventsDropped: dropped } : { events };
 }
 
 /** A connection's timeline and its owner's, for reports. */
-function connectionTimeline(c: ConnectionRecord): Pick<LeakedConnection, 'events' | 'eventsDropped' | 'ownerEvents'> {
-  return c.owner === null ? timeline(c) : { ...timeline(c), ownerEvents: timeline(c.owner).events };
+function connectionTimeline(c: ConnectionRecord, date: Dates): Pick<LeakedConnection, 'events' | 'eventsDropped' | 'ownerEvents'> {
+  return c.owner === null ? timeline(c, date) : { ...timeline(c, date), ownerEvents: timeline(c.owner, date).events };
 }
 
-function describeResponse(ledger: Ledger, r: ResponseRecord, now: number): LeakedResponse {
+function describeResponse(ledger: Ledger, r: ResponseRecord, now: number, date: Dates): LeakedResponse {
   const detail = r.detail;
   const connections: string[] = [];
   for (const item of ledger.leaks) if (item instanceof ConnectionRecord && item.owner === r) connections.push(item.id);
@@ -159,16 +163,16 @@ function describeResponse(ledger: Ledger, r: ResponseRecord, now: number): Leake
     path: detail?.path ?? '',
     route: r.route,
     reason: r.leak!.reason,
-    startedAt: iso(r.startedAt),
+    startedAt: date(r.startedAt),
     ageMs: (r.closedAt || now) - r.startedAt,
     endOverrides: detail?.endOverrides ?? [],
     connections,
     pendingCommands: [...(r.operations ?? [])].map((op) => ({ command: op.command, connection: op.connection.id, ageMs: now - op.startedAt })),
-    ...timeline(r),
+    ...timeline(r, date),
   };
 }
 
-function describeConnection(ledger: Ledger, c: ConnectionRecord, now: number): LeakedConnection {
+function describeConnection(ledger: Ledger, c: ConnectionRecord, now: number, date: Dates): LeakedConnection {
   const owner = c.owner;
   const until = c.releasedAt || now;
   return {
@@ -191,12 +195,13 @@ function describeConnection(ledger: Ledger, c: ConnectionRecord, now: number): L
     acquiredAt: formatStack(c.stack),
     acquisitionSite: appSiteOf(c.stack),
     server: c.server,
-    ...connectionTimeline(c),
+    ...connectionTimeline(c, date),
   };
 }
 
 /**
- * The report of this process's ledger now. The owner of a connection is described even when the
+ * The report of this process's ledger now; `startedAt` and `now` are times of the ledger's clock,
+ * written as the wall-clock dates they stand for (see core/clock.ts). The owner of a connection is described even when the
  * owner itself did not leak (a closed response), so `ownerPath` is filled from its detail or,
  * for a response that never leaked, left null.
  */
@@ -209,6 +214,7 @@ export function buildReport(
   const leakedResponses: LeakedResponse[] = [];
   const leakedConnections: LeakedConnection[] = [];
   const resolved: ResolvedLeak[] = [];
+  const date = datesOf(ledger.wallOffset());
   for (const item of ledger.leaks) {
     if (!include(item)) continue;
     const leak = item.leak!;
@@ -218,23 +224,23 @@ export function buildReport(
         kind: item instanceof ResponseRecord ? 'response' : item.kind,
         reason: leak.reason,
         what: item instanceof ResponseRecord ? `${item.detail?.method ?? ''} ${item.detail?.path ?? ''}`.trim() : item.pool,
-        detectedAt: iso(leak.detectedAt),
-        resolvedAt: iso(leak.resolvedAt),
+        detectedAt: date(leak.detectedAt),
+        resolvedAt: date(leak.resolvedAt),
         route: item instanceof ResponseRecord ? item.route : (item.owner?.route ?? null),
-        ...(item instanceof ResponseRecord ? timeline(item) : connectionTimeline(item)),
+        ...(item instanceof ResponseRecord ? timeline(item, date) : connectionTimeline(item, date)),
       });
     } else if (item instanceof ResponseRecord) {
-      leakedResponses.push(describeResponse(ledger, item, now));
+      leakedResponses.push(describeResponse(ledger, item, now, date));
     } else {
-      leakedConnections.push(describeConnection(ledger, item, now));
+      leakedConnections.push(describeConnection(ledger, item, now, date));
     }
   }
   const t = ledger.totals;
   return {
     schemaVersion: 1,
     tool: { name: 'leakwatch', version: VERSION },
-    startedAt: iso(startedAt),
-    endedAt: iso(now),
+    startedAt: date(startedAt),
+    endedAt: date(now),
     thresholds: { responseMs: ledger.responseThresholdMs, connectionMs: ledger.connectionThresholdMs },
     summary: {
       responses: t.responses + ledger.openResponses,

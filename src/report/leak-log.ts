@@ -1,4 +1,5 @@
 import { isDefaultLog } from '../config.js';
+import { steadyNow } from '../core/clock.js';
 import type { Ledger, LedgerObserver } from '../core/ledger.js';
 import { ConnectionRecord, ResponseRecord, type EndOverride, type ServerState } from '../core/records.js';
 import { logFailure } from '../core/guard.js';
@@ -235,7 +236,7 @@ class LeakLog implements LedgerObserver {
 
   private emit(entry: ResponseLogEntry | ConnectionLogEntry): void {
     if (this.stopped) return;
-    const now = Date.now();
+    const now = steadyNow(); // a step of the wall clock must not hold lines back for its length
     if (now - this.windowStart >= this.intervalMs) {
       this.writeSuppressed();
       this.windowStart = now;

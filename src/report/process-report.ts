@@ -31,7 +31,7 @@ export interface ProcessAnnouncement {
  * still open then are reported `open-at-exit`.
  */
 export function installExitReport(runtime: Runtime, options: ExitReportOptions): () => void {
-  const startedAt = Date.now();
+  const startedAt = runtime.ledger.now();
   if (options.dir !== undefined) {
     try {
       const announcement: ProcessAnnouncement = { pid: process.pid, argv: process.argv.slice(1).map(withoutCredentials) };

@@ -12,6 +12,7 @@
  * requests are charged to whichever test started last.
  */
 import { afterEach, beforeEach } from 'vitest';
+import { steadyNow } from '../core/clock.js';
 import { ConnectionRecord, ResponseRecord } from '../core/records.js';
 import { getRuntime, type Runtime } from '../core/runtime.js';
 import { start } from '../start.js';
@@ -47,7 +48,8 @@ const defaults: Required<Omit<LeakCheckOptions, 'ignore'>> & Pick<LeakCheckOptio
   settleMs: 1000,
 };
 let auto = true;
-let testStartedAt = Date.now();
+/** On the ledger's clock (core/clock.ts), as buildReport() takes it. */
+let testStartedAt = steadyNow();
 /** Leaks a caller has already been given by findLeaks(): the after-test check skips them. */
 const acknowledged = new WeakSet<object>();
 
@@ -85,10 +87,10 @@ function outstanding(scope: unknown): boolean {
 }
 
 async function settle(scope: unknown, settleMs: number): Promise<void> {
-  const until = Date.now() + settleMs;
+  const until = steadyNow() + settleMs;
   let delay = 1;
-  while (outstanding(scope) && Date.now() < until) {
-    await new Promise((resolve) => setTimeout(resolve, Math.min(delay, Math.max(0, until - Date.now()))));
+  while (outstanding(scope) && steadyNow() < until) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(delay, Math.max(0, until - steadyNow()))));
     delay = Math.min(delay * 2, 100);
   }
 }
@@ -165,7 +167,7 @@ runtime.ledger.observe({
 
 beforeEach((context) => {
   currentTest = context.task;
-  testStartedAt = Date.now();
+  testStartedAt = steadyNow();
 });
 
 afterEach(async (context) => {

@@ -212,7 +212,7 @@ describe('installLeakLog(ledger, options)', () => {
   let now = 0;
   const ledgerAt = () => {
     const ledger = new Ledger({ responseThresholdMs: 100, connectionThresholdMs: 100, maxReportedLeaks: 10, onFailure: () => {}, currentResponse: () => undefined, clock: () => now, timer: false });
-    ledger.observe(serverConfirmation(() => {})); // as the runtime does, before any other observer
+    ledger.observe(serverConfirmation(() => {}, () => ledger.now())); // as the runtime does, before any other observer
     return ledger;
   };
 
