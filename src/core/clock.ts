@@ -23,7 +23,13 @@ export function steadyNow(): number {
   return Math.floor(origin + monotonic());
 }
 
+/** The offset last taken: it moves only with a step of the wall clock, not with a read's rounding. */
+let offset = 0;
+
 /** What to add to a {@link steadyNow} stamp for the wall-clock time it was taken at (0 until the wall clock is stepped). */
 export function wallOffset(): number {
-  return Date.now() - steadyNow();
+  // Two clocks read in whole milliseconds part by one now and then; that is rounding, not a step.
+  const now = Date.now() - steadyNow();
+  if (now > offset + 1 || now < offset - 1) offset = now;
+  return offset;
 }
