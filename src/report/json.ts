@@ -129,8 +129,9 @@ export interface ResolvedLeak {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** Formats a time of the ledger's clock as the wall-clock date it stands for: `offset` is Ledger.wallOffset() (see core/clock.ts). */
+/** Formats a time of the ledger's clock as the wall-clock date it stands for. */
 type Dates = (ms: number) => string;
+/** `offset`: Ledger.wallOffset(), taken once per report so that its dates agree with its ages (core/clock.ts). */
 const datesOf = (offset: number): Dates => (ms) => iso(ms + offset);
 
 /** Events made from the record's timestamps and its history, sorted by time (ties keep this order). */
@@ -201,9 +202,9 @@ function describeConnection(ledger: Ledger, c: ConnectionRecord, now: number, da
 
 /**
  * The report of this process's ledger now; `startedAt` and `now` are times of the ledger's clock,
- * written as the wall-clock dates they stand for (see core/clock.ts). The owner of a connection is described even when the
- * owner itself did not leak (a closed response), so `ownerPath` is filled from its detail or,
- * for a response that never leaked, left null.
+ * written as the wall-clock dates they stand for (see core/clock.ts). The owner of a connection is
+ * described even when the owner itself did not leak (a closed response), so `ownerPath` is filled
+ * from its detail or, for a response that never leaked, left null.
  */
 export function buildReport(
   ledger: Ledger,

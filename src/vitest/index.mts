@@ -48,8 +48,8 @@ const defaults: Required<Omit<LeakCheckOptions, 'ignore'>> & Pick<LeakCheckOptio
   settleMs: 1000,
 };
 let auto = true;
-/** On the ledger's clock (core/clock.ts), as buildReport() takes it. */
-let testStartedAt = steadyNow();
+/** On the ledger's clock, as buildReport() takes it; set once the runtime is there, and at each test's start. */
+let testStartedAt = 0;
 /** Leaks a caller has already been given by findLeaks(): the after-test check skips them. */
 const acknowledged = new WeakSet<object>();
 
@@ -159,6 +159,7 @@ export async function expectNoLeaks(options: LeakCheckOptions = {}): Promise<voi
 // A failing test already says what leaked; lines on stderr as well would say it twice.
 start(process.env.LEAKWATCH_LOG === undefined ? { leakLog: 'off' } : undefined);
 const runtime: Runtime = getRuntime()!;
+testStartedAt = runtime.ledger.now();
 runtime.ledger.observe({
   responseOpened(response) {
     if (currentTest !== null) testOf.set(response, currentTest);
@@ -167,7 +168,7 @@ runtime.ledger.observe({
 
 beforeEach((context) => {
   currentTest = context.task;
-  testStartedAt = steadyNow();
+  testStartedAt = runtime.ledger.now();
 });
 
 afterEach(async (context) => {

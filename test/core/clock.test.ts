@@ -66,7 +66,9 @@ describe('the ledger on its default clock', () => {
     expect(Math.abs(Date.parse(report.startedAt) - Date.parse(response.startedAt))).toBeLessThan(1000);
   });
 
-  it('on a manual clock (tests) takes that clock for the wall clock too', () => {
+  it('on a manual clock (tests) takes that clock for the wall clock too, whatever Date.now() says', () => {
+    stubWallClock();
+    step = HOUR;
     const ledger = new Ledger({ responseThresholdMs: 100, connectionThresholdMs: 100, maxReportedLeaks: 10, onFailure: () => {}, currentResponse: () => undefined, clock: () => 5000, timer: false });
     expect(ledger.wallOffset()).toBe(0);
     expect(buildReport(ledger, 5000).endedAt).toBe(new Date(5000).toISOString());
