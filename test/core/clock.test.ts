@@ -90,14 +90,19 @@ describe('the pool waits on their default clock', () => {
 });
 
 describe('steadyNow() and wallOffset()', () => {
-  it('read the epoch in whole milliseconds, and the offset follows a step of the wall clock', () => {
-    stubWallClock();
+  it('read the epoch in whole milliseconds, and the offset follows a step of the wall clock but not a millisecond of rounding', () => {
     expect(Number.isInteger(steadyNow())).toBe(true);
-    const before = wallOffset();
-    expect(Math.abs(before)).toBeLessThan(50);
-    step = 1; // a read's rounding, not a step: dates do not jitter by a millisecond
-    expect(wallOffset()).toBe(before);
-    step = HOUR;
-    expect(Math.abs(wallOffset() - HOUR)).toBeLessThan(50);
+    expect(Math.abs(Date.now() - steadyNow())).toBeLessThan(50);
+    // The wall clock read as the monotonic one plus `apart`: the two clocks' whole milliseconds
+    // part by one now and then, which must not move the dates; an hour is a step.
+    let apart = 0;
+    vi.spyOn(Date, 'now').mockImplementation(() => steadyNow() + apart);
+    expect(wallOffset()).toBe(0);
+    apart = 1;
+    expect(wallOffset()).toBe(0);
+    apart = 0;
+    expect(wallOffset()).toBe(0);
+    apart = HOUR;
+    expect(wallOffset()).toBe(HOUR);
   });
 });
