@@ -13,7 +13,8 @@
 // express-session do, so res.end attribution does its per-request work in every mode that has it.
 //
 // Messages from the parent: 'start'/'stop' (CPU used in between), 'heap' (heap after a full GC
-// with --expose-gc, and leakwatch's ledger totals), 'exit'.
+// with --expose-gc, and leakwatch's ledger totals), 'memory' (the young generation's size, the
+// heap's and RSS, as they are), 'exit'.
 'use strict';
 const http = require('node:http');
 const { answerBench } = require('./bench-ipc.cjs');
@@ -128,6 +129,12 @@ answerBench(server, {
       return { heapUsed, rss, ledger: ledgerFigures() };
     },
     leaks: () => ({ leaks: leakDetections }),
+    // No collection first: V8's young generation as the load left it (bench/young-generation.mjs).
+    memory() {
+      const newSpace = require('node:v8').getHeapSpaceStatistics().find((space) => space.space_name === 'new_space');
+      const { heapTotal, rss } = process.memoryUsage();
+      return { memory: { newSpace: newSpace === undefined ? null : newSpace.space_size, heapTotal, rss } };
+    },
   },
 });
 Promise.resolve(ready).then(
