@@ -190,7 +190,9 @@ describe.each(SUBJECTS)('$name', (subject) => {
 
   describe('when a checkout waits past the pool’s own timeout', () => {
     it('fails as it would without leakwatch, and leaves the waiters', async () => {
-      const pool = subject.make(200);
+      // The pool's timeout covers the first checkout too, which connects: at 200 ms a loaded CI
+      // machine once took longer to connect, and hold() failed instead of ask().
+      const pool = subject.make(1000);
       const giveBack = await pool.hold();
       const before = waiting.length;
       const failure = await pool.ask().then(
