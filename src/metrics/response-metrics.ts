@@ -99,16 +99,15 @@ export class ResponseMetrics implements LedgerObserver {
 
   /** collect() of the oldest-open-response gauge: no sample at all when nothing is open. */
   readonly readOldestOpenResponseStart = (gauge: Gauge): void => {
-    let oldest = Infinity;
-    const ledger = this.ledger();
-    if (ledger !== undefined) {
-      for (const response of ledger.eachOpenResponse()) {
-        if (response.startedAt < oldest && !this.ignored.has(response)) oldest = response.startedAt;
-      }
-    }
     // No sample at all when nothing is open: reset() would write a 0, which reads as "open since
     // 1970" and, in a cluster, wins the min.
-    if (oldest === Infinity || ledger === undefined) gauge.remove();
+    const ledger = this.ledger();
+    if (ledger === undefined) return void gauge.remove();
+    let oldest = Infinity;
+    for (const response of ledger.eachOpenResponse()) {
+      if (response.startedAt < oldest && !this.ignored.has(response)) oldest = response.startedAt;
+    }
+    if (oldest === Infinity) gauge.remove();
     else gauge.set((oldest + ledger.wallOffset()) / 1000); // a date, so on the wall clock (core/clock.ts)
   };
 }
