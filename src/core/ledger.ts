@@ -394,7 +394,7 @@ export class Ledger {
 
   private checkResponse(response: ResponseRecord, now: number): void {
     const mark = this.progressOf(response.probe, response.target);
-    if (mark !== response.progressMark || response.pendingOps > 0 || this.ownsBusyConnection(response)) {
+    if (mark !== response.progressMark || response.pendingOps > 0 || this.ownsBusyConnection(response) || this.waitsOnPool(response)) {
       (response.history ??= new History()).add(now, mark !== response.progressMark ? 'wrote' : 'waited', Math.max(0, mark - response.progressMark));
       response.progressMark = mark;
       this.responseQueue.schedule(response, now + this.limits.responseThresholdMs);
@@ -448,6 +448,19 @@ export class Ledger {
     if (response.connections === null) return false;
     for (const connection of response.connections) if (connection.busy > 0) return true;
     return false;
+  }
+
+  /**
+   * The response waits for a pool checkout (queued, or its new connection connecting), holding no
+   * idle connection meanwhile. One that holds a connection idle while it waits is stalled all the
+   * same: it may be what keeps the pool dry (a second checkout from a pool of one, asked while the
+   * first is held), and its idle connection is reported with it.
+   */
+  private waitsOnPool(response: ResponseRecord): boolean {
+    if (response.pendingCheckouts === 0) return false;
+    if (response.connections === null) return true;
+    for (const connection of response.connections) if (connection.busy === 0) return false;
+    return true;
   }
 
   private responseLeaked(response: ResponseRecord, reason: ResponseLeakReason, now: number): void {

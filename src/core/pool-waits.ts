@@ -40,6 +40,8 @@ export interface PoolCounts {
 export class PendingCheckout {
   /** It had to wait: it is in its pool's waiters until served or given up. */
   waiting = false;
+  /** Its owner counts it among its pending checkouts (see {@link ownerWaitsFor}). */
+  ownerWaits = false;
   prevWaiter: PendingCheckout | null = null;
   nextWaiter: PendingCheckout | null = null;
 
@@ -50,6 +52,37 @@ export class PendingCheckout {
     readonly stack: StackCapture | null,
     readonly requestedAt: number,
   ) {}
+}
+
+/**
+ * The owner of `checkout`, an open response, waits for it from now until it is served or given up
+ * ({@link ownerWaitsNoMore}): queued behind other requests, or while the pool connects a new
+ * connection for it. Meanwhile the response waits on the pool, not on the app, and is not stalled
+ * (Ledger#checkResponse), as one waiting on a command of a shared client is not. Every checkout
+ * counts, not only those that must wait: a new connection can take as long to connect (a server
+ * that does not answer, a network cut) as a queue takes to move.
+ */
+export function ownerWaitsFor(checkout: PendingCheckout): void {
+  const owner = checkout.owner;
+  if (owner === undefined || owner.closedAt !== 0) return;
+  owner.pendingCheckouts++;
+  checkout.ownerWaits = true;
+}
+
+/** `checkout` was served or given up: its owner no longer waits for it. Calling twice is harmless. */
+export function ownerWaitsNoMore(checkout: PendingCheckout): void {
+  if (!checkout.ownerWaits) return;
+  checkout.ownerWaits = false;
+  const owner = checkout.owner!;
+  if (owner.pendingCheckouts > 0) owner.pendingCheckouts--;
+}
+
+/**
+ * Whether a checkout's library call needs its failure heard: it waits among the pool's waiters, or
+ * its owner waits for it. Otherwise a rejection passes through without a handler of leakwatch's.
+ */
+export function endsOnFailure(checkout: PendingCheckout): boolean {
+  return checkout.waiting || checkout.ownerWaits;
 }
 
 /**

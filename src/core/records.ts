@@ -178,6 +178,11 @@ export class ResponseRecord implements DeadlineItem {
   connections: ConnectionRecord[] | null = null;
   /** Operations this response has in flight on connections it does not own (a shared Redis client). */
   pendingOps = 0;
+  /**
+   * Pool checkouts its request asked for that are not served yet (queued, or a new connection still
+   * connecting): it waits on the pool meanwhile, not on the app (see Ledger#checkResponse).
+   */
+  pendingCheckouts = 0;
   /** Those operations, where the instrumentation names them (Redis commands); null until one starts. */
   operations: OperationList | null = null;
   /** What each threshold check saw it do (wrote, waited); null until it outlives one threshold. */

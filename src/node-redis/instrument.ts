@@ -1,6 +1,6 @@
 import { logFailure } from '../core/guard.js';
 import { applyAll, defineAccessor, install, subscribe, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
-import { mustWait, type PendingCheckout, type PoolWaits } from '../core/pool-waits.js';
+import { endsOnFailure, mustWait, ownerWaitsFor, ownerWaitsNoMore, type PendingCheckout, type PoolWaits } from '../core/pool-waits.js';
 import { currentResponse, ensureRuntime, getRuntime } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
 import type { TrackedClient } from './client.js';
@@ -334,8 +334,9 @@ function poolWrappers(parts: CopyParts, clients: CopyClients, stackFrames: numbe
             logFailure('node-redis pool execute()', error);
           }
           const result = asPool(this, () => Reflect.apply(layer.original, this, args));
-          if (lease === null || !lease.waiting || !(result instanceof Promise)) return result;
+          if (lease === null || !endsOnFailure(lease) || !(result instanceof Promise)) return result;
           // Rejections pass through untouched; a lease that waits ends its wait when it fails (acquireTimeout).
+          // After the lease was served, failed() is a rejection of the app's own function: nothing to end.
           const waiting = lease;
           return result.then(undefined, (error: unknown) => (waiting.failed(), Promise.reject(error)));
         },
@@ -349,6 +350,7 @@ function poolWrappers(parts: CopyParts, clients: CopyClients, stackFrames: numbe
 /** A lease asked of a v5/v6 pool, from `execute()` until the pool hands a member to it (or it fails). */
 export class PoolLease implements PendingCheckout {
   waiting = false;
+  ownerWaits = false;
   prevWaiter: PendingCheckout | null = null;
   nextWaiter: PendingCheckout | null = null;
   readonly requestedAt: number;
@@ -364,11 +366,13 @@ export class PoolLease implements PendingCheckout {
 
   /** The pool leased a member, whose record (named `poolName`) was made at `at`. */
   served(poolName: string | null, at?: number): void {
+    ownerWaitsNoMore(this);
     this.watch.name ??= poolName;
     this.waits.served(this.watch, this, at);
   }
 
   failed(): void {
+    ownerWaitsNoMore(this);
     this.waits.abandoned(this.watch, this);
   }
 }
@@ -379,6 +383,7 @@ function askPool(pool: object, owner: PendingCheckout['owner'], stack: PendingCh
   if (waits === undefined) return null;
   const watch = watchOfPool(pool);
   const lease = new PoolLease(watch, waits, owner, stack);
+  ownerWaitsFor(lease);
   if (mustWait(watch.counts())) waits.waiting(watch, lease);
   return lease;
 }

@@ -4,7 +4,7 @@ import { PG_POOL_WATCH } from '../core/marks.js';
 import type { ResponseRecord } from '../core/records.js';
 import { currentResponse, responseContext } from '../core/runtime.js';
 import { applyAll, install, layerOf, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
-import type { PoolCounts } from '../core/pool-waits.js';
+import { endsOnFailure, type PoolCounts } from '../core/pool-waits.js';
 import { addPoolWatch, endCheckout, enterCheckoutSite, leaveCheckoutSite, mustWaitWith, newWatchState, poolCounts, startCheckout, type Checkout, type PoolWatch } from './checkout.js';
 import { isSubmittable } from './client.js';
 import type { PgPool } from './internal-types.js';
@@ -116,7 +116,7 @@ function wrapConnect(layer: Layer): Fn {
         delivering.deliver(client);
         return client;
       },
-      delivering.waiting ? (error: unknown) => (delivering.fail(), Promise.reject(error)) : undefined,
+      endsOnFailure(delivering) ? (error: unknown) => (delivering.fail(), Promise.reject(error)) : undefined,
     );
   };
   return connect as unknown as Fn;

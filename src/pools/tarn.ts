@@ -1,5 +1,6 @@
 import { logFailure } from '../core/guard.js';
 import { applyAll, install, type Fn, type Layer, type Undo } from '../core/patch.js';
+import { endsOnFailure } from '../core/pool-waits.js';
 import { runAsPoolWork } from '../core/runtime.js';
 import { adoptIntoPool, poolCounts } from '../pg/checkout.js';
 import { activate } from '../pg/state.js';
@@ -61,7 +62,7 @@ function wrapAcquire(layer: Layer): Fn {
     const operation: unknown = layer.original.apply(this, args);
     if (checkout !== null) {
       try {
-        observe(operation, (resource) => checkout.deliver(resource), false, checkout.waiting ? () => checkout.fail() : undefined);
+        observe(operation, (resource) => checkout.deliver(resource), false, endsOnFailure(checkout) ? () => checkout.fail() : undefined);
       } catch (error) {
         logFailure('tarn acquire', error);
       }

@@ -2,7 +2,7 @@ import { logFailure } from '../core/guard.js';
 import { applyAll, install, ownerOf, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
 import { runAsPoolWork } from '../core/runtime.js';
 import { shared } from '../core/state.js';
-import type { PoolCounts } from '../core/pool-waits.js';
+import { endsOnFailure, type PoolCounts } from '../core/pool-waits.js';
 import { addPoolWatch, adoptIntoPool, endCheckout, newWatchState, startCheckout, type Checkout, type PoolWatch } from '../pg/checkout.js';
 import { activate } from '../pg/state.js';
 
@@ -67,7 +67,7 @@ export function wrapPromiseAcquire<P extends object>(counts: (pool: P) => PoolCo
           checkout.deliver(resource);
           return resource;
         },
-        checkout.waiting ? (error: unknown) => (checkout.fail(), Promise.reject(error)) : undefined,
+        endsOnFailure(checkout) ? (error: unknown) => (checkout.fail(), Promise.reject(error)) : undefined,
       );
     };
     return acquire as unknown as Fn;

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import genericPool from 'generic-pool';
 import pg from 'pg';
 import { createClientPool } from 'redis';
@@ -5,6 +6,7 @@ import { Pool as SequelizePool } from 'sequelize-pool';
 import { Pool as TarnPool } from 'tarn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PendingCheckout, WatchedPool } from '../../src/core/pool-waits.js';
+import type { ConnectionRecord } from '../../src/core/records.js';
 import { getRuntime, responseContext, type ResponseRecord } from '../support/internals.js';
 import { blockLoopUntil, sleep, waitUntil } from '../support/http.js';
 import { pgUrl, startLeakwatch } from '../pg/support.js';
@@ -210,6 +212,61 @@ describe.each(SUBJECTS)('$name', (subject) => {
     });
   });
 
+  describe('when a request waits for the checkout past the response threshold', () => {
+    it('is not stalled while it waits; the request holding the connection idle is, and the waiter’s own checkout is no leak', async () => {
+      const ledger = getRuntime()!.ledger;
+      const leakedConnections: ConnectionRecord[] = [];
+      const stop = ledger.observe({ connectionLeaked: (connection) => void leakedConnections.push(connection) });
+      const pool = subject.make(10_000);
+      const holder = aResponse();
+      const waiter = aResponse();
+      try {
+        const giveBack = await responseContext.run(holder, () => pool.hold());
+        const before = waiting.length;
+        const asked = responseContext.run(waiter, () => pool.ask());
+        await waitUntil(() => waiting.length === before + 1, 2000, 'the checkout to wait');
+        expect(waiter.pendingCheckouts).toBe(1);
+        // Both past the threshold: the holder wrote nothing and holds its connection idle.
+        ledger.sweep(ledger.now() + ledger.responseThresholdMs + 1);
+        expect(holder.leak?.reason).toBe('unclosed');
+        expect(waiter.leak).toBeNull();
+        await giveBack();
+        await asked;
+        expect(waiter.pendingCheckouts).toBe(0);
+        expect(waiter.leak).toBeNull();
+        expect(leakedConnections.filter((c) => c.owner === waiter)).toEqual([]);
+      } finally {
+        stop();
+        ledger.closeResponse(holder, 'finished');
+        ledger.closeResponse(waiter, 'finished');
+        await pool.close();
+      }
+    });
+
+    it('is stalled all the same when it holds the pool’s one connection idle while it waits for another', async () => {
+      const ledger = getRuntime()!.ledger;
+      const pool = subject.make(1000);
+      const response = aResponse();
+      try {
+        const giveBack = await responseContext.run(response, () => pool.hold());
+        const before = waiting.length;
+        const asked = responseContext.run(response, () => pool.ask()).then(
+          () => null,
+          (error: unknown) => error,
+        );
+        await waitUntil(() => waiting.length === before + 1, 2000, 'the checkout to wait');
+        ledger.sweep(ledger.now() + ledger.responseThresholdMs + 1);
+        expect(response.leak?.reason).toBe('unclosed');
+        expect(await asked).toBeInstanceOf(Error); // the pool's own timeout
+        expect(response.pendingCheckouts).toBe(0);
+        await giveBack();
+      } finally {
+        ledger.closeResponse(response, 'finished');
+        await pool.close();
+      }
+    });
+  });
+
   describe('when the pool has an idle connection', () => {
     it('serves the checkout at once, without listing it as a waiter', async () => {
       const pool = subject.make(10_000);
@@ -249,6 +306,39 @@ describe('when the loop is blocked past the exhaustion threshold while the holde
       stop();
       waits.reconfigure(threshold);
       await pool.end();
+    }
+  });
+});
+
+describe('when a checkout’s new connection does not connect (a server that accepts and never answers)', () => {
+  it.each([
+    ['pool.connect()', (pool: pg.Pool) => pool.connect()],
+    ['pool.query()', (pool: pg.Pool) => pool.query('SELECT 1')],
+  ])('through %s: its request waits on the pool, not stalled, until the connect fails; stalled after that', async (_, ask) => {
+    const ledger = getRuntime()!.ledger;
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => void sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const pool = new pg.Pool({ host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port, user: 'leakwatch', database: 'none', max: 1, connectionTimeoutMillis: 500 });
+    const response = aResponse();
+    try {
+      const asked = responseContext.run(response, () => ask(pool)).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(response.pendingCheckouts).toBe(1);
+      await waitUntil(() => sockets.size === 1, 2000, 'the pool to connect');
+      ledger.sweep(ledger.now() + ledger.responseThresholdMs + 1);
+      expect(response.leak).toBeNull();
+      expect(String(await asked)).toMatch(/timeout/i); // pg's own connection timeout
+      expect(response.pendingCheckouts).toBe(0);
+      ledger.sweep(ledger.now() + 2 * ledger.responseThresholdMs + 2);
+      expect(response.leak?.reason).toBe('unclosed');
+    } finally {
+      ledger.closeResponse(response, 'finished');
+      for (const socket of sockets) socket.destroy();
+      await pool.end();
+      await new Promise((resolve) => silent.close(resolve));
     }
   });
 });
