@@ -40,7 +40,7 @@ export interface PoolCounts {
 export class PendingCheckout {
   /** It had to wait: it is in its pool's waiters until served or given up. */
   waiting = false;
-  /** Its owner counts it among its pending checkouts (see {@link ownerWaitsFor}). */
+  /** Its owner counts it among its pending checkouts until served or given up (see PoolWaits#asked). */
   ownerWaits = false;
   prevWaiter: PendingCheckout | null = null;
   nextWaiter: PendingCheckout | null = null;
@@ -52,29 +52,6 @@ export class PendingCheckout {
     readonly stack: StackCapture | null,
     readonly requestedAt: number,
   ) {}
-}
-
-/**
- * The owner of `checkout`, an open response, waits for it from now until it is served or given up
- * ({@link ownerWaitsNoMore}): queued behind other requests, or while the pool connects a new
- * connection for it. Meanwhile the response waits on the pool, not on the app, and is not stalled
- * (Ledger#checkResponse), as one waiting on a command of a shared client is not. Every checkout
- * counts, not only those that must wait: a new connection can take as long to connect (a server
- * that does not answer, a network cut) as a queue takes to move.
- */
-export function ownerWaitsFor(checkout: PendingCheckout): void {
-  const owner = checkout.owner;
-  if (owner === undefined || owner.closedAt !== 0) return;
-  owner.pendingCheckouts++;
-  checkout.ownerWaits = true;
-}
-
-/** `checkout` was served or given up: its owner no longer waits for it. Calling twice is harmless. */
-export function ownerWaitsNoMore(checkout: PendingCheckout): void {
-  if (!checkout.ownerWaits) return;
-  checkout.ownerWaits = false;
-  const owner = checkout.owner!;
-  if (owner.pendingCheckouts > 0) owner.pendingCheckouts--;
 }
 
 /**
@@ -222,6 +199,24 @@ export class PoolWaits {
     };
   }
 
+  /**
+   * `checkout` is asked of `pool` now; `mustWait` is what {@link mustWait} said before the pool was
+   * asked. Its owner, an open response, waits for it until it is served or abandoned: queued behind
+   * other requests, or while the pool connects a new connection for it. Meanwhile the response
+   * waits on the pool, not on the app, and is not stalled (Ledger#checkResponse), as one waiting on
+   * a command of a shared client is not. Every checkout counts, not only those that must wait: a
+   * new connection can take as long to connect (a server that does not answer, a network cut) as a
+   * queue takes to move.
+   */
+  asked(pool: WatchedPool, checkout: PendingCheckout, mustWait: boolean): void {
+    const owner = checkout.owner;
+    if (owner !== undefined && owner.closedAt === 0) {
+      owner.pendingCheckouts++;
+      checkout.ownerWaits = true;
+    }
+    if (mustWait) this.waiting(pool, checkout);
+  }
+
   /** `checkout` has to wait for `pool` (its caller found {@link mustWait} true before asking). */
   waiting(pool: WatchedPool, checkout: PendingCheckout): void {
     const waiters = pool.waiters;
@@ -292,6 +287,10 @@ export class PoolWaits {
   }
 
   private leave(pool: WatchedPool, checkout: PendingCheckout, now: number): void {
+    if (checkout.ownerWaits) {
+      checkout.ownerWaits = false;
+      checkout.owner!.pendingCheckouts--;
+    }
     const waiters = pool.waiters;
     if (!waiters.delete(checkout) || waiters.size > 0) return;
     waiters.since = 0;

@@ -1,6 +1,6 @@
 import { logFailure } from '../core/guard.js';
 import { applyAll, defineAccessor, install, subscribe, wrapMethod, type Fn, type Layer, type Undo } from '../core/patch.js';
-import { endsOnFailure, mustWait, ownerWaitsFor, ownerWaitsNoMore, type PendingCheckout, type PoolWaits } from '../core/pool-waits.js';
+import { endsOnFailure, mustWait, type PendingCheckout, type PoolWaits } from '../core/pool-waits.js';
 import { currentResponse, ensureRuntime, getRuntime } from '../core/runtime.js';
 import { captureStack } from '../core/stack.js';
 import type { TrackedClient } from './client.js';
@@ -366,13 +366,11 @@ export class PoolLease implements PendingCheckout {
 
   /** The pool leased a member, whose record (named `poolName`) was made at `at`. */
   served(poolName: string | null, at?: number): void {
-    ownerWaitsNoMore(this);
     this.watch.name ??= poolName;
     this.waits.served(this.watch, this, at);
   }
 
   failed(): void {
-    ownerWaitsNoMore(this);
     this.waits.abandoned(this.watch, this);
   }
 }
@@ -383,8 +381,7 @@ function askPool(pool: object, owner: PendingCheckout['owner'], stack: PendingCh
   if (waits === undefined) return null;
   const watch = watchOfPool(pool);
   const lease = new PoolLease(watch, waits, owner, stack);
-  ownerWaitsFor(lease);
-  if (mustWait(watch.counts())) waits.waiting(watch, lease);
+  waits.asked(watch, lease, mustWait(watch.counts()));
   return lease;
 }
 

@@ -1,6 +1,6 @@
 import { steadyNow } from '../core/clock.js';
 import { logFailure } from '../core/guard.js';
-import { mustWait, mustWaitFor, ownerWaitsFor, ownerWaitsNoMore, Waiters, type PendingCheckout, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
+import { mustWait, mustWaitFor, Waiters, type PendingCheckout, type PoolCounts, type WatchedPool } from '../core/pool-waits.js';
 import type { StackCapture } from '../core/records.js';
 import type { Fn } from '../core/patch.js';
 import { currentResponse, getRuntime } from '../core/runtime.js';
@@ -74,7 +74,6 @@ export class Checkout implements PendingCheckout {
   /** Records the delivered client as held by the requester, whatever context we are in. */
   deliver(client: unknown): void {
     try {
-      ownerWaitsNoMore(this);
       const watch = this.watch;
       const runtime = getRuntime();
       if (!isPgClient(client)) {
@@ -93,13 +92,13 @@ export class Checkout implements PendingCheckout {
       runtime.waits.served(watch, this, record.acquiredAt);
     } catch (error) {
       logFailure('pg pool checkout', error);
+      this.fail(); // not left waiting, nor its owner waiting for it
     }
   }
 
   /** The checkout failed (timed out, the pool ended): it waits no more. */
   fail(): void {
     try {
-      ownerWaitsNoMore(this);
       getRuntime()?.waits.abandoned(this.watch, this);
     } catch (error) {
       logFailure('pg pool checkout', error);
@@ -124,8 +123,7 @@ export function startCheckout(watch: PoolWatch, below: Function, mustWaitNow?: b
   // when the module loads during a request: the ledger checks the stack for that only when a leak
   // rule would blame the request (ConnectionInit.ownerUnverified), not on every checkout.
   const checkout = new Checkout(watch, currentResponse(), stack, waits?.now() ?? steadyNow(), site === null);
-  ownerWaitsFor(checkout);
-  if (waits !== undefined && (mustWaitNow ?? mustWait(watch.counts()))) waits.waiting(watch, checkout);
+  waits?.asked(watch, checkout, mustWaitNow ?? mustWait(watch.counts()));
   return checkout;
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { mustWait, PendingCheckout, PoolWaits, Waiters, type PoolCounts, type WatchedPool } from '../../src/core/pool-waits.js';
+import type { ResponseRecord } from '../../src/core/records.js';
 
 /** The pure state machine of checkout waits and pool exhaustion, on a manual clock (no timer). */
 
@@ -44,6 +45,40 @@ describe('mustWait(counts)', () => {
 });
 
 describe('PoolWaits', () => {
+  describe('when a checkout is asked in a request', () => {
+    it('counts it on its open owner until it is served or abandoned, and lists it as a waiter only when it must wait', () => {
+      const t = setUp();
+      const owner = { closedAt: 0, pendingCheckouts: 0 } as ResponseRecord;
+      const served = new PendingCheckout(owner, null, t.now);
+      t.waits.asked(t.pool, served, false);
+      expect(owner.pendingCheckouts).toBe(1);
+      expect(t.pool.waiters.size).toBe(0);
+      const queued = new PendingCheckout(owner, null, t.now);
+      t.waits.asked(t.pool, queued, true);
+      expect(owner.pendingCheckouts).toBe(2);
+      expect([...t.pool.waiters]).toEqual([queued]);
+      t.waits.served(t.pool, served);
+      expect(owner.pendingCheckouts).toBe(1);
+      t.waits.abandoned(t.pool, queued);
+      t.waits.abandoned(t.pool, queued); // twice: harmless
+      expect(owner.pendingCheckouts).toBe(0);
+      expect(t.pool.waiters.size).toBe(0);
+    });
+
+    it('does not count it on an owner that has closed, nor outside a request', () => {
+      const t = setUp();
+      const closed = { closedAt: 5, pendingCheckouts: 0 } as ResponseRecord;
+      const late = new PendingCheckout(closed, null, t.now);
+      t.waits.asked(t.pool, late, false);
+      expect(closed.pendingCheckouts).toBe(0);
+      t.waits.served(t.pool, late);
+      expect(closed.pendingCheckouts).toBe(0);
+      const outside = t.ask();
+      t.waits.asked(t.pool, outside, false);
+      expect(outside.ownerWaits).toBe(false);
+    });
+  });
+
   describe('when checkouts are served at once', () => {
     it('hears each one served, with its wait, and keeps no waiter', () => {
       const t = setUp();
