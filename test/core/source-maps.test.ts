@@ -109,6 +109,42 @@ describe('formatStack(capture)', () => {
     });
   });
 
+  describe('when an index map names its sources relative to itself, percent-encoded (Turbopack, Next.js 16.5)', () => {
+    /** A chunk whose map has one section; `mapAt` is the map's path relative to the chunk's folder. */
+    function chunk(name: string, mapAt: string): string {
+      const file = path.join(dir, 'turbo', '.next', 'server', 'chunks', `[root-of-the-server]__${name}._.js`);
+      const out = ts.transpileModule(SERVICE, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, sourceMap: true }, fileName: 'route.ts' });
+      const section = JSON.parse(out.sourceMapText!) as { sources: string[]; file?: string };
+      const mapFile = path.resolve(path.dirname(file), mapAt);
+      // The app's file, relative to the map, as a URL: `[id]` becomes `%5Bid%5D`.
+      section.sources = [`${path.relative(path.dirname(mapFile), path.join(dir, 'turbo')).split(path.sep).join('/')}/app/api/%5Bid%5D/route.ts`];
+      mkdirSync(path.dirname(mapFile), { recursive: true });
+      writeFileSync(mapFile, JSON.stringify({ version: 3, sources: [], sections: [{ offset: { line: 0, column: 0 }, map: section }] }));
+      writeFileSync(file, out.outputText.replace(/\/\/# sourceMappingURL=.*$/m, `//# sourceMappingURL=${encodeURI(mapAt).replace(/\[/g, '%5B').replace(/\]/g, '%5D')}`));
+      return file;
+    }
+
+    function siteIn(file: string): string | null {
+      process.setSourceMapsEnabled(true);
+      try {
+        const { checkout } = load(file) as { checkout: (acquire: () => unknown) => unknown };
+        return siteOf(checkout(acquire) as { stack?: string });
+      } finally {
+        process.setSourceMapsEnabled(false);
+      }
+    }
+
+    const route = () => new RegExp(`^${escape(path.join(dir, 'turbo', 'app', 'api', '[id]', 'route.ts'))}:4:\\d+$`);
+
+    it("names the file in the app's folder, decoded, with the map beside the chunk", () => {
+      expect(siteIn(chunk('beside', '[root-of-the-server]__beside._.js.map'))).toMatch(route());
+    });
+
+    it('resolves the sources against the map, not the chunk, when the map is elsewhere', () => {
+      expect(siteIn(chunk('elsewhere', '../../../maps/elsewhere.js.map'))).toMatch(route());
+    });
+  });
+
   describe('when source maps are off', () => {
     it('shows the generated line, as Node would', () => {
       const file = compile('plain', SERVICE.replace('checkout', 'plain'));
