@@ -5,9 +5,10 @@ import type { TrackedClient } from './client.js';
 
 /**
  * node-redis commands, seen where every one of them goes: the client's command queue
- * (`addCommand`, and `subscribe`/`unsubscribe` for pub/sub). A command keeps its connection busy
- * from the moment it is queued to its reply, blocking ones (BLPOP, XREAD BLOCK …) for as long as
- * they wait; MULTI/EXEC and pipelines queue each of their commands. A command sent on a connection
+ * (`addCommand`, `addBatch` for a MULTI or a pipeline since node-redis 6.4, and
+ * `subscribe`/`unsubscribe` for pub/sub). A command keeps its connection busy from the moment it is
+ * queued to its reply, blocking ones (BLPOP, XREAD BLOCK …) for as long as they wait; MULTI/EXEC
+ * and pipelines queue each of their commands. A command sent on a connection
  * the current response does not own (a shared client) is also an operation of that response, as
  * for ioredis (src/redis/commands.ts).
  *

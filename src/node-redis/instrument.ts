@@ -19,8 +19,9 @@ import { expectSocket, nodeRedisWindows, socketMade } from './state.js';
  * - `#connect`, `#emit` ('ready', 'reconnecting', 'end', 'error', 'terminated') and
  *   `#QUIT`/`#close`/`#destroy`/`#disconnect`: one record from connect to the end, reconnects kept
  *   in it, a connect or reconnect busy (client.ts);
- * - the command queue's `addCommand`, `subscribe` and `unsubscribe`: every command busy until its
- *   reply (commands.ts), pub/sub state read from the queue's `isPubSubActive`;
+ * - the command queue's `addCommand`, `addBatch` (a MULTI or a pipeline, node-redis 6.4 and later;
+ *   before, each of their commands went through `addCommand`), `subscribe` and `unsubscribe`: every
+ *   command busy until its reply (commands.ts), pub/sub state read from the queue's `isPubSubActive`;
  * - v4's `#executeIsolated` and v5/v6's `RedisClientPool#execute`: a lease of a pool's member,
  *   owned by the caller of the lease; a member waiting in its pool is held by nobody. A v5/v6
  *   lease asked of a pool at its `maximum` with no idle member waits among the pool's waiters
@@ -237,6 +238,16 @@ function clientWrappers(parts: CopyParts, clients: CopyClients, stackFrames: num
   return wrappers;
 }
 
+/** A command of a batch (`{ args }`), followed as addCommand's are; the queue's own promise if that fails. */
+function followBatched(tracked: TrackedClient, command: unknown, reply: Promise<unknown>): Promise<unknown> {
+  try {
+    return followReply(tracked, commandName((command as { args?: unknown } | null | undefined)?.args), reply);
+  } catch (error) {
+    logFailure('node-redis command', error);
+    return reply;
+  }
+}
+
 /** Every command and pub/sub request of a client goes through its queue. */
 function queueWrappers(parts: CopyParts, clients: CopyClients): Wrapper[] {
   const proto = parts.Queue.prototype;
@@ -256,6 +267,19 @@ function queueWrappers(parts: CopyParts, clients: CopyClients): Wrapper[] {
             logFailure('node-redis command', error);
             return reply;
           }
+        },
+    ],
+    [
+      proto,
+      'addBatch',
+      (layer) =>
+        function addBatch(this: object, commands: unknown) {
+          const replies: unknown = Reflect.apply(layer.original, this, arguments);
+          if (!layer.active) return replies;
+          const tracked = clients.trackedOf(this);
+          if (tracked === null || tracked.connection === null || !Array.isArray(replies) || !Array.isArray(commands)) return replies;
+          // One by one: a follower made is handed on, or its rejection would go unhandled.
+          return replies.map((reply: unknown, i) => (reply instanceof Promise ? followBatched(tracked, commands[i], reply) : reply));
         },
     ],
     ...PUB_SUB_METHODS.map(

@@ -89,8 +89,15 @@ function useDrivenApp(start: () => Promise<Served>): { readonly served: Served; 
 const byOwner = (report: Report, ownerPath: string) => report.leakedConnections.filter((c) => c.ownerPath === ownerPath);
 /** The first frame of the app's own code where a leaked connection was acquired. */
 const site = (c: LeakedConnection | undefined) => c?.acquiredAt?.split('\n').find((frame) => frameKind(frame) === 'app') ?? '';
-/** A frame at `line` of the app's `file`: under the app's folder, or the standalone folder's copy of it. */
-const source = (dir: string, file: string, line: number) => new RegExp(`\\(${escape(dir)}(?:/\\.next/standalone)?/${escape(file)}:${line}:\\d+\\)$`);
+/**
+ * A frame at `line` of the app's `file`: under the app's folder, or the standalone folder's copy of
+ * it. Named (`at GET (…)`) or not (`at …`): Turbopack since Next.js 16.5 exports a route's handlers
+ * as anonymous functions.
+ */
+const source = (dir: string, file: string, line: number) => {
+  const where = `${escape(dir)}(?:/\\.next/standalone)?/${escape(file)}:${line}:\\d+`;
+  return new RegExp(`^at (?:\\S.* \\(${where}\\)|${where})$`);
+};
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** What every way of starting the app must report. */
