@@ -143,9 +143,13 @@ describe.each(NODE_REDIS_MODULES)('%s: every command the server saw a client sen
 });
 
 describe.each(IOREDIS_MODULES)('%s: every command the server saw a client send, leakwatch saw queued', (_name, Redis: RedisModule) => {
-  it('counts as many as the server did, pipelines and MULTI included', async () => {
+  // Auto-pipelining sends the commands of one tick as a pipeline of ioredis's own making.
+  it.each([
+    ['', {}],
+    [', auto-pipelining on', { enableAutoPipelining: true }],
+  ])('counts as many as the server did, pipelines and MULTI included%s', async (_variant, options) => {
     const prefix = uniquePrefix('every-command');
-    const client: RedisClient = new Redis(REDIS_URL);
+    const client: RedisClient = new Redis(REDIS_URL, options);
     await client.ping();
     try {
       const { server, leakwatch: seen } = await countBoth(
