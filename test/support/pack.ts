@@ -17,9 +17,10 @@ export function packTarball(dir: string): string {
 /**
  * A project outside this repository with leakwatch installed from `npm pack` (so only what the
  * package ships is there) and its other dependencies linked from this repo's node_modules, so no
- * network is needed. Returns the project folder.
+ * network is needed; `linkFrom` names another node_modules folder for some of them (a package the
+ * root cannot hold, see installed-folder.ts). Returns the project folder.
  */
-export function packedProject(files: Record<string, string>, dependencies: string[]): string {
+export function packedProject(files: Record<string, string>, dependencies: string[], linkFrom: Record<string, string> = {}): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'leakwatch-packed-'));
   const tarball = packTarball(dir);
   const modules = path.join(dir, 'node_modules');
@@ -28,7 +29,7 @@ export function packedProject(files: Record<string, string>, dependencies: strin
   for (const name of dependencies) {
     const target = path.join(modules, name);
     mkdirSync(path.dirname(target), { recursive: true });
-    symlinkSync(path.join(ROOT, 'node_modules', name), target, 'dir');
+    symlinkSync(path.join(linkFrom[name] ?? path.join(ROOT, 'node_modules'), name), target, 'dir');
   }
   // the binaries a project would have
   mkdirSync(path.join(modules, '.bin'), { recursive: true });

@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCommand } from '../support/cli.js';
+import { installedFolder } from '../support/installed-folder.js';
 import { packedProject } from '../support/pack.js';
 
 const APP_TEST = `
@@ -100,9 +103,33 @@ test('leaky: keeps a per-request Redis subscriber', async () => {
 });
 `;
 
-describe('leakwatch/vitest in setupFiles of a project that installed the packed package', () => {
+/**
+ * The vitest majors leakwatch/vitest is a peer of: 4, this repository's own, and 5, which needs
+ * Node 22.12 or later and so lives in a folder of its own (test/vitest/vitest5, installed on first
+ * use), linked into the project in place of the root's.
+ */
+const VITEST5 = fileURLToPath(new URL('./vitest5', import.meta.url));
+const [major, minor] = process.versions.node.split('.').map(Number);
+const VITEST5_RUNS = major > 22 || (major === 22 && minor >= 12);
+const rootVitest = (createRequire(import.meta.url)('vitest/package.json') as { version: string }).version;
+const vitest5 = (JSON.parse(readFileSync(path.join(VITEST5, 'package.json'), 'utf8')) as { dependencies: { vitest: string } }).dependencies.vitest;
+
+describe(`leakwatch/vitest in setupFiles of a project on vitest ${rootVitest} that installed the packed package`, () => {
+  setupFileTests(rootVitest, async () => ({}));
+});
+
+describe.skipIf(!VITEST5_RUNS)(`leakwatch/vitest in setupFiles of a project on vitest ${vitest5} (Node 22.12 and later) that installed the packed package`, () => {
+  setupFileTests(vitest5, async () => {
+    await installedFolder(VITEST5);
+    return { vitest: path.join(VITEST5, 'node_modules') };
+  });
+});
+
+/** The project's tests run by vitest `version` (linked from `linkFrom()`'s folders, else the root's), and what each must show. */
+function setupFileTests(version: string, linkFrom: () => Promise<Record<string, string>>): void {
   let results: { testResults: Array<{ assertionResults: Array<{ title: string; status: string; failureMessages: string[] }> }> };
   let output: string;
+  let ran = '';
 
   beforeAll(async () => {
     const dir = packedProject(
@@ -112,7 +139,9 @@ describe('leakwatch/vitest in setupFiles of a project that installed the packed 
         'app.test.mjs': APP_TEST,
       },
       ['vitest', 'pg', 'ioredis', 'redis'],
+      await linkFrom(),
     );
+    ran = (JSON.parse(readFileSync(path.join(dir, 'node_modules/vitest/package.json'), 'utf8')) as { version: string }).version;
     const exit = await runCommand(process.execPath, [path.join(dir, 'node_modules/vitest/vitest.mjs'), 'run', '--reporter=json', '--outputFile=results.json'], {
       cwd: dir,
       timeoutMs: 90_000,
@@ -120,7 +149,7 @@ describe('leakwatch/vitest in setupFiles of a project that installed the packed 
     output = exit.stdout + exit.stderr;
     expect(exit.status, output).toBe(1);
     results = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8'));
-  }, 120_000);
+  }, 240_000); // with vitest 5 installed on first use
 
   const byTitle = (title: string) => results.testResults[0].assertionResults.find((t) => t.title === title)!;
 
@@ -166,4 +195,8 @@ describe('leakwatch/vitest in setupFiles of a project that installed the packed 
   it('fails exactly those four', () => {
     expect(results.testResults[0].assertionResults.filter((t) => t.status === 'failed')).toHaveLength(4);
   });
-});
+
+  it(`ran them on vitest ${version}`, () => {
+    expect(ran).toBe(version);
+  });
+}
