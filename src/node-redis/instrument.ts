@@ -238,10 +238,14 @@ function clientWrappers(parts: CopyParts, clients: CopyClients, stackFrames: num
   return wrappers;
 }
 
-/** A command of a batch (`{ args }`), followed as addCommand's are; the queue's own promise if that fails. */
-function followBatched(tracked: TrackedClient, command: unknown, reply: Promise<unknown>): Promise<unknown> {
+/**
+ * What the queue gave for command `name`, just queued on `tracked`'s connection: its promise
+ * followed (commands.ts), or, where it is none or following fails, as it is.
+ */
+function followQueued(tracked: TrackedClient, name: string, reply: unknown): unknown {
+  if (!(reply instanceof Promise)) return reply;
   try {
-    return followReply(tracked, commandName((command as { args?: unknown } | null | undefined)?.args), reply);
+    return followReply(tracked, name, reply);
   } catch (error) {
     logFailure('node-redis command', error);
     return reply;
@@ -260,13 +264,7 @@ function queueWrappers(parts: CopyParts, clients: CopyClients): Wrapper[] {
           const reply: unknown = Reflect.apply(layer.original, this, arguments);
           if (!layer.active) return reply;
           const tracked = clients.trackedOf(this);
-          if (tracked === null || tracked.connection === null || !(reply instanceof Promise)) return reply;
-          try {
-            return followReply(tracked, commandName(args), reply);
-          } catch (error) {
-            logFailure('node-redis command', error);
-            return reply;
-          }
+          return tracked === null || tracked.connection === null ? reply : followQueued(tracked, commandName(args), reply);
         },
     ],
     [
@@ -279,7 +277,7 @@ function queueWrappers(parts: CopyParts, clients: CopyClients): Wrapper[] {
           const tracked = clients.trackedOf(this);
           if (tracked === null || tracked.connection === null || !Array.isArray(replies) || !Array.isArray(commands)) return replies;
           // One by one: a follower made is handed on, or its rejection would go unhandled.
-          return replies.map((reply: unknown, i) => (reply instanceof Promise ? followBatched(tracked, commands[i], reply) : reply));
+          return replies.map((reply: unknown, i) => followQueued(tracked, commandName((commands[i] as { args?: unknown } | null | undefined)?.args), reply));
         },
     ],
     ...PUB_SUB_METHODS.map(
@@ -292,13 +290,8 @@ function queueWrappers(parts: CopyParts, clients: CopyClients): Wrapper[] {
             if (!layer.active) return reply;
             const tracked = clients.trackedOf(this);
             if (tracked === null || !(reply instanceof Promise)) return reply; // undefined: nothing to send
-            try {
-              if (!unsubscribing) tracked.subscribed = true;
-              return tracked.connection === null ? reply : followReply(tracked, pubSubCommandName(type, unsubscribing), reply);
-            } catch (error) {
-              logFailure('node-redis pub/sub command', error);
-              return reply;
-            }
+            if (!unsubscribing) tracked.subscribed = true;
+            return tracked.connection === null ? reply : followQueued(tracked, pubSubCommandName(type, unsubscribing), reply);
           },
       ],
     ),

@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../support/cli.js';
-import { installedFolder } from '../support/installed-folder.js';
+import { folderDependencies, installedFolder } from '../support/installed-folder.js';
 import { packedProject } from '../support/pack.js';
 
 /**
@@ -65,11 +66,10 @@ const TSC_TIMEOUT_MS = 60_000;
  * its own installed on first use (its `tsc` bin would take the root's place).
  */
 const TYPESCRIPT7 = fileURLToPath(new URL('./typescript7', import.meta.url));
-const version = (dir: string) => (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
 const COMPILERS: ReadonlyArray<readonly [string, () => Promise<string>]> = [
-  [`TypeScript ${version(path.join(ROOT, 'node_modules/typescript'))}`, async () => TSC],
+  [`TypeScript ${(createRequire(import.meta.url)('typescript/package.json') as { version: string }).version}`, async () => TSC],
   [
-    `TypeScript ${(JSON.parse(readFileSync(path.join(TYPESCRIPT7, 'package.json'), 'utf8')) as { dependencies: { typescript: string } }).dependencies.typescript}`,
+    `TypeScript ${folderDependencies(TYPESCRIPT7).typescript}`,
     async () => {
       await installedFolder(TYPESCRIPT7);
       return path.join(TYPESCRIPT7, 'node_modules/typescript/bin/tsc');

@@ -71,22 +71,75 @@ function countStarts(ledger: Ledger, record: ConnectionRecord): { count: number;
   return counter;
 }
 
+/** A followed client, connected, and the same workload through its library's own API. */
 interface Client {
-  /** Runs `command` (name first) as the library's raw command call. */
+  /** What leakwatch's record of its connection points to. */
+  target: object;
+  /** Runs `args` (the command's name first) as the library's raw command call. */
   raw(args: string[]): Promise<unknown>;
-  workload(prefix: string): Promise<void>;
+  /** Sends 34 commands under keys starting with `key` (the comment in each says which). */
+  workload(key: string): Promise<void>;
+  close(): Promise<unknown>;
+}
+
+async function nodeRedisClient(redis: NodeRedis): Promise<Client> {
+  const client: NodeRedisClient = redis.createClient({ url: REDIS_URL });
+  await client.connect();
+  return {
+    target: client,
+    raw: (args) => client.sendCommand(args),
+    // set, get, 20 incr, MULTI incr get EXEC, incr get (execAsPipeline), PING, EVAL, BLPOP, HSET, INCR, DEL
+    async workload(key) {
+      await client.set(key, '1');
+      await client.get(key);
+      await Promise.all(Array.from({ length: 20 }, () => client.incr(key)));
+      await client.multi().incr(key).get(key).exec();
+      await client.multi().incr(key).get(key).execAsPipeline();
+      await client.sendCommand(['PING']);
+      await client.eval('return 1', { keys: [], arguments: [] });
+      await client.blPop(`${key}:empty`, 0.05);
+      await client.hSet(`${key}:hash`, 'field', 'value');
+      await client.incr(`${key}:hash`).catch(() => {}); // WRONGTYPE
+      await client.del([key, `${key}:hash`]);
+    },
+    close: () => closeClient(client),
+  };
+}
+
+async function ioredisClient(Redis: RedisModule, options: object): Promise<Client> {
+  const client: RedisClient = new Redis(REDIS_URL, options);
+  await client.ping();
+  return {
+    target: client,
+    raw: (args) => client.call(args[0], ...args.slice(1)),
+    // set, get, 20 incr, MULTI incr get EXEC, incr get (a pipeline), PING, EVAL, BLPOP, HSET, INCR, DEL
+    async workload(key) {
+      await client.set(key, '1');
+      await client.get(key);
+      await Promise.all(Array.from({ length: 20 }, () => client.incr(key)));
+      await client.multi().incr(key).get(key).exec();
+      await client.pipeline().incr(key).get(key).exec();
+      await client.call('PING');
+      await client.eval('return 1', 0);
+      await client.blpop(`${key}:empty`, 0.05);
+      await client.hset(`${key}:hash`, 'field', 'value');
+      await client.incr(`${key}:hash`).catch(() => {}); // WRONGTYPE
+      await client.del(key, `${key}:hash`);
+    },
+    close: () => client.quit(),
+  };
 }
 
 /**
- * Sends the workload on `client`, already connected, between two markers the monitor waits for;
- * returns what the server saw the connection send between them, and how many commands leakwatch
- * saw start on its record meanwhile.
+ * Sends the workload on `client` between two markers the monitor waits for; returns what the
+ * server saw the connection send between them, and how many commands leakwatch saw start on its
+ * record meanwhile.
  */
-async function countBoth(client: Client, target: object, prefix: string): Promise<{ server: string[]; leakwatch: number }> {
+async function countBoth(client: Client, prefix: string): Promise<{ server: string[]; leakwatch: number }> {
   const info = String(await client.raw(['CLIENT', 'INFO']));
   const address = /\baddr=(\S+)/.exec(info)?.[1];
   expect(address, info).toBeDefined();
-  const [record] = heldFor(leakwatch.ledger(), target);
+  const [record] = heldFor(leakwatch.ledger(), client.target);
   expect(record, 'the client is followed').toBeDefined();
 
   const begin = `${prefix}:begin`;
@@ -107,76 +160,22 @@ async function countBoth(client: Client, target: object, prefix: string): Promis
   return { server: sent.slice(before, endAt), leakwatch: counter.count };
 }
 
-describe.each(NODE_REDIS_MODULES)('%s: every command the server saw a client send, leakwatch saw queued', (_name, redis: NodeRedis) => {
-  it('counts as many as the server did, pipelines and MULTI included', async () => {
-    const prefix = uniquePrefix('every-command');
-    const client: NodeRedisClient = redis.createClient({ url: REDIS_URL });
-    await client.connect();
-    try {
-      const { server, leakwatch: seen } = await countBoth(
-        {
-          raw: (args) => client.sendCommand(args),
-          async workload(key) {
-            await client.set(key, '1');
-            await client.get(key);
-            await Promise.all(Array.from({ length: 20 }, () => client.incr(key)));
-            await client.multi().incr(key).get(key).exec();
-            await client.multi().incr(key).get(key).execAsPipeline();
-            await client.sendCommand(['PING']);
-            await client.eval('return 1', { keys: [], arguments: [] });
-            await client.blPop(`${key}:empty`, 0.05);
-            await client.hSet(`${key}:hash`, 'field', 'value');
-            await client.incr(`${key}:hash`).catch(() => {}); // WRONGTYPE
-            await client.del([key, `${key}:hash`]);
-          },
-        },
-        client,
-        prefix,
-      );
-      // set, get, 20 incr, MULTI incr get EXEC, incr get (execAsPipeline), PING, EVAL, BLPOP, HSET, INCR, DEL
-      expect(server).toHaveLength(34);
-      expect(seen).toBe(server.length);
-    } finally {
-      await closeClient(client);
-    }
-  });
-});
-
-describe.each(IOREDIS_MODULES)('%s: every command the server saw a client send, leakwatch saw queued', (_name, Redis: RedisModule) => {
+const CLIENTS: ReadonlyArray<readonly [string, () => Promise<Client>]> = [
+  ...NODE_REDIS_MODULES.map(([name, redis]) => [name, () => nodeRedisClient(redis)] as const),
+  ...IOREDIS_MODULES.map(([name, Redis]) => [name, () => ioredisClient(Redis, {})] as const),
   // Auto-pipelining sends the commands of one tick as a pipeline of ioredis's own making.
-  it.each([
-    ['', {}],
-    [', auto-pipelining on', { enableAutoPipelining: true }],
-  ])('counts as many as the server did, pipelines and MULTI included%s', async (_variant, options) => {
-    const prefix = uniquePrefix('every-command');
-    const client: RedisClient = new Redis(REDIS_URL, options);
-    await client.ping();
+  ...IOREDIS_MODULES.map(([name, Redis]) => [`${name}, auto-pipelining on`, () => ioredisClient(Redis, { enableAutoPipelining: true })] as const),
+];
+
+describe.each(CLIENTS)('%s: every command the server saw a client send, leakwatch saw queued', (_name, connect) => {
+  it('counts as many as the server did, pipelines and MULTI included', async () => {
+    const client = await connect();
     try {
-      const { server, leakwatch: seen } = await countBoth(
-        {
-          raw: (args) => client.call(args[0], ...args.slice(1)),
-          async workload(key) {
-            await client.set(key, '1');
-            await client.get(key);
-            await Promise.all(Array.from({ length: 20 }, () => client.incr(key)));
-            await client.multi().incr(key).get(key).exec();
-            await client.pipeline().incr(key).get(key).exec();
-            await client.call('PING');
-            await client.eval('return 1', 0);
-            await client.blpop(`${key}:empty`, 0.05);
-            await client.hset(`${key}:hash`, 'field', 'value');
-            await client.incr(`${key}:hash`).catch(() => {}); // WRONGTYPE
-            await client.del(key, `${key}:hash`);
-          },
-        },
-        client,
-        prefix,
-      );
-      // set, get, 20 incr, MULTI incr get EXEC, incr get, PING, EVAL, BLPOP, HSET, INCR, DEL
+      const { server, leakwatch: seen } = await countBoth(client, uniquePrefix('every-command'));
       expect(server).toHaveLength(34);
       expect(seen).toBe(server.length);
     } finally {
-      await client.quit();
+      await client.close();
     }
   });
 });

@@ -40,6 +40,11 @@ async function withLock<T>(dir: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The dependencies `dir`'s package.json names (what a test can name before they are installed). */
+export function folderDependencies(dir: string): Record<string, string> {
+  return (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies;
+}
+
 /** `dir`'s packages, installed from its lockfile if they are not (or the lockfile changed); returns its package.json's dependencies. */
 export async function installedFolder(dir: string): Promise<Record<string, string>> {
   const stamp = createHash('sha256').update(readFileSync(path.join(dir, 'package-lock.json'))).digest('hex');
@@ -56,5 +61,5 @@ export async function installedFolder(dir: string): Promise<Record<string, strin
       writeFileSync(marker, stamp);
     });
   }
-  return (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies;
+  return folderDependencies(dir);
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCommand } from '../support/cli.js';
-import { installedFolder } from '../support/installed-folder.js';
+import { folderDependencies, installedFolder } from '../support/installed-folder.js';
 import { packedProject } from '../support/pack.js';
 
 const APP_TEST = `
@@ -112,7 +112,7 @@ const VITEST5 = fileURLToPath(new URL('./vitest5', import.meta.url));
 const [major, minor] = process.versions.node.split('.').map(Number);
 const VITEST5_RUNS = major > 22 || (major === 22 && minor >= 12);
 const rootVitest = (createRequire(import.meta.url)('vitest/package.json') as { version: string }).version;
-const vitest5 = (JSON.parse(readFileSync(path.join(VITEST5, 'package.json'), 'utf8')) as { dependencies: { vitest: string } }).dependencies.vitest;
+const vitest5 = folderDependencies(VITEST5).vitest;
 
 describe(`leakwatch/vitest in setupFiles of a project on vitest ${rootVitest} that installed the packed package`, () => {
   setupFileTests(rootVitest, async () => ({}));
